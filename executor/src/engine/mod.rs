@@ -1,0 +1,41 @@
+//! Layer 2 of the defence: the isolate engine. An [`Engine`] runs validated code in a fresh, disposable
+//! isolate under host-enforced limits and returns its [`Outcome`]. The QuickJS implementation lives in
+//! [`quickjs`]; a second engine can be added behind the same trait.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mcp_guard_crds::Limits;
+
+use crate::{
+    host::{Catalog, ToolHost},
+    outcome::Outcome,
+    validator::Prepared,
+};
+
+pub mod pool;
+pub mod quickjs;
+
+/// Everything one execution needs.
+#[derive(Clone)]
+pub struct ExecutionRequest {
+    /// Validated, prepared code.
+    pub code: Prepared,
+    /// Limits for this execution.
+    pub limits: Limits,
+    /// The tools bound into the sandbox as `mcp.<server>.<tool>`.
+    pub catalog: Catalog,
+    /// Serves the tool calls.
+    pub host: Arc<dyn ToolHost>,
+}
+
+/// Runs prepared code in a fresh isolate. Implementations never panic on guest behaviour, never block
+/// the async runtime, and always return an outcome: limits, guest errors and engine failures all map to
+/// one of its states.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// A short name for logs and metrics.
+    fn name(&self) -> &'static str;
+
+    async fn execute(&self, request: ExecutionRequest) -> Outcome;
+}

@@ -1,0 +1,109 @@
+//! A growable pool of OS threads for isolates. QuickJS runs synchronously, so each execution occupies a
+//! thread for its whole life (including while it waits for tool calls); running them here keeps the async
+//! runtime free, and one execution stuck in a loop never stalls another. Threads are reused (so the
+//! per-thread compiler stays warm) and exit after being idle for a while.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Native stack of each isolate thread. QuickJS's stack limit (`limits.stack`, at most 16 MiB) is checked
+/// against this thread's stack, so it must be comfortably larger. Untouched pages cost nothing.
+pub const ISOLATE_THREAD_STACK: usize = 32 * 1024 * 1024;
+const IDLE_EXIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct Shared {
+    idle: AtomicUsize,
+    total: AtomicUsize,
+    max: usize,
+}
+
+/// The pool. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct IsolatePool {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    shared: Arc<Shared>,
+}
+
+impl IsolatePool {
+    /// A pool of at most `max_threads` threads; jobs beyond that wait in order.
+    pub fn new(max_threads: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        IsolatePool { tx, rx, shared: Arc::new(Shared { idle: AtomicUsize::new(0), total: AtomicUsize::new(0), max: max_threads.max(1) }) }
+    }
+
+    /// Run `job` on a pool thread.
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        // Cannot fail: the pool holds a receiver for as long as it exists.
+        let _ = self.tx.send(Box::new(job));
+        if self.shared.idle.load(Ordering::Acquire) == 0 {
+            self.grow()?;
+        }
+        Ok(())
+    }
+
+    fn grow(&self) -> std::io::Result<()> {
+        let shared = &self.shared;
+        let mut total = shared.total.load(Ordering::Acquire);
+        loop {
+            if total >= shared.max {
+                return Ok(());
+            }
+            match shared.total.compare_exchange(total, total + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => total = now,
+            }
+        }
+        let rx = self.rx.clone();
+        let worker_shared = self.shared.clone();
+        let spawned = thread::Builder::new()
+            .name("mcp-guard-isolate".into())
+            .stack_size(ISOLATE_THREAD_STACK)
+            .spawn(move || worker(rx, worker_shared));
+        if let Err(e) = spawned {
+            shared.total.fetch_sub(1, Ordering::AcqRel);
+            // With at least one thread alive the job still runs, later.
+            if shared.total.load(Ordering::Acquire) == 0 {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads currently alive.
+    pub fn threads(&self) -> usize {
+        self.shared.total.load(Ordering::Acquire)
+    }
+}
+
+fn worker(rx: Receiver<Job>, shared: Arc<Shared>) {
+    loop {
+        shared.idle.fetch_add(1, Ordering::AcqRel);
+        let job = rx.recv_timeout(IDLE_EXIT);
+        shared.idle.fetch_sub(1, Ordering::AcqRel);
+        match job {
+            // A panic is a bug, never guest behaviour; keep the thread (and the pool's count) intact.
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                // Exit only if no job slipped in meanwhile.
+                if rx.is_empty() {
+                    shared.total.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared helpers for the executor's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{sync::Arc, time::Duration};
+
+use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
+use mcp_guard_executor::{
+    engine::{Engine, ExecutionRequest, quickjs::QuickJsEngine},
+    host::{ToolError, testing::ScriptedHost},
+    outcome::{Outcome, Status},
+    sandbox::Sandbox,
+    validator::{PositionMap, Prepared},
+};
+use serde_json::{Value, json};
+
+/// Limits small enough that limit tests finish quickly.
+pub fn fast_limits() -> Limits {
+    Limits {
+        memory: ByteSize::mib(32),
+        cpu_time: DurationSpec::millis(500),
+        wall_time: DurationSpec::secs(3),
+        ..Limits::default()
+    }
+}
+
+/// A host with a few tools: echo, add, fail, slow (sleeps `ms`), counter.
+pub fn test_host() -> ScriptedHost {
+    ScriptedHost::new()
+        .tool("demo", "echo", |args| async move { Ok(args) })
+        .tool("demo", "add", |args: Value| async move {
+            let a = args["a"].as_f64().unwrap_or(0.0);
+            let b = args["b"].as_f64().unwrap_or(0.0);
+            Ok(json!({ "sum": a + b }))
+        })
+        .tool("demo", "fail", |_| async move { Err(ToolError::new("the tool failed on purpose")) })
+        .tool("demo", "slow", |args: Value| async move {
+            let ms = args["ms"].as_u64().unwrap_or(10);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({ "slept": ms }))
+        })
+        .tool("my-server", "get-time", |_| async move { Ok(json!("12:00")) })
+}
+
+pub fn sandbox() -> Sandbox {
+    let host = test_host();
+    Sandbox::new(host.catalog(), Arc::new(host))
+}
+
+/// Validate and run with the given limits.
+pub async fn run_with(code: &str, limits: &Limits) -> Outcome {
+    sandbox().run(code, limits).await
+}
+
+pub async fn run(code: &str) -> Outcome {
+    run_with(code, &fast_limits()).await
+}
+
+/// Run a prepared script directly on the engine, skipping validation: proves that the runtime holds even
+/// when validation misses something. `body` is an async function body.
+pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
+    let host = test_host();
+    let engine = QuickJsEngine::default();
+    let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
+    engine
+        .execute(ExecutionRequest {
+            code: Prepared { script, positions: PositionMap::default() },
+            limits: limits.clone(),
+            catalog: host.catalog(),
+            host: Arc::new(host),
+        })
+        .await
+}
+
+#[track_caller]
+pub fn completed(outcome: &Outcome) -> &Value {
+    match &outcome.status {
+        Status::Completed { result } => result,
+        other => panic!("expected completed, got {other:?}\nconsole: {:?}", outcome.console),
+    }
+}
+
+#[track_caller]
+pub fn threw(outcome: &Outcome) -> (&str, &str) {
+    match &outcome.status {
+        Status::Threw { error } => (error.name.as_str(), error.message.as_str()),
+        other => panic!("expected threw, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn limit(outcome: &Outcome) -> LimitKind {
+    match &outcome.status {
+        Status::LimitExceeded { limit, .. } => *limit,
+        other => panic!("expected limit_exceeded, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn rejected(outcome: &Outcome) -> (&str, u32, u32) {
+    match &outcome.status {
+        Status::Rejected { rejection } => (rejection.rule.as_str(), rejection.line, rejection.column),
+        other => panic!("expected rejected, got {other:?}"),
+    }
+}
