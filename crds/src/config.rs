@@ -6,18 +6,43 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::limits::Limits;
+use crate::{binding::BindingSettings, limits::Limits, servers::ServerConfig};
 
 /// The embedded default configuration, used when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../default-config.yaml");
 
 /// MCP Guard configuration (YAML).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GuardConfig {
+    /// The policy's name, recorded in audit records. The operator sets it to the McpGuardPolicy's
+    /// `namespace/name`.
+    #[serde(default = "default_policy")]
+    pub policy: String,
     /// Limits applied to every execution.
     #[serde(default)]
     pub limits: Limits,
+    /// The upstream MCP servers whose tools are bound into the sandbox.
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+    /// Budgets, rate limits and audit for tool calls.
+    #[serde(default)]
+    pub binding: BindingSettings,
+}
+
+fn default_policy() -> String {
+    "local".into()
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            policy: default_policy(),
+            limits: Limits::default(),
+            servers: Vec::new(),
+            binding: BindingSettings::default(),
+        }
+    }
 }
 
 /// A configuration that could not be read or is not valid.
@@ -56,7 +81,10 @@ impl GuardConfig {
 
     /// Every semantic error, each prefixed with the path of the field.
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        self.limits.validate()
+        let mut errors = self.limits.validate().err().unwrap_or_default();
+        crate::servers::validate_servers(&self.servers, &mut errors);
+        self.binding.validate(&mut errors);
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
 
@@ -65,6 +93,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::ByteSize;
+
+    #[test]
+    fn servers_are_checked_with_the_path_of_each_error() {
+        let yaml = "servers:\n  - name: Bad Name\n    url: ftp://x\n  - name: both\n    url: http://a\n    command: b\n  - name: ok\n    command: srv\n    env:\n      - name: TOKEN\n        valueFrom: { env: A, file: /b }\n";
+        let err = GuardConfig::from_yaml(yaml, "c.yaml").unwrap_err().to_string();
+        assert!(err.contains("servers[0].name: `Bad Name`"), "{err}");
+        assert!(err.contains("servers[0].url: `ftp://x` must start with http"), "{err}");
+        assert!(err.contains("servers[1]: set exactly one of `url`"), "{err}");
+        assert!(err.contains("servers[2].env[0].valueFrom: set exactly one of `file` or `env`"), "{err}");
+    }
+
+    #[test]
+    fn a_full_local_config_parses() {
+        let yaml = "policy: dev\nservers:\n  - name: time\n    command: mcp-server-time\n    args: [--local-timezone, UTC]\n  - name: api\n    url: https://mcp.example.com/mcp\n    headers:\n      - name: Authorization\n        prefix: 'Bearer '\n        valueFrom: { file: /run/secrets/token }\n    tools: { allow: [get_*], deny: [get_secret] }\n    timeouts: { call: 5s }\nbinding:\n  rateLimits:\n    perCaller: { requests: 60, per: 1m }\n  audit: { path: /tmp/audit.jsonl }\n";
+        let c = GuardConfig::from_yaml(yaml, "c.yaml").unwrap();
+        assert_eq!(c.servers.len(), 2);
+        assert!(matches!(
+            c.servers[0].transport(),
+            Some(crate::Transport::Stdio { command: "mcp-server-time", .. })
+        ));
+        assert_eq!(c.servers[1].headers[0].prefix, "Bearer ");
+        assert_eq!(c.binding.rate_limits.per_caller.as_ref().unwrap().requests, 60);
+    }
 
     #[test]
     fn embedded_default_parses_and_matches_the_compiled_defaults() {

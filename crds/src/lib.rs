@@ -3,10 +3,14 @@
 //! Kubernetes custom resources. One place for each fact: every limit's default and range lives in
 //! [`limits`].
 
+pub mod binding;
 pub mod config;
 pub mod limits;
 pub mod quantity;
+pub mod servers;
 
+pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
 pub use config::{ConfigError, GuardConfig};
 pub use limits::{LimitKind, Limits};
 pub use quantity::{ByteSize, DurationSpec};
+pub use servers::{CredentialEntry, ServerConfig, ToolChangePolicy, ToolFilter, Transport, ValueSource};

@@ -34,7 +34,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory: ByteSize::mib(64),
-            stack: ByteSize::kib(512),
+            stack: ByteSize::mib(1),
             cpu_time: DurationSpec::secs(5),
             wall_time: DurationSpec::secs(30),
             output: ByteSize::mib(1),
@@ -125,9 +125,15 @@ impl LimitKind {
         match self {
             LimitKind::Memory => format!("the isolate's heap reached the memory limit of {}", limits.memory),
             LimitKind::Stack => format!("the call stack reached the stack limit of {}", limits.stack),
-            LimitKind::CpuTime => format!("the code used more than the CPU time limit of {}", limits.cpu_time),
-            LimitKind::WallTime => format!("the execution ran longer than the wall time limit of {}", limits.wall_time),
-            LimitKind::Output => format!("console output and result exceeded the output limit of {}", limits.output),
+            LimitKind::CpuTime => {
+                format!("the code used more than the CPU time limit of {}", limits.cpu_time)
+            }
+            LimitKind::WallTime => {
+                format!("the execution ran longer than the wall time limit of {}", limits.wall_time)
+            }
+            LimitKind::Output => {
+                format!("console output and result exceeded the output limit of {}", limits.output)
+            }
             LimitKind::ToolCalls => {
                 format!("the code tried to make more than the limit of {} tool calls", limits.tool_calls)
             }
@@ -137,6 +143,7 @@ impl LimitKind {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -155,7 +162,11 @@ mod tests {
 
     #[test]
     fn cpu_time_longer_than_wall_time_is_refused() {
-        let limits = Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(10), ..Limits::default() };
+        let limits = Limits {
+            cpu_time: DurationSpec::secs(60),
+            wall_time: DurationSpec::secs(10),
+            ..Limits::default()
+        };
         assert!(limits.validate().unwrap_err()[0].contains("cpuTime"));
     }
 }

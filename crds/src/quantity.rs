@@ -46,23 +46,19 @@ impl FromStr for ByteSize {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let (digits, multiplier) = SUFFIXES
-            .iter()
-            .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|d| (d, *m)))
-            .unwrap_or((s, 1));
+        let (digits, multiplier) =
+            SUFFIXES.iter().find_map(|(suffix, m)| s.strip_suffix(suffix).map(|d| (d, *m))).unwrap_or((s, 1));
         let n: u64 = digits.parse().map_err(|_| {
             format!("`{s}` is not a size: use a whole number of bytes or a quantity such as 64Mi, 512Ki, 1G")
         })?;
-        n.checked_mul(multiplier)
-            .map(ByteSize)
-            .ok_or_else(|| format!("`{s}` is too large"))
+        n.checked_mul(multiplier).map(ByteSize).ok_or_else(|| format!("`{s}` is too large"))
     }
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (suffix, m) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-            if self.0 >= m && self.0 % m == 0 {
+            if self.0 >= m && self.0.is_multiple_of(m) {
                 return write!(f, "{}{suffix}", self.0 / m);
             }
         }
@@ -88,9 +84,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("size {v} is negative")))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("size {v} is negative")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 v.parse().map_err(E::custom)

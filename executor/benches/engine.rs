@@ -1,1 +1,142 @@
-fn main(){}
+//! Engine benchmark: fresh-isolate executions, in process, at concurrency 1 and 16, for a trivial script
+//! and for a script making one host tool call. Prints the machine, then each figure beside its goal.
+//!
+//!     cargo bench -p mcp-guard-executor --bench engine
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mcp_guard_crds::Limits;
+use mcp_guard_executor::{
+    host::testing::ScriptedHost,
+    sandbox::Sandbox,
+    validator::{ValidateOptions, validate},
+};
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, {:.1} GiB, Linux {}", mem as f64 / 1048576.0, kernel.trim())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+}
+
+async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, total: usize) -> Figures {
+    let limits = Limits::default();
+    // Warm up threads and per-thread compilers.
+    for _ in 0..200 {
+        let o = sandbox.run(code, &limits).await;
+        assert_eq!(o.status.kind(), "completed", "{o:?}");
+    }
+    let started = Instant::now();
+    let per_task = total / concurrency;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let sb = sandbox.clone();
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                let o = sb.run(code, &limits).await;
+                lat.push(t.elapsed());
+                assert_eq!(o.status.kind(), "completed");
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Figures {
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("machine: {}", machine());
+    println!("engine: QuickJS (rquickjs), a fresh runtime + context per execution, validation included\n");
+
+    let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
+    let sandbox = Sandbox::new(host.catalog(), Arc::new(host));
+
+    // Where the time of one trivial execution goes.
+    let t = Instant::now();
+    let n = 5000;
+    for _ in 0..n {
+        validate("return 1 + 1", &ValidateOptions { max_code_bytes: 1 << 20 }).unwrap();
+    }
+    println!(
+        "validation alone (oxc parse + checks + TS strip + codegen), trivial script: {} each\n",
+        ms(t.elapsed() / n)
+    );
+
+    println!("{:<24} {:>5} {:>12} {:>12} {:>14}", "script", "conc.", "p50", "p99", "executions/s");
+    let cases: [(&str, &'static str); 2] = [
+        ("trivial", "return 1 + 1"),
+        ("one tool call", "const r = await mcp.demo.echo({ x: 1 }); return r.x;"),
+    ];
+    let mut results = Vec::new();
+    for (name, code) in cases {
+        for (conc, total) in [(1usize, 3000usize), (16, 8000)] {
+            let f = runtime.block_on(measure(&sandbox, code, conc, total));
+            println!("{name:<24} {conc:>5} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
+            results.push((name, conc, f));
+        }
+    }
+    println!("\ngoals (trivial): p50 <= 0.300 ms at concurrency 1; >= 3000 executions/s at concurrency 16");
+    for (name, conc, f) in &results {
+        if *name == "trivial" && *conc == 1 {
+            println!(
+                "  p50 at concurrency 1: {} -> {}",
+                ms(f.p50),
+                if f.p50 <= Duration::from_micros(300) { "met" } else { "NOT met" }
+            );
+        }
+        if *name == "trivial" && *conc == 16 {
+            println!(
+                "  throughput at concurrency 16: {:.0}/s -> {}",
+                f.per_sec,
+                if f.per_sec >= 3000.0 { "met" } else { "NOT met" }
+            );
+        }
+    }
+}

@@ -11,12 +11,45 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ToolError {
+    /// A stable code: `tool_error` (the tool said so), or what the binding proxy refused:
+    /// `denied`, `quota_exceeded`, `budget_exceeded`, `rate_limited`, `timeout`, `unavailable`,
+    /// `definition_changed`, `address_refused`.
+    pub code: String,
     pub message: String,
 }
 
 impl ToolError {
+    /// An error the tool itself reported.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self { code: "tool_error".into(), message: message.into() }
+    }
+
+    /// The tool host could not be reached.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { code: "unavailable".into(), message: message.into() }
+    }
+}
+
+/// Who runs what: the identity of one execution, as the tool host and the audit log see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionInfo {
+    /// Unique per execution.
+    pub id: String,
+    /// The authenticated caller.
+    pub caller: String,
+    /// sha256 of the submitted code, hex.
+    pub code_sha256: String,
+}
+
+impl ExecutionInfo {
+    /// A new execution of `code` by `caller`, with a fresh id.
+    pub fn new(caller: &str, code: &str) -> Self {
+        use sha2::Digest;
+        ExecutionInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            caller: caller.to_string(),
+            code_sha256: hex::encode(sha2::Sha256::digest(code.as_bytes())),
+        }
     }
 }
 
@@ -24,8 +57,22 @@ impl ToolError {
 /// the future of an in-flight call is dropped.
 #[async_trait]
 pub trait ToolHost: Send + Sync + 'static {
-    async fn call(&self, server: &str, tool: &str, arguments: serde_json::Value)
-    -> Result<serde_json::Value, ToolError>;
+    /// An execution starts (before validation). A host that audits must record it before returning;
+    /// an error stops the execution from running.
+    async fn begin(&self, _execution: &ExecutionInfo) -> Result<(), ToolError> {
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        execution: &ExecutionInfo,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError>;
+
+    /// The execution ended with `outcome`.
+    async fn end(&self, _execution: &ExecutionInfo, _outcome: &crate::outcome::Outcome) {}
 }
 
 /// One tool as the sandbox sees it.
@@ -118,7 +165,9 @@ impl Catalog {
     pub fn new<S: AsRef<str>, T: AsRef<str>>(servers: impl IntoIterator<Item = (S, Vec<T>)>) -> Self {
         let servers: Vec<(String, Vec<String>)> = servers
             .into_iter()
-            .map(|(s, tools)| (s.as_ref().to_string(), tools.iter().map(|t| t.as_ref().to_string()).collect()))
+            .map(|(s, tools)| {
+                (s.as_ref().to_string(), tools.iter().map(|t| t.as_ref().to_string()).collect())
+            })
             .collect();
         let server_idents = unique_idents(servers.iter().map(|(s, _)| s.as_str()));
         let bound: Vec<BoundServer> = server_idents
@@ -161,10 +210,12 @@ pub mod testing {
 
     use async_trait::async_trait;
 
-    use super::{Catalog, ToolError, ToolHost};
+    use super::{Catalog, ExecutionInfo, ToolError, ToolHost};
 
     type Handler = Arc<
-        dyn Fn(serde_json::Value) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, ToolError>> + Send>>
+        dyn Fn(
+                serde_json::Value,
+            ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, ToolError>> + Send>>
             + Send
             + Sync,
     >;
@@ -208,6 +259,7 @@ pub mod testing {
     impl ToolHost for ScriptedHost {
         async fn call(
             &self,
+            _execution: &ExecutionInfo,
             server: &str,
             tool: &str,
             arguments: serde_json::Value,

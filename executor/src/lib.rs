@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod host;
 pub mod outcome;
+pub mod proxy;
 pub mod sandbox;
 pub mod validator;
 

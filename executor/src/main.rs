@@ -1,11 +1,20 @@
 //! `mcp-guard`: run untrusted code against MCP tools in a sandbox.
 
-use std::{io::Read, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Read,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 use mcp_guard_crds::GuardConfig;
 use mcp_guard_executor::{
-    host::{Catalog, testing::ScriptedHost},
+    host::{Catalog, ToolHost, testing::ScriptedHost},
+    outcome::Outcome,
+    proxy::{BindingProxy, audit::AuditLog, client::ProxyToolHost, service},
     sandbox::Sandbox,
 };
 
@@ -14,7 +23,11 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_INTERNAL: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "mcp-guard", version, about = "Run untrusted TypeScript/JavaScript against MCP tools in a sandbox")]
+#[command(
+    name = "mcp-guard",
+    version,
+    about = "Run untrusted TypeScript/JavaScript against MCP tools in a sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +37,10 @@ struct Cli {
 enum Command {
     /// Validate and run one file of code and print its outcome as JSON.
     ///
+    /// When the config binds MCP servers, a binding proxy is started as a child process and given the
+    /// environment (where credentials may be); this process then replaces itself with a copy of itself
+    /// that has an empty environment, so the executor never holds a credential.
+    ///
     /// Exit code: 0 completed, 3 rejected, 4 threw, 5 limit exceeded, 2 bad usage or config, 1 internal error.
     Exec {
         /// Configuration file (YAML); the embedded default applies when omitted.
@@ -31,6 +48,25 @@ enum Command {
         config: Option<PathBuf>,
         /// The code to run: a .ts/.js file, or `-` for standard input.
         file: String,
+        /// Internal: the binding proxy's socket (set by the first stage of `exec`).
+        #[arg(long, hide = true)]
+        proxy_socket: Option<PathBuf>,
+        /// Internal: the binding proxy's process id, stopped when the execution ends.
+        #[arg(long, hide = true)]
+        proxy_pid: Option<i32>,
+    },
+    /// Run the binding proxy: connect to the configured MCP servers and serve the internal API on a
+    /// Unix socket. It holds the credentials; nothing else does.
+    Proxy {
+        /// Configuration file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Path of the Unix socket to serve.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Exit when the parent process exits (local mode).
+        #[arg(long)]
+        die_with_parent: bool,
     },
     /// Print the JSON schema of the outcome.
     OutcomeSchema,
@@ -40,18 +76,29 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Exec { config, file } => exec(config, &file),
-        Command::OutcomeSchema => print_json(&mcp_guard_executor::outcome::Outcome::json_schema()),
+        Command::Exec { config, file, proxy_socket, proxy_pid } => {
+            exec(config, &file, proxy_socket, proxy_pid)
+        }
+        Command::Proxy { config, socket, die_with_parent } => proxy(&config, &socket, die_with_parent),
+        Command::OutcomeSchema => print_json(&Outcome::json_schema()),
         Command::DefaultConfig => {
             print!("{}", mcp_guard_crds::config::DEFAULT_CONFIG_YAML);
             ExitCode::SUCCESS
         }
     }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mcp-guard: {message}");
+    ExitCode::from(code)
 }
 
 fn print_json(value: &serde_json::Value) -> ExitCode {
@@ -60,50 +107,164 @@ fn print_json(value: &serde_json::Value) -> ExitCode {
             println!("{s}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("mcp-guard: {e}");
-            ExitCode::from(EXIT_INTERNAL)
-        }
+        Err(e) => fail(EXIT_INTERNAL, e),
     }
 }
 
-fn exec(config: Option<PathBuf>, file: &str) -> ExitCode {
-    let config = match config {
-        Some(path) => GuardConfig::from_file(&path),
+fn load_config(path: Option<&Path>) -> Result<GuardConfig, String> {
+    match path {
+        Some(path) => GuardConfig::from_file(path).map_err(|e| e.to_string()),
         None => Ok(GuardConfig::embedded_default()),
-    };
-    let config = match config {
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn exec(
+    config_path: Option<PathBuf>,
+    file: &str,
+    proxy_socket: Option<PathBuf>,
+    proxy_pid: Option<i32>,
+) -> ExitCode {
+    let config = match load_config(config_path.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("mcp-guard: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return fail(EXIT_USAGE, e),
     };
+    // Stage one: with MCP servers bound, start the binding proxy and become a credential-free copy.
+    if !config.servers.is_empty() && proxy_socket.is_none() {
+        return start_proxy_then_scrub(config_path.as_deref(), file);
+    }
     let code = match read_code(file) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("mcp-guard: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return fail(EXIT_USAGE, e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mcp-guard: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_INTERNAL);
-        }
+        Err(e) => return fail(EXIT_INTERNAL, e),
     };
-    // No MCP servers are bound yet in local mode: `mcp` is empty.
-    let sandbox = Sandbox::new(Catalog::default(), Arc::new(ScriptedHost::new()));
-    let outcome = runtime.block_on(sandbox.run(&code, &config.limits));
+    let result = runtime.block_on(async {
+        let (catalog, host): (Catalog, Arc<dyn ToolHost>) = match &proxy_socket {
+            Some(socket) => {
+                let host = ProxyToolHost::connect(socket.clone()).map_err(|e| e.to_string())?;
+                host.wait_ready(Duration::from_secs(30))
+                    .await
+                    .map_err(|e| format!("the binding proxy did not start: {}", e.message()))?;
+                let catalog = host.catalog().await.map_err(|e| e.message().to_string())?;
+                (catalog, Arc::new(host))
+            }
+            None => (Catalog::default(), Arc::new(ScriptedHost::new())),
+        };
+        let sandbox = Sandbox::new(catalog, host);
+        sandbox.run_as(&local_caller(), &code, &config.limits).await.map_err(|e| e.to_string())
+    });
+    if let Some(pid) = proxy_pid {
+        // SAFETY: kill(2) with a pid we started; at worst it is already gone.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
     match serde_json::to_string_pretty(&outcome) {
         Ok(json) => println!("{json}"),
-        Err(e) => {
-            eprintln!("mcp-guard: cannot print the outcome: {e}");
-            return ExitCode::from(EXIT_INTERNAL);
-        }
+        Err(e) => return fail(EXIT_INTERNAL, format!("cannot print the outcome: {e}")),
     }
     ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(EXIT_INTERNAL))
+}
+
+/// The local caller identity recorded in audit records.
+fn local_caller() -> String {
+    // SAFETY: getuid never fails.
+    format!("local:uid={}", unsafe { libc::getuid() })
+}
+
+/// Start `mcp-guard proxy` as a child with this process's environment, then `exec` this program again
+/// with an empty environment. The process id stays the same, so the child's parent-death signal still
+/// refers to us; `/proc/<pid>/environ` of the executor shows nothing.
+fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
+    let Some(config) = config else {
+        return fail(EXIT_USAGE, "servers are only configured through --config");
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail(EXIT_INTERNAL, format!("cannot find my own executable: {e}")),
+    };
+    let dir = std::env::temp_dir().join(format!("mcp-guard-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    if let Err(e) = create_private_dir(&dir) {
+        return fail(EXIT_INTERNAL, format!("cannot create {}: {e}", dir.display()));
+    }
+    let socket = dir.join("proxy.sock");
+    let child = std::process::Command::new(&exe)
+        .arg("proxy")
+        .arg("--config")
+        .arg(config)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--die-with-parent")
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_INTERNAL, format!("cannot start the binding proxy: {e}")),
+    };
+    let mut next = std::process::Command::new(&exe);
+    next.arg("exec").arg("--config").arg(config).arg("--proxy-socket").arg(&socket);
+    next.arg("--proxy-pid").arg(child.id().to_string()).arg(file).env_clear();
+    // Only reached when exec fails.
+    let err = next.exec();
+    fail(EXIT_INTERNAL, format!("cannot restart without the environment: {err}"))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+fn proxy(config_path: &Path, socket: &Path, die_with_parent: bool) -> ExitCode {
+    if die_with_parent {
+        // SAFETY: prctl with PR_SET_PDEATHSIG and a valid signal number.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+    }
+    let config = match load_config(Some(config_path)) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let audit = match AuditLog::open(&config.binding.audit.path) {
+        Ok(a) => a,
+        Err(e) => return fail(EXIT_USAGE, format!("binding.audit.path {}: {e}", config.binding.audit.path)),
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
+    let result = runtime.block_on(async {
+        let proxy = BindingProxy::new(config, audit);
+        proxy.connect_all().await;
+        let shutdown = async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        service::serve_unix(proxy, socket, shutdown).await
+    });
+    let _ = std::fs::remove_file(socket);
+    if let Some(dir) = socket.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_INTERNAL, format!("binding proxy: {e}")),
+    }
 }
 
 /// Read the code from a file or stdin, as bytes first so invalid UTF-8 gets a clear error.
@@ -116,6 +277,10 @@ fn read_code(file: &str) -> Result<String, String> {
         std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?
     };
     String::from_utf8(bytes).map_err(|e| {
-        format!("{}: the code is not valid UTF-8 (first invalid byte at offset {})", if file == "-" { "stdin" } else { file }, e.utf8_error().valid_up_to())
+        format!(
+            "{}: the code is not valid UTF-8 (first invalid byte at offset {})",
+            if file == "-" { "stdin" } else { file },
+            e.utf8_error().valid_up_to()
+        )
     })
 }

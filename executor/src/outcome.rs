@@ -99,6 +99,11 @@ pub struct ToolCallRecord {
     /// The error message, when the call failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the call failed: `tool_error` (the tool said so) or what the binding proxy refused
+    /// (`denied`, `quota_exceeded`, `budget_exceeded`, `rate_limited`, `timeout`, `unavailable`,
+    /// `definition_changed`, `address_refused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 /// How a tool call ended.
@@ -130,6 +135,18 @@ impl Outcome {
     pub fn rejected(rejection: Rejection) -> Self {
         Outcome {
             status: Status::Rejected { rejection },
+            console: Vec::new(),
+            tool_calls: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// An execution that could not start because the host failed (not the code's doing).
+    pub fn host_failure(message: String) -> Self {
+        Outcome {
+            status: Status::Threw {
+                error: ThrownError { name: "InternalError".into(), message, stack: String::new() },
+            },
             console: Vec::new(),
             tool_calls: Vec::new(),
             metrics: Metrics::default(),

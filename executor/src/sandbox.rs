@@ -6,10 +6,17 @@ use mcp_guard_crds::Limits;
 
 use crate::{
     engine::{Engine, ExecutionRequest, quickjs::QuickJsEngine},
-    host::{Catalog, ToolHost},
+    host::{Catalog, ExecutionInfo, ToolHost},
     outcome::Outcome,
     validator::{self, ValidateOptions},
 };
+
+/// Why an execution could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the tool host (binding proxy) is unavailable: {0}")]
+    HostUnavailable(String),
+}
 
 /// Validates and runs code against one set of bound tools.
 #[derive(Clone)]
@@ -33,20 +40,36 @@ impl Sandbox {
         &self.catalog
     }
 
-    /// Validate `code` and, when it passes, run it under `limits`.
+    /// Validate `code` and, when it passes, run it under `limits`, as the local user.
     pub async fn run(&self, code: &str, limits: &Limits) -> Outcome {
+        match self.run_as("local", code, limits).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::host_failure(e.to_string()),
+        }
+    }
+
+    /// Validate `code` and, when it passes, run it under `limits` for `caller`. The tool host is told
+    /// when the execution begins (before validation, so rejected code is on record too) and ends; when
+    /// it cannot record the start, nothing runs.
+    pub async fn run_as(&self, caller: &str, code: &str, limits: &Limits) -> Result<Outcome, SandboxError> {
+        let execution = Arc::new(ExecutionInfo::new(caller, code));
+        self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
         let options = ValidateOptions { max_code_bytes: limits.code_size.as_usize() };
-        let prepared = match validator::validate(code, &options) {
-            Ok(p) => p,
-            Err(rejection) => return Outcome::rejected(rejection),
+        let outcome = match validator::validate(code, &options) {
+            Ok(prepared) => {
+                self.engine
+                    .execute(ExecutionRequest {
+                        code: prepared,
+                        limits: limits.clone(),
+                        catalog: self.catalog.clone(),
+                        host: self.host.clone(),
+                        execution: execution.clone(),
+                    })
+                    .await
+            }
+            Err(rejection) => Outcome::rejected(rejection),
         };
-        self.engine
-            .execute(ExecutionRequest {
-                code: prepared,
-                limits: limits.clone(),
-                catalog: self.catalog.clone(),
-                host: self.host.clone(),
-            })
-            .await
+        self.host.end(&execution, &outcome).await;
+        Ok(outcome)
     }
 }

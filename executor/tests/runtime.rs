@@ -51,9 +51,29 @@ async fn code_generation_is_unavailable_by_every_route() {
 #[tokio::test]
 async fn dangerous_globals_do_not_exist() {
     let names = [
-        "eval", "process", "require", "module", "exports", "Deno", "Bun", "fetch", "XMLHttpRequest", "WebSocket",
-        "WebAssembly", "SharedArrayBuffer", "Atomics", "importScripts", "__dirname", "__filename", "std", "os",
-        "Buffer", "navigator", "location", "caches", "crypto",
+        "eval",
+        "process",
+        "require",
+        "module",
+        "exports",
+        "Deno",
+        "Bun",
+        "fetch",
+        "XMLHttpRequest",
+        "WebSocket",
+        "WebAssembly",
+        "SharedArrayBuffer",
+        "Atomics",
+        "importScripts",
+        "__dirname",
+        "__filename",
+        "std",
+        "os",
+        "Buffer",
+        "navigator",
+        "location",
+        "caches",
+        "crypto",
     ];
     let list = serde_json::to_string(&names).unwrap();
     let found = value(&format!("return {list}.filter(n => typeof globalThis[n] !== 'undefined');")).await;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use mcp_guard_crds::Limits;
 
 use crate::{
-    host::{Catalog, ToolHost},
+    host::{Catalog, ExecutionInfo, ToolHost},
     outcome::Outcome,
     validator::Prepared,
 };
@@ -27,6 +27,8 @@ pub struct ExecutionRequest {
     pub catalog: Catalog,
     /// Serves the tool calls.
     pub host: Arc<dyn ToolHost>,
+    /// Who runs this execution; passed to the host with every call.
+    pub execution: Arc<ExecutionInfo>,
 }
 
 /// Runs prepared code in a fresh isolate. Implementations never panic on guest behaviour, never block

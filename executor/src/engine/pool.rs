@@ -40,7 +40,15 @@ impl IsolatePool {
     /// A pool of at most `max_threads` threads; jobs beyond that wait in order.
     pub fn new(max_threads: usize) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
-        IsolatePool { tx, rx, shared: Arc::new(Shared { idle: AtomicUsize::new(0), total: AtomicUsize::new(0), max: max_threads.max(1) }) }
+        IsolatePool {
+            tx,
+            rx,
+            shared: Arc::new(Shared {
+                idle: AtomicUsize::new(0),
+                total: AtomicUsize::new(0),
+                max: max_threads.max(1),
+            }),
+        }
     }
 
     /// Run `job` on a pool thread.

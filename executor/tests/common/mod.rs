@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
 use mcp_guard_executor::{
     engine::{Engine, ExecutionRequest, quickjs::QuickJsEngine},
-    host::{ToolError, testing::ScriptedHost},
+    host::{ExecutionInfo, ToolError, testing::ScriptedHost},
     outcome::{Outcome, Status},
     sandbox::Sandbox,
     validator::{PositionMap, Prepared},
@@ -67,6 +67,7 @@ pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
             limits: limits.clone(),
             catalog: host.catalog(),
             host: Arc::new(host),
+            execution: Arc::new(ExecutionInfo::new("test", body)),
         })
         .await
 }

@@ -67,7 +67,8 @@ fn compile_in(ctx: &Ctx<'_>, source: &str, filename: &str) -> Result<Vec<u8>, Co
     let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
     // SAFETY: `input` and `name` are NUL-terminated and outlive the call; `raw` is the live context we are
     // inside of (`ctx.with`). The returned value is owned by us and freed below on every path.
-    let compiled = unsafe { qjs::JS_Eval(raw, input.as_ptr().cast(), source.len() as _, name.as_ptr().cast(), flags) };
+    let compiled =
+        unsafe { qjs::JS_Eval(raw, input.as_ptr().cast(), source.len() as _, name.as_ptr().cast(), flags) };
     // SAFETY: inspecting a value we own.
     if unsafe { qjs::JS_IsException(compiled) } {
         let err = ctx.catch();
@@ -81,7 +82,10 @@ fn compile_in(ctx: &Ctx<'_>, source: &str, filename: &str) -> Result<Vec<u8>, Co
         qjs::JS_FreeValue(raw, compiled);
         if buf.is_null() {
             ctx.catch();
-            return Err(CompileError { name: "InternalError".into(), message: "cannot serialise bytecode".into() });
+            return Err(CompileError {
+                name: "InternalError".into(),
+                message: "cannot serialise bytecode".into(),
+            });
         }
         let out = std::slice::from_raw_parts(buf, len as usize).to_vec();
         qjs::js_free(raw, buf.cast());
@@ -92,7 +96,10 @@ fn compile_in(ctx: &Ctx<'_>, source: &str, filename: &str) -> Result<Vec<u8>, Co
 
 fn describe(err: &Value<'_>) -> CompileError {
     let get = |key: &str| {
-        err.as_object().and_then(|o| o.get::<_, rquickjs::Coerced<String>>(key).ok()).map(|c| c.0).unwrap_or_default()
+        err.as_object()
+            .and_then(|o| o.get::<_, rquickjs::Coerced<String>>(key).ok())
+            .map(|c| c.0)
+            .unwrap_or_default()
     };
     let name = get("name");
     let message = get("message");
@@ -109,7 +116,12 @@ pub(crate) fn load<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> rquickjs::Result<Val
     // SAFETY: the buffer outlives the call; JS_ReadObject copies what it needs. Only bytecode we produced
     // ourselves with JS_WriteObject reaches here (never guest-supplied bytes).
     let function = unsafe {
-        qjs::JS_ReadObject(raw, bytecode.as_ptr(), bytecode.len() as qjs::size_t, qjs::JS_READ_OBJ_BYTECODE as i32)
+        qjs::JS_ReadObject(
+            raw,
+            bytecode.as_ptr(),
+            bytecode.len() as qjs::size_t,
+            qjs::JS_READ_OBJ_BYTECODE as i32,
+        )
     };
     // SAFETY: inspecting a value we own.
     if unsafe { qjs::JS_IsException(function) } {

@@ -61,12 +61,15 @@ pub(crate) struct Journal {
     pub(crate) calls: Vec<CallEntry>,
 }
 
+/// How a call ended: its duration, status and, on error, (code, message).
+type Finished = (Duration, ToolCallStatus, Option<(String, String)>);
+
 #[derive(Debug)]
 pub(crate) struct CallEntry {
     server: String,
     tool: String,
     started: Instant,
-    finished: Option<(Duration, ToolCallStatus, Option<String>)>,
+    finished: Option<Finished>,
 }
 
 impl Journal {
@@ -85,7 +88,8 @@ impl Journal {
                     tool: c.tool.clone(),
                     duration_ms: duration.as_secs_f64() * 1000.0,
                     status,
-                    error,
+                    error_code: error.as_ref().map(|(code, _)| code.clone()),
+                    error: error.map(|(_, message)| message),
                 }
             })
             .collect()
@@ -148,11 +152,14 @@ impl Isolate {
         let user = match bytecode::compile(&self.request.code.script, SCRIPT_NAME) {
             Ok(b) => b,
             Err(e) => {
-                return Ok(Status::Threw { error: ThrownError { name: e.name, message: e.message, stack: String::new() } });
+                return Ok(Status::Threw {
+                    error: ThrownError { name: e.name, message: e.message, stack: String::new() },
+                });
             }
         };
         let limits = &self.request.limits;
-        let allocator = MeteredAllocator::new(limits.memory.as_usize(), self.meter.clone(), self.control.clone());
+        let allocator =
+            MeteredAllocator::new(limits.memory.as_usize(), self.meter.clone(), self.control.clone());
         let rt = Runtime::new_with_alloc(allocator).map_err(|e| IsolateError(e.to_string()))?;
         rt.set_max_stack_size(limits.stack.as_usize());
         let control = self.control.clone();
@@ -201,7 +208,10 @@ impl Isolate {
             return self.limit_status();
         }
         if name == "RangeError" && message == STACK_OVERFLOW {
-            return Status::LimitExceeded { limit: LimitKind::Stack, message: LimitKind::Stack.describe(&self.request.limits) };
+            return Status::LimitExceeded {
+                limit: LimitKind::Stack,
+                message: LimitKind::Stack.describe(&self.request.limits),
+            };
         }
         let stack = self.sandbox_stack(&stack);
         Status::Threw { error: ThrownError { name, message, stack } }
@@ -219,7 +229,11 @@ impl Isolate {
             let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
             let Some((line_no, col)) = self.request.code.positions.original(l, c) else { continue };
             let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
-            let func = if func.is_empty() || func.contains(&marker) || func == "<eval>" { "<anonymous>" } else { func };
+            let func = if func.is_empty() || func.contains(&marker) || func == "<eval>" {
+                "<anonymous>"
+            } else {
+                func
+            };
             out.push(format!("    at {func} (sandbox:{line_no}:{col})"));
         }
         out.join("\n")
@@ -239,7 +253,10 @@ impl Isolate {
                         return Status::Threw {
                             error: ThrownError {
                                 name: "InternalError".into(),
-                                message: format!("the sandbox could not start: {}", err.as_exception().and_then(|e| e.message()).unwrap_or_default()),
+                                message: format!(
+                                    "the sandbox could not start: {}",
+                                    err.as_exception().and_then(|e| e.message()).unwrap_or_default()
+                                ),
                                 stack: String::new(),
                             },
                         };
@@ -320,10 +337,10 @@ impl Isolate {
                 self.control.trip(LimitKind::WallTime);
                 return self.limit_status();
             }
-            if let Some((index, result)) = completion {
-                if let Err(status) = self.deliver(ctx, state, index, result, &describe) {
-                    return status;
-                }
+            if let Some((index, result)) = completion
+                && let Err(status) = self.deliver(ctx, state, index, result, &describe)
+            {
+                return status;
             }
             if let Err(status) = self.fire_timers(ctx, state, &describe) {
                 return status;
@@ -337,7 +354,11 @@ impl Isolate {
             _ => {
                 ctx.catch();
                 return Status::Threw {
-                    error: ThrownError { name: "TypeError".into(), message: "the result is not JSON-serialisable".into(), stack: String::new() },
+                    error: ThrownError {
+                        name: "TypeError".into(),
+                        message: "the result is not JSON-serialisable".into(),
+                        stack: String::new(),
+                    },
                 };
             }
         };
@@ -352,7 +373,9 @@ impl Isolate {
             Err(e) => Status::Threw {
                 error: ThrownError {
                     name: "TypeError".into(),
-                    message: format!("the result is not valid JSON ({e}); strings must not contain lone surrogates"),
+                    message: format!(
+                        "the result is not valid JSON ({e}); strings must not contain lone surrogates"
+                    ),
                     stack: String::new(),
                 },
             },
@@ -374,7 +397,7 @@ impl Isolate {
             if let Some(entry) = journal.calls.get_mut(index) {
                 let (status, error) = match &result {
                     Ok(_) => (ToolCallStatus::Ok, None),
-                    Err(e) => (ToolCallStatus::Error, Some(e.message.clone())),
+                    Err(e) => (ToolCallStatus::Error, Some((e.code.clone(), e.message.clone()))),
                 };
                 entry.finished = Some((entry.started.elapsed(), status, error));
             }
@@ -384,7 +407,12 @@ impl Isolate {
                 let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
                 resolve.restore(ctx).and_then(|f| f.call::<_, ()>((text,)))
             }
-            Err(e) => reject.restore(ctx).and_then(|f| f.call::<_, ()>((e.message,))),
+            Err(e) => reject.restore(ctx).and_then(|f| {
+                let reason = rquickjs::Array::new(ctx.clone())?;
+                reason.set(0, e.code)?;
+                reason.set(1, e.message)?;
+                f.call::<_, ()>((reason,))
+            }),
         };
         if settled.is_err() {
             let err = ctx.catch();
@@ -393,7 +421,12 @@ impl Isolate {
         Ok(())
     }
 
-    fn fire_timers<'js>(&self, ctx: &Ctx<'js>, state: &Rc<RefCell<LoopState>>, describe: &Function<'js>) -> Result<(), Status> {
+    fn fire_timers<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        state: &Rc<RefCell<LoopState>>,
+        describe: &Function<'js>,
+    ) -> Result<(), Status> {
         let now = Instant::now();
         loop {
             let due = {
@@ -466,20 +499,31 @@ impl Isolate {
         let s = state.clone();
         host.set(
             "setTimer",
-            Function::new(ctx.clone(), move |ctx: Ctx<'js>, callback: Function<'js>, delay: f64, repeat: bool| {
-                let mut st = s.borrow_mut();
-                if st.timers.len() >= MAX_TIMERS {
-                    return Err(Exception::throw_range(&ctx, "too many pending timers in this execution"));
-                }
-                let delay = if delay.is_finite() && delay > 0.0 { Duration::from_secs_f64((delay / 1000.0).min(1e9)) } else { Duration::ZERO };
-                let interval = repeat.then(|| delay.max(MIN_INTERVAL));
-                st.next_timer += 1;
-                let id = st.next_timer;
-                let due = Instant::now() + delay;
-                st.timers.insert((due, id), Timer { callback: Persistent::save(&ctx, callback), interval });
-                st.timer_due.insert(id, due);
-                Ok(id as f64)
-            })?,
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, callback: Function<'js>, delay: f64, repeat: bool| {
+                    let mut st = s.borrow_mut();
+                    if st.timers.len() >= MAX_TIMERS {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            "too many pending timers in this execution",
+                        ));
+                    }
+                    let delay = if delay.is_finite() && delay > 0.0 {
+                        Duration::from_secs_f64((delay / 1000.0).min(1e9))
+                    } else {
+                        Duration::ZERO
+                    };
+                    let interval = repeat.then(|| delay.max(MIN_INTERVAL));
+                    st.next_timer += 1;
+                    let id = st.next_timer;
+                    let due = Instant::now() + delay;
+                    st.timers
+                        .insert((due, id), Timer { callback: Persistent::save(&ctx, callback), interval });
+                    st.timer_due.insert(id, due);
+                    Ok(id as f64)
+                },
+            )?,
         )?;
 
         let s = state.clone();
@@ -499,6 +543,7 @@ impl Isolate {
         let control = self.control.clone();
         let catalog = self.request.catalog.clone();
         let tool_host = self.request.host.clone();
+        let execution = self.request.execution.clone();
         let handle = self.handle.clone();
         let max_calls = self.request.limits.tool_calls as usize;
         host.set(
@@ -508,12 +553,12 @@ impl Isolate {
                 let arguments = match serde_json::from_str::<serde_json::Value>(&args) {
                     Ok(v) => v,
                     Err(e) => {
-                        reject.call::<_, ()>((format!("the arguments are not valid JSON ({e}); strings must not contain lone surrogates"),))?;
+                        reject.call::<_, ()>((reason(&ctx, "invalid_arguments", &format!("the arguments are not valid JSON ({e}); strings must not contain lone surrogates"))?,))?;
                         return Ok(promise);
                     }
                 };
                 if !catalog.contains(&server, &tool) {
-                    reject.call::<_, ()>((format!("unknown tool {server}.{tool}"),))?;
+                    reject.call::<_, ()>((reason(&ctx, "denied", &format!("unknown tool {server}.{tool}"))?,))?;
                     return Ok(promise);
                 }
                 let index = {
@@ -521,7 +566,7 @@ impl Isolate {
                     if j.calls.len() >= max_calls {
                         control.trip(LimitKind::ToolCalls);
                         drop(j);
-                        reject.call::<_, ()>(("tool call limit reached",))?;
+                        reject.call::<_, ()>((reason(&ctx, "quota_exceeded", "tool call limit reached")?,))?;
                         return Ok(promise);
                     }
                     j.calls.push(CallEntry { server: server.clone(), tool: tool.clone(), started: Instant::now(), finished: None });
@@ -530,9 +575,10 @@ impl Isolate {
                 let mut st = s.borrow_mut();
                 st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
                 let tool_host = tool_host.clone();
+                let execution = execution.clone();
                 let tx = tx.clone();
                 st.tasks.push(handle.spawn(async move {
-                    let result = tool_host.call(&server, &tool, arguments).await;
+                    let result = tool_host.call(&execution, &server, &tool, arguments).await;
                     let _ = tx.send((index, result));
                 }));
                 Ok(promise)
@@ -540,6 +586,15 @@ impl Isolate {
         )?;
         Ok(host)
     }
+}
+
+/// The rejection reason of a binding's promise: `[code, message]`, turned into an `McpToolError` by the
+/// prelude.
+fn reason<'js>(ctx: &Ctx<'js>, code: &str, message: &str) -> rquickjs::Result<rquickjs::Array<'js>> {
+    let a = rquickjs::Array::new(ctx.clone())?;
+    a.set(0, code)?;
+    a.set(1, message)?;
+    Ok(a)
 }
 
 fn epoch_ms() -> f64 {

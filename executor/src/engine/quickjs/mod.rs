@@ -86,7 +86,11 @@ impl Engine for QuickJsEngine {
             }
         };
         let internal = |message: String| Status::Threw {
-            error: crate::outcome::ThrownError { name: "InternalError".into(), message, stack: String::new() },
+            error: crate::outcome::ThrownError {
+                name: "InternalError".into(),
+                message,
+                stack: String::new(),
+            },
         };
         let prelude = match prelude() {
             Ok(p) => p,
@@ -109,7 +113,12 @@ impl Engine for QuickJsEngine {
             let _ = tx.send((result, cpu));
         });
         if let Err(e) = spawned {
-            return finish(internal(format!("cannot start an isolate thread: {e}")), Duration::ZERO, &journal, &meter);
+            return finish(
+                internal(format!("cannot start an isolate thread: {e}")),
+                Duration::ZERO,
+                &journal,
+                &meter,
+            );
         }
         // The isolate enforces the wall-time limit itself; this outer timer only answers for an isolate
         // stuck inside a single native call, and tells it to stop at its next chance.
@@ -117,7 +126,12 @@ impl Engine for QuickJsEngine {
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok((Ok(status), cpu))) => finish(status, cpu, &journal, &meter),
             Ok(Ok((Err(e), cpu))) => finish(internal(e.to_string()), cpu, &journal, &meter),
-            Ok(Err(_)) => finish(internal("the isolate thread ended without an outcome".into()), Duration::ZERO, &journal, &meter),
+            Ok(Err(_)) => finish(
+                internal("the isolate thread ended without an outcome".into()),
+                Duration::ZERO,
+                &journal,
+                &meter,
+            ),
             Err(_) => {
                 control.trip(LimitKind::WallTime);
                 let limit = control.tripped().unwrap_or(LimitKind::WallTime);

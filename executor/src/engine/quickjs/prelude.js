@@ -24,6 +24,8 @@
   const RealEvalError = EvalError;
   const RealProxy = Proxy;
   const StringOf = String;
+  const wellFormed = String.prototype.toWellFormed;
+  const toWellFormed = (s) => wellFormed.call(s);
 
   // 1. Nothing that generates code or shares memory. The engine's C-level eval is already absent from
   //    this context, so these calls would fail anyway; removing them gives a clear error and leaves no
@@ -89,7 +91,8 @@
   const logger = (level) => (...args) => {
     const parts = [];
     for (const a of args) parts.push(show(a));
-    log(level, join(parts, " "));
+    // Lone surrogates cannot cross into the host as UTF-8; show them as U+FFFD.
+    log(level, toWellFormed(join(parts, " ")));
   };
   const console = freeze({
     debug: logger("debug"),
@@ -123,11 +126,12 @@
 
   // 5. Bindings: mcp.<server>.<tool>(args) -> Promise. Unknown names throw inside the sandbox.
   const McpToolError = class McpToolError extends RealError {
-    constructor(message, server, tool) {
+    constructor(message, server, tool, code) {
       super(message);
       this.name = "McpToolError";
       this.server = server;
       this.tool = tool;
+      this.code = code;
     }
   };
   const strict = (target, what, available) =>
@@ -164,8 +168,8 @@
         let payload;
         try {
           payload = await call(serverName, toolName, json);
-        } catch (message) {
-          throw new McpToolError(StringOf(message), serverName, toolName);
+        } catch (reason) {
+          throw new McpToolError(StringOf(reason[1]), serverName, toolName, StringOf(reason[0]));
         }
         return payload === undefined ? undefined : parse(payload);
       };

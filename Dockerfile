@@ -1,0 +1,13 @@
+# Multi-stage build of the MCP Guard image for users who have Docker. The binary is linked statically, so
+# the final image holds nothing but it: no shell, no package manager, nothing for sandboxed code (or an
+# attacker who escaped it) to use.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --locked --target x86_64-unknown-linux-gnu -p mcp-guard-executor --bin mcp-guard
+
+FROM scratch
+COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/mcp-guard /mcp-guard
+USER 65532:65532
+ENTRYPOINT ["/mcp-guard"]

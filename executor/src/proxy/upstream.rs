@@ -1,0 +1,433 @@
+//! One upstream MCP server, reached with rmcp (streamable HTTP or a stdio child process). The session is
+//! initialised once and reused by every call; a failed session is replaced on the next use, with
+//! exponential backoff between attempts; a changed credential (a rotated Secret) starts a new session.
+//! Tools are discovered with pagination at connect, and again whenever the server announces
+//! `tools/list_changed`; each tool's definition is pinned by hash the first time it is seen.
+
+use std::{
+    collections::BTreeMap,
+    process::Stdio,
+    sync::{Arc, Mutex as StdMutex},
+    time::{Duration, Instant},
+};
+
+use mcp_guard_crds::{ServerConfig, ToolChangePolicy, Transport};
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ClientConfig, Tool},
+    service::{NotificationContext, RunningService},
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::Mutex,
+};
+
+use super::{audit::AuditLog, credentials::Credentials, redact::Redactor, ssrf};
+
+/// Why an upstream operation failed; mapped to the internal API's failure kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    Unavailable(String),
+    Timeout(Duration),
+    AddressRefused(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Unavailable(m) => write!(f, "{m}"),
+            UpstreamError::Timeout(d) => {
+                write!(f, "the tool call timed out after {}", humantime::format_duration(*d))
+            }
+            UpstreamError::AddressRefused(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// A discovered tool with its pin.
+#[derive(Debug, Clone)]
+pub struct DiscoveredTool {
+    pub tool: Tool,
+    /// sha256 of the definition first seen.
+    pub pinned: String,
+    /// Set when the definition changed after pinning and the server refuses changed tools.
+    pub changed: bool,
+}
+
+/// Tells the owner that the server announced a new tool list.
+#[derive(Clone)]
+struct Notifier {
+    refresh: Arc<tokio::sync::Notify>,
+}
+
+impl ClientHandler for Notifier {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.client_info.name = "mcp-guard-binding-proxy".into();
+        info.client_info.version = env!("CARGO_PKG_VERSION").into();
+        info
+    }
+
+    fn on_tool_list_changed(
+        &self,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.refresh.notify_one();
+        std::future::ready(())
+    }
+}
+
+type Session = Arc<RunningService<RoleClient, Notifier>>;
+
+struct Connection {
+    session: Option<(Session, String)>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// One upstream server.
+pub struct Upstream {
+    pub config: ServerConfig,
+    credentials: Arc<Credentials>,
+    redactor: Arc<Redactor>,
+    audit: Arc<AuditLog>,
+    conn: Mutex<Connection>,
+    tools: StdMutex<BTreeMap<String, DiscoveredTool>>,
+    server_info: StdMutex<Option<(String, String)>>,
+    refresh: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("server", &self.config.name).finish()
+    }
+}
+
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// sha256 of a tool's definition (name, description, schemas, annotations) in canonical JSON.
+pub fn definition_hash(tool: &Tool) -> String {
+    let canonical = json!({
+        "name": tool.name,
+        "description": tool.description,
+        "inputSchema": tool.input_schema,
+        "outputSchema": tool.output_schema,
+        "annotations": tool.annotations,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+impl Upstream {
+    pub fn new(
+        config: ServerConfig,
+        credentials: Arc<Credentials>,
+        redactor: Arc<Redactor>,
+        audit: Arc<AuditLog>,
+    ) -> Arc<Self> {
+        let upstream = Arc::new(Upstream {
+            config,
+            credentials,
+            redactor,
+            audit,
+            conn: Mutex::new(Connection { session: None, failures: 0, retry_at: None, last_error: None }),
+            tools: StdMutex::new(BTreeMap::new()),
+            server_info: StdMutex::new(None),
+            refresh: Arc::new(tokio::sync::Notify::new()),
+        });
+        // Refresh the tool list whenever the server says it changed; the task ends with the upstream.
+        let weak = Arc::downgrade(&upstream);
+        let refresh = upstream.refresh.clone();
+        tokio::spawn(async move {
+            loop {
+                refresh.notified().await;
+                let Some(up) = weak.upgrade() else { return };
+                if let Err(e) = up.refresh_tools().await {
+                    tracing::warn!(server = %up.config.name, error = %e, "cannot refresh the tool list");
+                }
+            }
+        });
+        upstream
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The bound tools (after the server's allow/deny filter).
+    pub fn tools(&self) -> Vec<DiscoveredTool> {
+        self.tools.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn tool(&self, name: &str) -> Option<DiscoveredTool> {
+        self.tools.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub fn server_info(&self) -> Option<(String, String)> {
+        self.server_info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn connected(&self) -> bool {
+        self.conn.lock().await.session.as_ref().is_some_and(|(s, _)| !s.is_closed())
+    }
+
+    pub async fn last_error(&self) -> Option<String> {
+        self.conn.lock().await.last_error.clone()
+    }
+
+    /// Credentials as they are now; a different fingerprint than the session's means a rotation.
+    fn credential_fingerprint(&self) -> Result<(Vec<(String, String)>, String), UpstreamError> {
+        let entries: Vec<_> = self.config.credentials().cloned().collect();
+        let resolved =
+            self.credentials.resolve_all(&entries).map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        let mut h = Sha256::new();
+        for (k, v) in &resolved {
+            h.update(k.as_bytes());
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        Ok((resolved, hex::encode(h.finalize())))
+    }
+
+    /// Connect now (if not connected) and discover the tools.
+    pub async fn ensure_connected(&self) -> Result<(), UpstreamError> {
+        self.session().await.map(|_| ())
+    }
+
+    /// The live session, connecting (or reconnecting) when needed.
+    async fn session(&self) -> Result<Session, UpstreamError> {
+        let (resolved, fingerprint) = self.credential_fingerprint()?;
+        let mut conn = self.conn.lock().await;
+        if let Some((session, fp)) = &conn.session {
+            if !session.is_closed() && *fp == fingerprint {
+                return Ok(session.clone());
+            }
+            if *fp != fingerprint {
+                tracing::info!(server = %self.config.name, "credentials changed; starting a new session");
+            }
+        }
+        conn.session = None;
+        if let Some(at) = conn.retry_at
+            && Instant::now() < at
+        {
+            return Err(UpstreamError::Unavailable(format!(
+                "server {} is unavailable ({}); retrying in {} ms",
+                self.config.name,
+                conn.last_error.clone().unwrap_or_default(),
+                at.saturating_duration_since(Instant::now()).as_millis()
+            )));
+        }
+        let timeout = self.config.timeouts.connect.duration();
+        let attempt = tokio::time::timeout(timeout, self.connect(resolved)).await;
+        let result = match attempt {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Unavailable(format!(
+                "connecting to server {} timed out after {}",
+                self.config.name,
+                humantime::format_duration(timeout)
+            ))),
+        };
+        match result {
+            Ok(session) => {
+                conn.failures = 0;
+                conn.retry_at = None;
+                conn.last_error = None;
+                conn.session = Some((session.clone(), fingerprint));
+                drop(conn);
+                self.refresh_tools_with(&session).await?;
+                Ok(session)
+            }
+            Err(e) => {
+                conn.failures = conn.failures.saturating_add(1);
+                let backoff = BACKOFF_BASE.saturating_mul(1 << conn.failures.min(7)).min(BACKOFF_MAX);
+                conn.retry_at = Some(Instant::now() + backoff);
+                let msg = self.redactor.redact(&e.to_string()).into_owned();
+                conn.last_error = Some(msg.clone());
+                tracing::warn!(server = %self.config.name, error = %msg, "cannot connect");
+                Err(match e {
+                    UpstreamError::AddressRefused(_) => UpstreamError::AddressRefused(msg),
+                    _ => UpstreamError::Unavailable(msg),
+                })
+            }
+        }
+    }
+
+    async fn connect(&self, resolved: Vec<(String, String)>) -> Result<Session, UpstreamError> {
+        let handler = Notifier { refresh: self.refresh.clone() };
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            UpstreamError::Unavailable(format!("server {}: {what}: {e}", self.config.name))
+        };
+        let service = match self.config.transport() {
+            Some(Transport::Http { url, .. }) => {
+                let parsed = url::Url::parse(url).map_err(|e| unavailable("invalid url", &e))?;
+                ssrf::check_url(&parsed, self.config.allow_private_endpoint).map_err(|e| {
+                    UpstreamError::AddressRefused(format!("server {}: {e}", self.config.name))
+                })?;
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (name, value) in resolved {
+                    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| unavailable("invalid header name", &e))?;
+                    let mut value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                        unavailable("invalid header value", &"it contains characters not allowed in headers")
+                    })?;
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+                let client = reqwest::Client::builder()
+                    .default_headers(headers)
+                    .dns_resolver(ssrf::GuardedResolver::new(self.config.allow_private_endpoint))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(self.config.timeouts.connect.duration())
+                    .build()
+                    .map_err(|e| unavailable("cannot build the HTTP client", &e))?;
+                let transport = StreamableHttpClientTransport::with_client(
+                    client,
+                    StreamableHttpClientTransportConfig::with_uri(url),
+                );
+                handler.serve(transport).await.map_err(|e| self.connect_error(e.to_string()))?
+            }
+            Some(Transport::Stdio { command, args, .. }) => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).env_clear();
+                for keep in ["PATH", "HOME", "LANG"] {
+                    if let Some(v) = std::env::var_os(keep) {
+                        cmd.env(keep, v);
+                    }
+                }
+                cmd.envs(resolved);
+                cmd.kill_on_drop(true);
+                let (transport, stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| unavailable(&format!("cannot start `{command}`"), &e))?;
+                if let Some(stderr) = stderr {
+                    self.forward_stderr(stderr);
+                }
+                handler.serve(transport).await.map_err(|e| self.connect_error(e.to_string()))?
+            }
+            None => {
+                return Err(UpstreamError::Unavailable(format!(
+                    "server {} has no transport",
+                    self.config.name
+                )));
+            }
+        };
+        if let Some(implementation) = service.peer_info().and_then(|info| info.server_info.clone()) {
+            *self.server_info.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((implementation.name, implementation.version));
+        }
+        Ok(Arc::new(service))
+    }
+
+    fn connect_error(&self, message: String) -> UpstreamError {
+        let message = self.redactor.redact(&message).into_owned();
+        if message.contains("refused to connect") {
+            UpstreamError::AddressRefused(format!("server {}: {message}", self.config.name))
+        } else {
+            UpstreamError::Unavailable(format!(
+                "server {}: cannot initialise the MCP session: {message}",
+                self.config.name
+            ))
+        }
+    }
+
+    /// A stdio server's stderr goes to our log, line by line, with secrets redacted.
+    fn forward_stderr(&self, stderr: tokio::process::ChildStderr) {
+        let redactor = self.redactor.clone();
+        let server = self.config.name.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(target: "upstream", server = %server, "{}", redactor.redact(&line));
+            }
+        });
+    }
+
+    async fn refresh_tools(&self) -> Result<(), UpstreamError> {
+        let session = self.session().await?;
+        self.refresh_tools_with(&session).await
+    }
+
+    /// List all tools (rmcp follows the pagination cursor), apply the filter, and compare with the pins.
+    async fn refresh_tools_with(&self, session: &Session) -> Result<(), UpstreamError> {
+        let listed = tokio::time::timeout(self.config.timeouts.connect.duration(), session.list_all_tools())
+            .await
+            .map_err(|_| {
+                UpstreamError::Unavailable(format!("server {}: listing tools timed out", self.config.name))
+            })?
+            .map_err(|e| {
+                UpstreamError::Unavailable(format!("server {}: cannot list tools: {e}", self.config.name))
+            })?;
+        let mut tools = self.tools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = BTreeMap::new();
+        for tool in listed {
+            if !self.config.tools.allows(&tool.name) {
+                continue;
+            }
+            let hash = definition_hash(&tool);
+            let entry = match tools.get(tool.name.as_ref()) {
+                None => DiscoveredTool { tool, pinned: hash, changed: false },
+                Some(old) if old.pinned == hash => {
+                    DiscoveredTool { tool, pinned: hash, changed: old.changed }
+                }
+                Some(old) => {
+                    let refuse = self.config.tool_changes == ToolChangePolicy::Refuse;
+                    tracing::warn!(server = %self.config.name, tool = %tool.name, refuse, "a tool's definition changed after it was pinned");
+                    self.audit.record(
+                        "tool_definition_changed",
+                        json!({ "server": self.config.name, "tool": tool.name, "pinnedSha256": old.pinned, "newSha256": hash, "refused": refuse }),
+                    );
+                    if refuse {
+                        // Keep the pin; calls are refused until the definition matches it again.
+                        DiscoveredTool { tool: old.tool.clone(), pinned: old.pinned.clone(), changed: true }
+                    } else {
+                        DiscoveredTool { tool, pinned: hash, changed: false }
+                    }
+                }
+            };
+            next.insert(entry.tool.name.to_string(), entry);
+        }
+        *tools = next;
+        Ok(())
+    }
+
+    /// Call a tool with the per-call timeout (capped by `budget`, the execution's remaining time).
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+        budget: Duration,
+    ) -> Result<CallToolResult, UpstreamError> {
+        let timeout = self.config.timeouts.call.duration().min(budget);
+        let started = Instant::now();
+        let session = tokio::time::timeout(timeout, self.session())
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        match tokio::time::timeout(remaining, session.call_tool(params)).await {
+            Err(_) => Err(UpstreamError::Timeout(timeout)),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => {
+                let message = self.redactor.redact(&e.to_string()).into_owned();
+                // A closed transport means the session is gone (a crashed child, a dropped HTTP
+                // session): forget it so the next call starts a new one.
+                if session.is_closed() {
+                    let mut conn = self.conn.lock().await;
+                    if conn.session.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, &session)) {
+                        conn.session = None;
+                    }
+                }
+                Err(UpstreamError::Unavailable(format!("server {}: {message}", self.config.name)))
+            }
+        }
+    }
+}
