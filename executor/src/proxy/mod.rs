@@ -207,12 +207,18 @@ impl BindingProxy {
                 });
             }
             let (server_name, server_version) = upstream.server_info().unwrap_or_default();
+            let connected = upstream.connected().await;
             servers.push(pb::BoundServer {
                 name: upstream.name().to_string(),
                 server_name,
                 server_version,
-                connected: upstream.connected().await,
+                connected,
                 tools: pb_tools,
+                error: if connected {
+                    String::new()
+                } else {
+                    upstream.last_error().await.unwrap_or_default()
+                },
             });
             decl_servers.push((ident, upstream.name().to_string(), decls));
         }
@@ -363,8 +369,9 @@ impl BindingProxy {
                 );
             };
             let caller = e.caller.clone();
-            let bound = self.upstream(server).and_then(|u| u.tool(tool));
-            if bound.is_none() {
+            // Refused calls that never reach an upstream do not use up the quota.
+            let known = self.upstream(server).is_some_and(|u| u.tool(tool).is_some() || u.tools().is_empty());
+            if !known {
                 return (
                     caller,
                     Err(Failure::new(
@@ -438,6 +445,21 @@ impl BindingProxy {
         let Some(upstream) = self.upstream(server) else {
             return (caller, Err(Failure::new(Kind::Denied, format!("server {server} is not bound"))));
         };
+        // A server that was down (or refused) at startup is connected, and its tools discovered, on use.
+        if upstream.tool(tool).is_none() {
+            if let Err(e) = upstream.ensure_connected().await {
+                return (caller, Err(upstream_failure(e, &self.redactor)));
+            }
+            if upstream.tool(tool).is_none() {
+                return (
+                    caller,
+                    Err(Failure::new(
+                        Kind::Denied,
+                        format!("tool {server}.{tool} is not bound by policy {}", self.config.policy),
+                    )),
+                );
+            }
+        }
         if upstream.tool(tool).is_some_and(|t| t.changed) {
             return (
                 caller,
@@ -455,15 +477,7 @@ impl BindingProxy {
         }
         let result = match upstream.call(tool, arguments, remaining).await {
             Ok(r) => r,
-            Err(UpstreamError::Timeout(d)) => {
-                return (caller, Err(Failure::new(Kind::Timeout, UpstreamError::Timeout(d).to_string())));
-            }
-            Err(UpstreamError::AddressRefused(m)) => {
-                return (caller, Err(Failure::new(Kind::AddressRefused, m)));
-            }
-            Err(UpstreamError::Unavailable(m)) => {
-                return (caller, Err(Failure::new(Kind::Unavailable, self.redactor.redact(&m).into_owned())));
-            }
+            Err(e) => return (caller, Err(upstream_failure(e, &self.redactor))),
         };
         // 5. Result budget, conversion and redaction.
         if result.is_error == Some(true) {
@@ -496,6 +510,15 @@ impl BindingProxy {
             );
         }
         (caller, Ok((value, bytes)))
+    }
+}
+
+fn upstream_failure(e: UpstreamError, redactor: &Redactor) -> Failure {
+    let message = redactor.redact(&e.to_string()).into_owned();
+    match e {
+        UpstreamError::Timeout(_) => Failure::new(Kind::Timeout, message),
+        UpstreamError::AddressRefused(_) => Failure::new(Kind::AddressRefused, message),
+        UpstreamError::Unavailable(_) => Failure::new(Kind::Unavailable, message),
     }
 }
 

@@ -84,6 +84,26 @@ pub fn check_url(url: &url::Url, allow_private: bool) -> Result<(), String> {
     }
 }
 
+/// Resolve the URL's host now and check every address, for a clear error before connecting. The
+/// resolver below enforces the same rule on every connection, so a later re-resolution cannot bypass it.
+pub async fn precheck(url: &url::Url, allow_private: bool) -> Result<(), String> {
+    check_url(url, allow_private)?;
+    if let Some(url::Host::Domain(host)) = url.host() {
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{host} has no addresses"));
+        }
+        for a in addrs {
+            check(a.ip(), allow_private).map_err(|e| format!("{host}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// A DNS resolver that drops refused addresses and fails when none is left.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {

@@ -89,7 +89,7 @@ struct Connection {
     session: Option<(Session, String)>,
     failures: u32,
     retry_at: Option<Instant>,
-    last_error: Option<String>,
+    last_error: Option<UpstreamError>,
 }
 
 /// One upstream server.
@@ -179,7 +179,7 @@ impl Upstream {
     }
 
     pub async fn last_error(&self) -> Option<String> {
-        self.conn.lock().await.last_error.clone()
+        self.conn.lock().await.last_error.as_ref().map(ToString::to_string)
     }
 
     /// Credentials as they are now; a different fingerprint than the session's means a rotation.
@@ -215,15 +215,11 @@ impl Upstream {
             }
         }
         conn.session = None;
-        if let Some(at) = conn.retry_at
+        // While backing off, answer with the last failure (its kind too) instead of trying again.
+        if let (Some(at), Some(last)) = (conn.retry_at, &conn.last_error)
             && Instant::now() < at
         {
-            return Err(UpstreamError::Unavailable(format!(
-                "server {} is unavailable ({}); retrying in {} ms",
-                self.config.name,
-                conn.last_error.clone().unwrap_or_default(),
-                at.saturating_duration_since(Instant::now()).as_millis()
-            )));
+            return Err(last.clone());
         }
         let timeout = self.config.timeouts.connect.duration();
         let attempt = tokio::time::timeout(timeout, self.connect(resolved)).await;
@@ -250,12 +246,13 @@ impl Upstream {
                 let backoff = BACKOFF_BASE.saturating_mul(1 << conn.failures.min(7)).min(BACKOFF_MAX);
                 conn.retry_at = Some(Instant::now() + backoff);
                 let msg = self.redactor.redact(&e.to_string()).into_owned();
-                conn.last_error = Some(msg.clone());
                 tracing::warn!(server = %self.config.name, error = %msg, "cannot connect");
-                Err(match e {
+                let failure = match e {
                     UpstreamError::AddressRefused(_) => UpstreamError::AddressRefused(msg),
                     _ => UpstreamError::Unavailable(msg),
-                })
+                };
+                conn.last_error = Some(failure.clone());
+                Err(failure)
             }
         }
     }
@@ -268,7 +265,7 @@ impl Upstream {
         let service = match self.config.transport() {
             Some(Transport::Http { url, .. }) => {
                 let parsed = url::Url::parse(url).map_err(|e| unavailable("invalid url", &e))?;
-                ssrf::check_url(&parsed, self.config.allow_private_endpoint).map_err(|e| {
+                ssrf::precheck(&parsed, self.config.allow_private_endpoint).await.map_err(|e| {
                     UpstreamError::AddressRefused(format!("server {}: {e}", self.config.name))
                 })?;
                 let mut headers = reqwest::header::HeaderMap::new();
@@ -292,7 +289,7 @@ impl Upstream {
                     client,
                     StreamableHttpClientTransportConfig::with_uri(url),
                 );
-                handler.serve(transport).await.map_err(|e| self.connect_error(e.to_string()))?
+                handler.serve(transport).await.map_err(|e| self.connect_error(&e))?
             }
             Some(Transport::Stdio { command, args, .. }) => {
                 let mut cmd = tokio::process::Command::new(command);
@@ -311,7 +308,7 @@ impl Upstream {
                 if let Some(stderr) = stderr {
                     self.forward_stderr(stderr);
                 }
-                handler.serve(transport).await.map_err(|e| self.connect_error(e.to_string()))?
+                handler.serve(transport).await.map_err(|e| self.connect_error(&e))?
             }
             None => {
                 return Err(UpstreamError::Unavailable(format!(
@@ -327,7 +324,8 @@ impl Upstream {
         Ok(Arc::new(service))
     }
 
-    fn connect_error(&self, message: String) -> UpstreamError {
+    fn connect_error(&self, e: &dyn std::error::Error) -> UpstreamError {
+        let message = error_chain(e);
         let message = self.redactor.redact(&message).into_owned();
         if message.contains("refused to connect") {
             UpstreamError::AddressRefused(format!("server {}: {message}", self.config.name))
@@ -417,10 +415,10 @@ impl Upstream {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(result)) => Ok(result),
             Ok(Err(e)) => {
-                let message = self.redactor.redact(&e.to_string()).into_owned();
-                // A closed transport means the session is gone (a crashed child, a dropped HTTP
-                // session): forget it so the next call starts a new one.
-                if session.is_closed() {
+                let message = self.redactor.redact(&error_chain(&e)).into_owned();
+                // Anything but an error answer from the server means the session is broken (a crashed
+                // child, a dropped HTTP session): forget it so the next call starts a new one.
+                if session.is_closed() || !matches!(e, rmcp::ServiceError::McpError(_)) {
                     let mut conn = self.conn.lock().await;
                     if conn.session.as_ref().is_some_and(|(s, _)| Arc::ptr_eq(s, &session)) {
                         conn.session = None;
@@ -430,4 +428,20 @@ impl Upstream {
             }
         }
     }
+}
+
+/// An error and its sources, as one line: reqwest and rmcp keep the useful part (such as the address
+/// guard's refusal) in the source chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !message.contains(&part) {
+            message.push_str(": ");
+            message.push_str(&part);
+        }
+        source = s.source();
+    }
+    message
 }

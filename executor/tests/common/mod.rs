@@ -1,6 +1,8 @@
 //! Shared helpers for the executor's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod upstream;
+
 use std::{sync::Arc, time::Duration};
 
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
