@@ -3,10 +3,14 @@
 #   make test   install what the tests need, then run every check and test
 .PHONY: run test setup bench schema
 
-EXAMPLE ?= examples/completed.ts
+EXAMPLE ?= examples/time.ts
+CONFIG ?= examples/mcp-guard.yaml
+MCP_SERVERS := $(or $(MCP_GUARD_CACHE),$(HOME)/.cache/mcp-guard)/mcp-servers
 
+# Runs sandboxed code that calls a real MCP tool (mcp-server-time) through the binding proxy.
 run:
-	cargo run --quiet --release -p mcp-guard-executor --bin mcp-guard -- exec $(EXAMPLE)
+	./scripts/setup-mcp-servers.sh >/dev/null
+	PATH="$(MCP_SERVERS)/venv/bin:$$PATH" cargo run --quiet --release -p mcp-guard-executor --bin mcp-guard -- exec --config $(CONFIG) $(EXAMPLE)
 
 test:
 	./scripts/test.sh
@@ -16,6 +20,7 @@ setup:
 
 bench:
 	cargo bench -p mcp-guard-executor --bench engine
+	cargo bench -p mcp-guard-executor --bench proxy
 
 # Regenerate executor/outcome.schema.json after changing the outcome types.
 schema:

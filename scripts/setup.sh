@@ -2,6 +2,7 @@
 # Installs what building and testing MCP Guard needs on a fresh machine. Idempotent: it only installs
 # what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -16,6 +17,18 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+step "protoc (protobuf-compiler), for the gRPC APIs"
+if ! command -v protoc >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+protoc --version
+
+step "Real MCP servers used by the tests and the example"
+./scripts/setup-mcp-servers.sh
 
 step "Rust dependencies"
 cargo fetch --locked

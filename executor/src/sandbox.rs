@@ -52,6 +52,18 @@ impl Sandbox {
     /// when the execution begins (before validation, so rejected code is on record too) and ends; when
     /// it cannot record the start, nothing runs.
     pub async fn run_as(&self, caller: &str, code: &str, limits: &Limits) -> Result<Outcome, SandboxError> {
+        self.run_with_events(caller, code, limits, None).await.map(|(_, outcome)| outcome)
+    }
+
+    /// Like [`Sandbox::run_as`], sending console lines and tool-call events to `events` as they happen;
+    /// also returns the execution's identity (its id is in the audit log).
+    pub async fn run_with_events(
+        &self,
+        caller: &str,
+        code: &str,
+        limits: &Limits,
+        events: Option<tokio::sync::mpsc::UnboundedSender<crate::engine::ExecutionEvent>>,
+    ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
         let execution = Arc::new(ExecutionInfo::new(caller, code));
         self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
         let options = ValidateOptions { max_code_bytes: limits.code_size.as_usize() };
@@ -64,12 +76,13 @@ impl Sandbox {
                         catalog: self.catalog.clone(),
                         host: self.host.clone(),
                         execution: execution.clone(),
+                        events,
                     })
                     .await
             }
             Err(rejection) => Outcome::rejected(rejection),
         };
         self.host.end(&execution, &outcome).await;
-        Ok(outcome)
+        Ok((execution, outcome))
     }
 }

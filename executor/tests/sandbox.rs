@@ -252,3 +252,12 @@ async fn outcome_json_has_the_documented_shape() {
     let back: mcp_guard_executor::outcome::Outcome = serde_json::from_value(v).unwrap();
     assert_eq!(back, o);
 }
+
+#[tokio::test]
+async fn a_lone_function_declaration_is_called() {
+    let o = run("async function main(mcp) {\n  const r = await mcp.demo.add({ a: 1, b: 2 });\n  return r.sum * 2;\n}").await;
+    assert_eq!(completed(&o), &json!(6));
+    // With a call already there, nothing changes.
+    let o = run("async function main() { return 'called once'; }\nreturn await main();").await;
+    assert_eq!(completed(&o), &json!("called once"));
+}

@@ -29,6 +29,16 @@ pub struct ExecutionRequest {
     pub host: Arc<dyn ToolHost>,
     /// Who runs this execution; passed to the host with every call.
     pub execution: Arc<ExecutionInfo>,
+    /// Receives console lines and tool-call events as they happen (for streaming APIs).
+    pub events: Option<tokio::sync::mpsc::UnboundedSender<ExecutionEvent>>,
+}
+
+/// Something that happened during an execution, reported as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionEvent {
+    Console(crate::outcome::ConsoleLine),
+    ToolCallStarted { server: String, tool: String },
+    ToolCallFinished(crate::outcome::ToolCallRecord),
 }
 
 /// Runs prepared code in a fresh isolate. Implementations never panic on guest behaviour, never block

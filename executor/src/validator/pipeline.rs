@@ -82,7 +82,8 @@ pub(super) fn run(source: &str) -> Result<Prepared, Rejection> {
     // A `#!` line is only valid at the very start of a file, not inside the wrapper.
     program.hashbang = None;
 
-    generate(&program, source, function_form).map_err(|message| Rejection {
+    let declared_main = single_function_declaration(&program);
+    generate(&program, source, function_form, declared_main.as_deref()).map_err(|message| Rejection {
         rule: rules::INTERNAL_ERROR.into(),
         line: 1,
         column: 1,
@@ -102,7 +103,21 @@ fn is_function_form(program: &Program<'_>) -> bool {
     }
 }
 
-fn generate(program: &Program<'_>, source: &str, function_form: bool) -> Result<Prepared, String> {
+/// A program that is exactly one named function declaration (`async function main(mcp) {...}`): models
+/// often write that and forget the call. The body form then calls it with `mcp` and returns its result.
+fn single_function_declaration(program: &Program<'_>) -> Option<String> {
+    match program.body.as_slice() {
+        [Statement::FunctionDeclaration(f)] => f.id.as_ref().map(|id| id.name.to_string()),
+        _ => None,
+    }
+}
+
+fn generate(
+    program: &Program<'_>,
+    source: &str,
+    function_form: bool,
+    declared_main: Option<&str>,
+) -> Result<Prepared, String> {
     let options = CodegenOptions {
         source_map_path: Some(PathBuf::from(SOURCE_NAME)),
         // Comments are dropped: nothing in them is needed to run.
@@ -121,7 +136,8 @@ fn generate(program: &Program<'_>, source: &str, function_form: bool) -> Result<
     } else {
         (BODY_OPEN, code.as_str(), BODY_CLOSE)
     };
-    let script = format!("{PRELUDE}{open}{body}{close}");
+    let call = declared_main.map(|name| format!("\nreturn await {name}(mcp);")).unwrap_or_default();
+    let script = format!("{PRELUDE}{open}{body}{call}{close}");
     let positions = match &generated.map {
         // The generated code starts on script line 2, after `open`.
         Some(map) => PositionMap::new(map, source, body, 2, open.chars().count() as u32),

@@ -70,6 +70,7 @@ pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
             catalog: host.catalog(),
             host: Arc::new(host),
             execution: Arc::new(ExecutionInfo::new("test", body)),
+            events: None,
         })
         .await
 }

@@ -22,7 +22,7 @@ use super::{
     control::Control,
 };
 use crate::{
-    engine::ExecutionRequest,
+    engine::{ExecutionEvent, ExecutionRequest},
     host::ToolError,
     outcome::{ConsoleLevel, ConsoleLine, Status, ThrownError, ToolCallRecord, ToolCallStatus},
 };
@@ -75,24 +75,22 @@ pub(crate) struct CallEntry {
 impl Journal {
     /// The tool calls as outcome records; calls without a result are `cancelled`.
     pub(crate) fn tool_calls(&self, now: Instant) -> Vec<ToolCallRecord> {
-        self.calls
-            .iter()
-            .map(|c| {
-                let (duration, status, error) = c.finished.clone().unwrap_or((
-                    now.saturating_duration_since(c.started),
-                    ToolCallStatus::Cancelled,
-                    None,
-                ));
-                ToolCallRecord {
-                    server: c.server.clone(),
-                    tool: c.tool.clone(),
-                    duration_ms: duration.as_secs_f64() * 1000.0,
-                    status,
-                    error_code: error.as_ref().map(|(code, _)| code.clone()),
-                    error: error.map(|(_, message)| message),
-                }
-            })
-            .collect()
+        (0..self.calls.len()).filter_map(|i| self.record(i, now)).collect()
+    }
+
+    /// One tool call as an outcome record.
+    pub(crate) fn record(&self, index: usize, now: Instant) -> Option<ToolCallRecord> {
+        let c = self.calls.get(index)?;
+        let (duration, status, error) =
+            c.finished.clone().unwrap_or((now.saturating_duration_since(c.started), ToolCallStatus::Cancelled, None));
+        Some(ToolCallRecord {
+            server: c.server.clone(),
+            tool: c.tool.clone(),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            status,
+            error_code: error.as_ref().map(|(code, _)| code.clone()),
+            error: error.map(|(_, message)| message),
+        })
     }
 }
 
@@ -401,6 +399,11 @@ impl Isolate {
                 };
                 entry.finished = Some((entry.started.elapsed(), status, error));
             }
+            if let Some(events) = &self.request.events
+                && let Some(record) = journal.record(index, Instant::now())
+            {
+                let _ = events.send(ExecutionEvent::ToolCallFinished(record));
+            }
         }
         let settled = match result {
             Ok(value) => {
@@ -473,6 +476,7 @@ impl Isolate {
 
         let journal = self.journal.clone();
         let control = self.control.clone();
+        let events = self.request.events.clone();
         host.set(
             "log",
             Function::new(ctx.clone(), move |level: String, message: String| {
@@ -489,7 +493,11 @@ impl Isolate {
                     control.trip(LimitKind::Output);
                     return;
                 }
-                j.console.push(ConsoleLine { level, message });
+                let line = ConsoleLine { level, message };
+                if let Some(events) = &events {
+                    let _ = events.send(ExecutionEvent::Console(line.clone()));
+                }
+                j.console.push(line);
             })?,
         )?;
 
@@ -544,6 +552,7 @@ impl Isolate {
         let catalog = self.request.catalog.clone();
         let tool_host = self.request.host.clone();
         let execution = self.request.execution.clone();
+        let call_events = self.request.events.clone();
         let handle = self.handle.clone();
         let max_calls = self.request.limits.tool_calls as usize;
         host.set(
@@ -570,6 +579,9 @@ impl Isolate {
                         return Ok(promise);
                     }
                     j.calls.push(CallEntry { server: server.clone(), tool: tool.clone(), started: Instant::now(), finished: None });
+                    if let Some(events) = &call_events {
+                        let _ = events.send(ExecutionEvent::ToolCallStarted { server: server.clone(), tool: tool.clone() });
+                    }
                     j.calls.len() - 1
                 };
                 let mut st = s.borrow_mut();
