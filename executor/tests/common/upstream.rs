@@ -55,8 +55,10 @@ impl Drop for Server {
 
 /// Start `mcp-test-server http` with extra arguments; waits for its `listening on` line.
 pub fn http_test_server(args: &[&str]) -> Server {
+    let listen: &[&str] = if args.contains(&"--listen") { &[] } else { &["--listen", "127.0.0.1:0"] };
     let mut child = Command::new(test_server_bin())
-        .args(["http", "--listen", "127.0.0.1:0"])
+        .arg("http")
+        .args(listen)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
