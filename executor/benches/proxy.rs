@@ -29,7 +29,9 @@ fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{model}, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()))
 }
@@ -106,10 +108,15 @@ fn main() {
         let host = ProxyToolHost::connect(socket.clone()).unwrap();
         host.wait_ready(Duration::from_secs(10)).await.unwrap();
 
-        let info = ExecutionInfo::new("bench", "bench");
-        host.begin(&info).await.unwrap();
+        println!("direct calls done: p50 {}", ms(stats(direct_lat.clone()).0));
+        let mut info = ExecutionInfo::new("bench", "bench");
         let mut hop_lat = Vec::with_capacity(N);
         for i in 0..N + 200 {
+            // A fresh execution every 100 calls, as sandbox code would have.
+            if i % 100 == 0 {
+                info = ExecutionInfo::new("bench", &i.to_string());
+                host.begin(&info).await.unwrap();
+            }
             let t = Instant::now();
             host.call(&info, "bench", "echo", serde_json::json!({ "text": "ping" })).await.unwrap();
             if i >= 200 {
@@ -117,6 +124,7 @@ fn main() {
             }
         }
 
+        println!("proxy hop done: p50 {}", ms(stats(hop_lat.clone()).0));
         // From sandbox code: one execution making 100 sequential calls; per-call time.
         let catalog = host.catalog().await.unwrap();
         let sandbox = Sandbox::new(catalog, Arc::new(host.clone()));

@@ -70,6 +70,10 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}{path}");
     tracing::info!("serving MCP over streamable HTTP on http://{addr}{path}");
+    // Without TCP_NODELAY, small SSE responses wait for the client's delayed ACK (about 40 ms each).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await?;
     Ok(())
 }

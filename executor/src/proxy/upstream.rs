@@ -282,6 +282,7 @@ impl Upstream {
                     .default_headers(headers)
                     .dns_resolver(ssrf::GuardedResolver::new(self.config.allow_private_endpoint))
                     .redirect(reqwest::redirect::Policy::none())
+                    .tcp_nodelay(true)
                     .connect_timeout(self.config.timeouts.connect.duration())
                     .build()
                     .map_err(|e| unavailable("cannot build the HTTP client", &e))?;
