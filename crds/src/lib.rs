@@ -1,13 +1,15 @@
 //! Types shared by every part of MCP Guard: the configuration that the executor and the binding proxy
-//! read (rendered by the operator into a ConfigMap, written by hand for local use), and, later, the
-//! Kubernetes custom resources. One place for each fact: every limit's default and range lives in
+//! read (rendered by the operator into a ConfigMap, written by hand for local use), and the
+//! Kubernetes custom resources ([`v1alpha1`]). One place for each fact: every limit's default and range lives in
 //! [`limits`].
 
 pub mod binding;
 pub mod config;
+pub mod crd_yaml;
 pub mod limits;
 pub mod quantity;
 pub mod servers;
+pub mod v1alpha1;
 
 pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
 pub use config::{ConfigError, GuardConfig};

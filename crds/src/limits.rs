@@ -45,23 +45,28 @@ impl Default for Limits {
 }
 
 /// Allowed range of each limit: `(field, min, max)` in the field's unit.
-struct Range<T> {
-    field: &'static str,
-    min: T,
-    max: T,
+/// The CRD's CEL rules are generated from these same constants (`v1alpha1::cel`).
+pub(crate) struct Range<T> {
+    pub(crate) field: &'static str,
+    pub(crate) min: T,
+    pub(crate) max: T,
 }
 
-const MEMORY: Range<ByteSize> = Range { field: "memory", min: ByteSize::mib(1), max: ByteSize::gib(4) };
+pub(crate) const MEMORY: Range<ByteSize> =
+    Range { field: "memory", min: ByteSize::mib(1), max: ByteSize::gib(4) };
 /// The isolate threads have a 32 MiB native stack; the limit stays well below it so the host's own
 /// frames always have room.
-const STACK: Range<ByteSize> = Range { field: "stack", min: ByteSize::kib(64), max: ByteSize::mib(16) };
-const CPU_TIME: Range<DurationSpec> =
+pub(crate) const STACK: Range<ByteSize> =
+    Range { field: "stack", min: ByteSize::kib(64), max: ByteSize::mib(16) };
+pub(crate) const CPU_TIME: Range<DurationSpec> =
     Range { field: "cpuTime", min: DurationSpec::millis(1), max: DurationSpec::secs(600) };
-const WALL_TIME: Range<DurationSpec> =
+pub(crate) const WALL_TIME: Range<DurationSpec> =
     Range { field: "wallTime", min: DurationSpec::millis(1), max: DurationSpec::secs(3600) };
-const OUTPUT: Range<ByteSize> = Range { field: "output", min: ByteSize::kib(1), max: ByteSize::mib(64) };
-const TOOL_CALLS: Range<u32> = Range { field: "toolCalls", min: 0, max: 10_000 };
-const CODE_SIZE: Range<ByteSize> = Range { field: "codeSize", min: ByteSize::kib(1), max: ByteSize::mib(4) };
+pub(crate) const OUTPUT: Range<ByteSize> =
+    Range { field: "output", min: ByteSize::kib(1), max: ByteSize::mib(64) };
+pub(crate) const TOOL_CALLS: Range<u32> = Range { field: "toolCalls", min: 0, max: 10_000 };
+pub(crate) const CODE_SIZE: Range<ByteSize> =
+    Range { field: "codeSize", min: ByteSize::kib(1), max: ByteSize::mib(4) };
 
 fn check<T: PartialOrd + std::fmt::Display>(r: &Range<T>, v: &T, errors: &mut Vec<String>) {
     if *v < r.min || *v > r.max {

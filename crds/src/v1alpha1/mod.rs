@@ -1,0 +1,26 @@
+//! The Kubernetes custom resources of MCP Guard, group `mcpguard.io`, version `v1alpha1`:
+//! [`McpServer`] (how to reach one upstream MCP server) and [`McpGuardPolicy`] (which servers a
+//! sandbox may call, under which limits, for which callers). The operator turns them into executor
+//! deployments; the policy is rendered into the same [`crate::GuardConfig`] that local mode reads.
+//!
+//! Validation happens twice: the schema and its CEL rules (`x-kubernetes-validations`) reject bad specs at
+//! `kubectl apply` time, and the operator re-checks everything it renders with
+//! [`crate::GuardConfig::validate`], so an object that slipped past an older CRD still cannot produce a
+//! bad config.
+
+mod cel;
+pub mod policy;
+pub mod server;
+
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+pub use policy::{
+    AllowedCallers, CallerAuth, Engine, ExecutorSettings, McpGuardPolicy, McpGuardPolicySpec,
+    McpGuardPolicyStatus, ServerBinding, ServiceAccountRef, ToolRules,
+};
+pub use server::{
+    DeploySpec, EgressPeer, EgressPort, HeaderEntry, McpServer, McpServerSpec, McpServerStatus,
+    SecretKeySelector, ServerInfo, ToolSummary,
+};
+
+/// The API group of every MCP Guard resource.
+pub const GROUP: &str = "mcpguard.io";

@@ -1,0 +1,208 @@
+//! `McpGuardPolicy`: which servers a sandbox may call, under which limits, for which callers. The operator
+//! runs one executor Deployment per policy.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{binding::BindingSettings, limits::Limits};
+
+/// A sandbox policy: the servers whose tools are bound, the limits of every execution, rate limits and
+/// audit, who may call, and how the executor runs. The operator runs it as one executor Deployment
+/// (an `executor` container without any credential, and a `binding-proxy` container that holds them)
+/// behind a Service, locked down by a NetworkPolicy.
+#[derive(CustomResource, Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "mcpguard.io",
+    version = "v1alpha1",
+    kind = "McpGuardPolicy",
+    plural = "mcpguardpolicies",
+    singular = "mcpguardpolicy",
+    shortname = "mgp",
+    namespaced,
+    status = "McpGuardPolicyStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Servers","type":"integer","jsonPath":".status.serverCount"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.servers.all(s, self.servers.exists_one(o, (has(o.alias) ? o.alias : o.name) == (has(s.alias) ? s.alias : s.name)))",
+    "message": "every bound server needs a distinct name in the sandbox: give one of them an alias"
+}]))]
+pub struct McpGuardPolicySpec {
+    /// The McpServers (in this namespace) whose tools sandboxed code may call, as
+    /// `mcp.<alias or name>.<tool>(...)`.
+    #[serde(default)]
+    #[schemars(length(max = 32))]
+    pub servers: Vec<ServerBinding>,
+    /// The isolate engine.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Hard limits of every execution, enforced by the host. Sizes are Kubernetes quantities (`64Mi`),
+    /// durations read like `30s` or `250ms`.
+    #[serde(default)]
+    #[schemars(transform = super::cel::limits_rules)]
+    pub limits: Limits,
+    /// Per-execution byte budgets for tool calls, rate limits and audit, enforced by the binding proxy.
+    #[serde(default)]
+    pub binding: BindingSettings,
+    /// Who may call the executor. Empty: nobody but pods of this namespace.
+    #[serde(default)]
+    pub callers: AllowedCallers,
+    /// How the executor runs: replicas, resources, image.
+    #[serde(default)]
+    pub executor: ExecutorSettings,
+}
+
+/// One bound server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerBinding {
+    /// The McpServer's name, in the policy's namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// The name sandboxed code uses (`mcp.<alias>.<tool>`). Default: `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z][a-z0-9_-]*$"))]
+    pub alias: Option<String>,
+    /// Narrows the McpServer's own tool lists for this policy.
+    #[serde(default)]
+    pub tools: ToolRules,
+}
+
+/// Per-policy tool rules. A name matches an entry exactly, or a `prefix*` entry by prefix. Deny wins.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.requireApproval.all(t, (size(self.allow) == 0 || self.allow.exists(a, a == t || (a.endsWith('*') && t.startsWith(a.substring(0, size(a) - 1))))) && !self.deny.exists(d, d == t || (d.endsWith('*') && t.startsWith(d.substring(0, size(d) - 1)))))",
+    "message": "every tool in requireApproval must be an allowed tool: matched by allow (or allow empty) and not matched by deny"
+}]))]
+pub struct ToolRules {
+    /// Only these tools are bound. Empty: every tool the McpServer allows.
+    #[serde(default)]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
+    pub allow: Vec<String>,
+    /// These tools are never bound.
+    #[serde(default)]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
+    pub deny: Vec<String>,
+    /// Tools that need a human's approval for each call. Until the executor supports approvals they are
+    /// not bound at all (fail closed), and the policy's Ready condition says so.
+    #[serde(default)]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    pub require_approval: Vec<String>,
+}
+
+/// The isolate engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum Engine {
+    /// A fresh QuickJS runtime per execution.
+    #[default]
+    #[serde(rename = "quickjs")]
+    QuickJs,
+}
+
+/// Who may call the executor. A caller must pass both the NetworkPolicy (its pod's namespace) and
+/// authentication (its service account).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedCallers {
+    /// Service accounts allowed to call. Their namespaces are admitted by the NetworkPolicy.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    pub service_accounts: Vec<ServiceAccountRef>,
+    /// Namespaces whose pods may connect (any service account there, when `auth` is `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// How callers authenticate.
+    #[serde(default)]
+    pub auth: CallerAuth,
+}
+
+/// A service account.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    /// Its namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Its name; `*` means every service account of the namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// How callers authenticate to the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum CallerAuth {
+    /// A service-account token for this policy's audience, checked with the TokenReview API. The
+    /// executor container (only) gets its own service-account token to call TokenReview.
+    #[default]
+    #[serde(rename = "serviceAccountToken")]
+    ServiceAccountToken,
+    /// No authentication: the NetworkPolicy alone decides. For tests.
+    #[serde(rename = "none")]
+    None,
+}
+
+/// How the executor runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorSettings {
+    /// Number of executor pods. With more than one, a PodDisruptionBudget keeps one available.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+    /// Compute resources of the executor container. Default: requests 100m CPU, 128Mi memory; limit
+    /// 1Gi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Compute resources of the binding-proxy container. Default: requests 50m CPU, 64Mi memory; limit
+    /// 256Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_resources: Option<ResourceRequirements>,
+    /// The `mcp-guard` image. Default: the operator's `--executor-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        ExecutorSettings { replicas: 1, resources: None, proxy_resources: None, image: None }
+    }
+}
+
+/// What the operator observed about a policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpGuardPolicyStatus {
+    /// `Ready`, `ResolvedRefs` and `Available`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The executor's in-cluster gRPC endpoint, `<service>.<namespace>.svc:9090`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Executor pods ready to serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// The sandbox names of the bound servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_servers: Vec<String>,
+    /// Number of entries in `boundServers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_count: Option<i32>,
+    /// The hash of the rendered config and referenced Secrets the pods run with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}

@@ -1,0 +1,190 @@
+//! Renders a policy and its resolved servers into the [`GuardConfig`] the executor and the binding
+//! proxy read. Credentials become file references under the binding proxy's Secret mounts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mcp_guard_crds::GuardConfig;
+use mcp_guard_crds::servers::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer, ServerBinding};
+
+use super::Invalid;
+
+/// Where the binding-proxy container finds a Secret's keys.
+pub const SECRETS_DIR: &str = "/var/run/secrets/mcp-guard";
+
+/// A bound server, dereferenced: the binding in the policy and the McpServer it names.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedServer<'a> {
+    pub binding: &'a ServerBinding,
+    pub server: &'a McpServer,
+}
+
+impl ResolvedServer<'_> {
+    /// The name sandboxed code uses.
+    pub fn sandbox_name(&self) -> &str {
+        self.binding.alias.as_deref().unwrap_or(&self.binding.name)
+    }
+}
+
+/// The rendered config and the Secret keys the binding proxy must have mounted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub config: GuardConfig,
+    pub yaml: String,
+    /// Secret name → keys, for the binding-proxy container's volumes.
+    pub secrets: BTreeMap<String, BTreeSet<String>>,
+    /// Things the user should know that do not stop the policy (shown in the Ready condition's message).
+    pub notes: Vec<String>,
+}
+
+/// `namespace/name` of a resource.
+pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> String {
+    format!("{}/{}", namespace.unwrap_or_default(), name.unwrap_or_default())
+}
+
+/// Render the config. Every resolved server must have a URL: a deployed server's comes from its status.
+pub fn render(policy: &McpGuardPolicy, servers: &[ResolvedServer<'_>]) -> Result<Rendered, Invalid> {
+    let mut errors = Vec::new();
+    let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut out = Vec::new();
+    for (i, r) in servers.iter().enumerate() {
+        let spec = &r.server.spec;
+        let url = match (&spec.url, &spec.deploy) {
+            (Some(u), None) => u.clone(),
+            (None, Some(_)) => match r.server.status.as_ref().and_then(|s| s.url.clone()) {
+                Some(u) => u,
+                None => {
+                    errors.push(format!("spec.servers[{i}]: McpServer `{}` has no URL yet", r.binding.name));
+                    continue;
+                }
+            },
+            _ => {
+                errors.push(format!(
+                    "spec.servers[{i}]: McpServer `{}` must set exactly one of url or deploy",
+                    r.binding.name
+                ));
+                continue;
+            }
+        };
+        let mut headers = Vec::new();
+        for h in &spec.headers {
+            let value_from = h.secret_key_ref.as_ref().map(|s| {
+                secrets.entry(s.name.clone()).or_default().insert(s.key.clone());
+                ValueSource { file: Some(format!("{SECRETS_DIR}/{}/{}", s.name, s.key)), env: None }
+            });
+            headers.push(CredentialEntry {
+                name: h.name.clone(),
+                value: h.value.clone(),
+                value_from,
+                prefix: h.prefix.clone(),
+            });
+        }
+        let tools = &r.binding.tools;
+        let mut deny: Vec<String> = spec.tools.deny.iter().chain(&tools.deny).cloned().collect();
+        if !tools.require_approval.is_empty() {
+            notes.push(format!(
+                "tools {:?} of `{}` require approval, which the executor does not support yet: they are not bound",
+                tools.require_approval,
+                r.sandbox_name()
+            ));
+            deny.extend(tools.require_approval.iter().cloned());
+        }
+        let allow = intersect(&spec.tools.allow, &tools.allow);
+        if allow.is_none() {
+            deny = vec!["*".into()];
+            notes.push(format!(
+                "no tool of `{}` is both allowed by the McpServer and the policy",
+                r.sandbox_name()
+            ));
+        }
+        out.push(ServerConfig {
+            name: r.sandbox_name().to_string(),
+            url: Some(url),
+            headers,
+            command: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            tools: ToolFilter { allow: allow.unwrap_or_default(), deny: dedup(deny) },
+            timeouts: spec.timeouts.clone(),
+            // A deployed server lives on a pod or Service address, which is private by definition.
+            allow_private_endpoint: spec.allow_private_endpoint || spec.deploy.is_some(),
+            tool_changes: spec.tool_changes,
+        });
+    }
+    let meta = &policy.metadata;
+    let config = GuardConfig {
+        policy: key_of(meta.namespace.as_deref(), meta.name.as_deref()),
+        limits: policy.spec.limits.clone(),
+        servers: out,
+        binding: policy.spec.binding.clone(),
+    };
+    if let Err(e) = config.validate() {
+        errors.extend(e);
+    }
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
+    let yaml = serde_saphyr::to_string(&config).map_err(|e| Invalid(vec![format!("cannot render: {e}")]))?;
+    Ok(Rendered { config, yaml, secrets, notes })
+}
+
+fn dedup(v: Vec<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    v.into_iter().filter(|x| seen.insert(x.clone())).collect()
+}
+
+/// The allow list matching what both lists allow (an empty list allows everything). `None`: nothing.
+fn intersect(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Some(Vec::new()),
+        (true, false) => return Some(b.to_vec()),
+        (false, true) => return Some(a.to_vec()),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if let Some(p) = meet(x, y) {
+                out.push(p);
+            }
+        }
+    }
+    let out = dedup(out);
+    if out.is_empty() { None } else { Some(out) }
+}
+
+/// The pattern matching exactly the names both patterns match, if any.
+fn meet(x: &str, y: &str) -> Option<String> {
+    match (x.strip_suffix('*'), y.strip_suffix('*')) {
+        (None, None) => (x == y).then(|| x.to_string()),
+        (Some(px), None) => y.starts_with(px).then(|| y.to_string()),
+        (None, Some(py)) => x.starts_with(py).then(|| x.to_string()),
+        (Some(px), Some(py)) => {
+            if px.starts_with(py) {
+                Some(x.to_string())
+            } else if py.starts_with(px) {
+                Some(y.to_string())
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn allow_lists_intersect_with_prefixes() {
+        assert_eq!(intersect(&s(&[]), &s(&["a"])), Some(s(&["a"])));
+        assert_eq!(intersect(&s(&["get_*"]), &s(&["get_issue", "list"])), Some(s(&["get_issue"])));
+        assert_eq!(intersect(&s(&["get_*"]), &s(&["get_i*"])), Some(s(&["get_i*"])));
+        assert_eq!(intersect(&s(&["a"]), &s(&["b"])), None);
+    }
+}

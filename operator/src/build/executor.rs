@@ -1,0 +1,428 @@
+//! The executor of one policy: ConfigMap, ServiceAccount, Deployment (executor + binding-proxy
+//! containers), Service and, with more than one replica, a PodDisruptionBudget.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIProjection,
+    DownwardAPIVolumeFile, EmptyDirVolumeSource, GRPCAction, KeyToPath, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeProjection,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy};
+use sha2::{Digest, Sha256};
+
+use super::config::{Rendered, SECRETS_DIR};
+use super::{Invalid, Settings, meta, restricted_security_context, selector};
+
+pub const GRPC_PORT: i32 = 9090;
+pub const MCP_PORT: i32 = 8080;
+pub const METRICS_PORT: i32 = 9091;
+pub const CONFIG_DIR: &str = "/etc/mcp-guard";
+pub const CONFIG_FILE: &str = "config.yaml";
+pub const RUN_DIR: &str = "/run/mcp-guard";
+pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub const EXECUTOR_CONTAINER: &str = "executor";
+pub const PROXY_CONTAINER: &str = "binding-proxy";
+/// The user every container runs as (the distroless `nonroot` user).
+const NONROOT: i64 = 65532;
+
+/// Everything one policy runs as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutorObjects {
+    pub config_map: ConfigMap,
+    pub service_account: ServiceAccount,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub pdb: Option<PodDisruptionBudget>,
+    pub config_hash: String,
+}
+
+/// The name every child of a policy shares.
+pub fn executor_name(policy: &str) -> String {
+    format!("{policy}-mcp-guard")
+}
+
+/// The labels selecting a policy's executor pods.
+pub fn executor_selector_labels(policy: &str) -> BTreeMap<String, String> {
+    super::labels(&[("app.kubernetes.io/name", "mcp-guard-executor"), (super::POLICY_LABEL, policy)])
+}
+
+fn common_labels(policy: &str) -> BTreeMap<String, String> {
+    let mut l = executor_selector_labels(policy);
+    l.insert("app.kubernetes.io/instance".into(), policy.into());
+    l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
+    l
+}
+
+/// Hash of the rendered config and the resourceVersions of the referenced Secrets: it changes, and the
+/// pods roll, whenever either does.
+pub fn config_hash(yaml: &str, secret_versions: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(yaml.as_bytes());
+    for (name, version) in secret_versions {
+        h.update(b"\0secret\0");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        h.update(version.as_bytes());
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// The in-cluster gRPC endpoint of a policy.
+pub fn endpoint(policy: &str, namespace: &str) -> String {
+    format!("{}.{namespace}.svc:{GRPC_PORT}", executor_name(policy))
+}
+
+/// The audience callers' service-account tokens must be issued for.
+pub fn audience(policy: &str, namespace: &str) -> String {
+    format!("mcpguard.io/{namespace}/{policy}")
+}
+
+/// Build every executor object of a policy.
+pub fn build(
+    policy: &McpGuardPolicy,
+    rendered: &Rendered,
+    bound_servers: &[String],
+    secret_versions: &BTreeMap<String, String>,
+    settings: &Settings,
+    owner: &OwnerReference,
+) -> Result<ExecutorObjects, Invalid> {
+    let mut errors = Vec::new();
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let ns = policy.metadata.namespace.clone().unwrap_or_default();
+    let child = super::child_name(&name, "mcp-guard", &mut errors);
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
+    let labels = common_labels(&name);
+    let config_hash = config_hash(&rendered.yaml, secret_versions);
+
+    let config_map = ConfigMap {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        data: Some(BTreeMap::from([(CONFIG_FILE.to_string(), rendered.yaml.clone())])),
+        ..Default::default()
+    };
+    let service_account = ServiceAccount {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+
+    let spec = &policy.spec;
+    let token_review = spec.callers.auth == CallerAuth::ServiceAccountToken;
+    let mut pod_labels = labels.clone();
+    for s in bound_servers {
+        pod_labels.insert(format!("{}{s}", super::BIND_LABEL_PREFIX), "true".into());
+    }
+    let config_path = format!("{CONFIG_DIR}/{CONFIG_FILE}");
+    let socket = format!("{RUN_DIR}/proxy.sock");
+
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource { name: child.clone(), ..Default::default() }),
+            ..Default::default()
+        },
+        Volume {
+            name: "run".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                size_limit: Some(Quantity("1Mi".into())),
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource { medium: None, size_limit: Some(Quantity("64Mi".into())) }),
+            ..Default::default()
+        },
+    ];
+    let config_mount = VolumeMount {
+        name: "config".into(),
+        mount_path: CONFIG_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let run_mount = VolumeMount { name: "run".into(), mount_path: RUN_DIR.into(), ..Default::default() };
+    let tmp_mount = VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() };
+
+    let mut executor_mounts = vec![config_mount.clone(), run_mount.clone(), tmp_mount];
+    if token_review {
+        // Only the executor gets a token, and only to call TokenReview; the pod does not automount one,
+        // so the binding proxy has none.
+        volumes.push(Volume {
+            name: "kube-api-access".into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o444),
+                sources: Some(vec![
+                    VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            path: "token".into(),
+                            expiration_seconds: Some(3600),
+                            audience: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        config_map: Some(ConfigMapProjection {
+                            name: "kube-root-ca.crt".into(),
+                            items: Some(vec![KeyToPath {
+                                key: "ca.crt".into(),
+                                path: "ca.crt".into(),
+                                mode: None,
+                            }]),
+                            optional: None,
+                        }),
+                        ..Default::default()
+                    },
+                    VolumeProjection {
+                        downward_api: Some(DownwardAPIProjection {
+                            items: Some(vec![DownwardAPIVolumeFile {
+                                path: "namespace".into(),
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "metadata.namespace".into(),
+                                    api_version: None,
+                                }),
+                                ..Default::default()
+                            }]),
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+            }),
+            ..Default::default()
+        });
+        executor_mounts.push(VolumeMount {
+            name: "kube-api-access".into(),
+            mount_path: SA_TOKEN_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+
+    let mut proxy_mounts = vec![config_mount, run_mount];
+    for (i, (secret, keys)) in rendered.secrets.iter().enumerate() {
+        let vol = format!("secret-{i}");
+        volumes.push(Volume {
+            name: vol.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                items: Some(
+                    keys.iter().map(|k| KeyToPath { key: k.clone(), path: k.clone(), mode: None }).collect(),
+                ),
+                default_mode: Some(0o440),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        });
+        // A directory mount (not subPath), so a rotated Secret reaches the running proxy.
+        proxy_mounts.push(VolumeMount {
+            name: vol,
+            mount_path: format!("{SECRETS_DIR}/{secret}"),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+
+    let image = spec.executor.image.clone().unwrap_or_else(|| settings.executor_image.clone());
+    let mut executor_args: Vec<String> = [
+        "serve",
+        "--config",
+        &config_path,
+        "--proxy-socket",
+        &socket,
+        "--grpc-listen",
+        &format!("0.0.0.0:{GRPC_PORT}"),
+        "--mcp-listen",
+        &format!("0.0.0.0:{MCP_PORT}"),
+        "--metrics-listen",
+        &format!("0.0.0.0:{METRICS_PORT}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if token_review {
+        executor_args.push("--token-review-audience".into());
+        executor_args.push(audience(&name, &ns));
+        // `*` as a name is the executor's prefix match: every service account of that namespace.
+        let callers: Vec<String> = spec
+            .callers
+            .service_accounts
+            .iter()
+            .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
+            .collect();
+        if !callers.is_empty() {
+            executor_args.push("--allowed-callers".into());
+            executor_args.push(callers.join(","));
+        }
+    } else {
+        executor_args.push("--insecure-no-auth".into());
+    }
+    let grpc_probe = |initial: i32| Probe {
+        grpc: Some(GRPCAction { port: GRPC_PORT, service: None }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(3),
+        ..Default::default()
+    };
+    let executor = Container {
+        name: EXECUTOR_CONTAINER.into(),
+        image: Some(image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(executor_args),
+        ports: Some(vec![port("grpc", GRPC_PORT), port("mcp", MCP_PORT), port("metrics", METRICS_PORT)]),
+        readiness_probe: Some(grpc_probe(1)),
+        liveness_probe: Some(grpc_probe(10)),
+        resources: Some(spec.executor.resources.clone().unwrap_or_else(|| resources("100m", "128Mi", "1Gi"))),
+        security_context: Some(restricted_security_context()),
+        volume_mounts: Some(executor_mounts),
+        ..Default::default()
+    };
+    let proxy = Container {
+        name: PROXY_CONTAINER.into(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec!["proxy".into(), "--config".into(), config_path, "--socket".into(), socket]),
+        resources: Some(
+            spec.executor.proxy_resources.clone().unwrap_or_else(|| resources("50m", "64Mi", "256Mi")),
+        ),
+        security_context: Some(restricted_security_context()),
+        volume_mounts: Some(proxy_mounts),
+        ..Default::default()
+    };
+    let mut annotations = BTreeMap::new();
+    annotations.insert(super::CONFIG_HASH_ANNOTATION.to_string(), config_hash.clone());
+    let deployment = Deployment {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.executor.replicas),
+            selector: selector(executor_selector_labels(&name)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(child.clone()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(NONROOT),
+                        run_as_group: Some(NONROOT),
+                        fs_group: Some(NONROOT),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![executor, proxy],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let service = Service {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        spec: Some(ServiceSpec {
+            selector: Some(executor_selector_labels(&name)),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("grpc".into()),
+                    port: GRPC_PORT,
+                    target_port: Some(IntOrString::String("grpc".into())),
+                    app_protocol: Some("grpc".into()),
+                    ..Default::default()
+                },
+                ServicePort {
+                    name: Some("mcp".into()),
+                    port: MCP_PORT,
+                    target_port: Some(IntOrString::String("mcp".into())),
+                    app_protocol: Some("http".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pdb = (spec.executor.replicas > 1).then(|| PodDisruptionBudget {
+        metadata: meta(&child, &ns, labels, owner),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: Some(IntOrString::Int(1)),
+            selector: Some(selector(executor_selector_labels(&name))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    Ok(ExecutorObjects { config_map, service_account, deployment, service, pdb, config_hash })
+}
+
+/// The ClusterRoleBinding that lets a policy's executor call TokenReview (ClusterRole
+/// `system:auth-delegator`). Cluster-scoped, so it cannot be owned by the policy: the policy's finalizer
+/// deletes it.
+pub fn token_review_binding(policy: &McpGuardPolicy) -> ClusterRoleBinding {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let ns = policy.metadata.namespace.clone().unwrap_or_default();
+    let mut labels = common_labels(&name);
+    labels.insert(POLICY_NAMESPACE_LABEL.into(), ns.clone());
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(token_review_binding_name(&ns, &name)),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: "system:auth-delegator".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: executor_name(&name),
+            namespace: Some(ns),
+            api_group: None,
+        }]),
+    }
+}
+
+/// Label of cluster-scoped children: the namespace of the policy they belong to.
+pub const POLICY_NAMESPACE_LABEL: &str = "mcpguard.io/policy-namespace";
+
+pub fn token_review_binding_name(namespace: &str, policy: &str) -> String {
+    format!("mcp-guard-tokenreview-{namespace}-{policy}")
+}
+
+pub(crate) fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(memory_limit.into()))])),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,94 @@
+//! Pure builders: from a spec (and what the reconciler dereferenced) to the Kubernetes objects the
+//! operator applies. No client here, so every builder is unit-tested from YAML fixtures.
+
+pub mod config;
+pub mod executor;
+pub mod network;
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+
+/// Every object the operator creates carries this `app.kubernetes.io/managed-by` value.
+pub const MANAGER: &str = "mcp-guard-operator";
+/// Label of executor pods: the policy they serve.
+pub const POLICY_LABEL: &str = "mcpguard.io/policy";
+/// Label of a deployed server's pods: the McpServer they run.
+pub const SERVER_LABEL: &str = "mcpguard.io/server";
+/// Prefix of the labels an executor pod carries for each server its policy binds
+/// (`bind.mcpguard.io/<server>: "true"`); a deployed server's NetworkPolicy admits exactly those pods.
+pub const BIND_LABEL_PREFIX: &str = "bind.mcpguard.io/";
+/// Pod-template annotation: hash of the rendered config and the referenced Secrets' resourceVersions.
+pub const CONFIG_HASH_ANNOTATION: &str = "mcpguard.io/config-hash";
+
+/// Operator-wide settings the builders need (from the command line and the cluster).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The default `mcp-guard` image of executor pods.
+    pub executor_image: String,
+    /// Where pods reach the Kubernetes API (for TokenReview): the `kubernetes` Service's ClusterIP and
+    /// port, and its endpoints' addresses and port (NetworkPolicy sees the translated address).
+    pub api_server: Vec<(String, i32)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { executor_image: "mcp-guard.local/mcp-guard:0.1.0".into(), api_server: Vec::new() }
+    }
+}
+
+/// A spec the builders refuse; the messages say what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Invalid(pub Vec<String>);
+
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub(crate) fn selector(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector { match_labels: Some(labels), ..Default::default() }
+}
+
+/// Metadata of a child: its name, namespace, labels and the controller owner reference.
+pub(crate) fn meta(
+    name: &str,
+    namespace: &str,
+    labels: BTreeMap<String, String>,
+    owner: &OwnerReference,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(labels),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
+}
+
+/// The restricted container security context: non-root, read-only root filesystem, no capabilities,
+/// no privilege escalation, seccomp RuntimeDefault.
+pub(crate) fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
+/// Kubernetes object names derived from a resource name must stay valid DNS labels.
+pub(crate) fn child_name(name: &str, suffix: &str, errors: &mut Vec<String>) -> String {
+    let n = format!("{name}-{suffix}");
+    if n.len() > 63 {
+        errors.push(format!(
+            "metadata.name: `{name}` is too long: names of the objects made from it (`{n}`) must fit in 63 characters"
+        ));
+    }
+    n
+}

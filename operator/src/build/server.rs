@@ -1,0 +1,134 @@
+//! A server the operator runs (`McpServer.spec.deploy`): Deployment and Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use mcp_guard_crds::v1alpha1::{DeploySpec, McpServer};
+
+use super::executor::{port, resources};
+use super::{Invalid, meta, restricted_security_context, selector};
+
+/// The objects of a deployed server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerObjects {
+    pub deployment: Deployment,
+    pub service: Service,
+}
+
+/// The name of a deployed server's Deployment, Service and NetworkPolicy.
+pub fn server_name(server: &str) -> String {
+    format!("{server}-mcp-server")
+}
+
+/// The labels selecting a deployed server's pods.
+pub fn server_selector_labels(server: &str) -> BTreeMap<String, String> {
+    super::labels(&[("app.kubernetes.io/name", "mcp-server"), (super::SERVER_LABEL, server)])
+}
+
+/// The URL the binding proxy uses for a deployed server, given its Service's ClusterIP (the test cluster
+/// has no DNS, and an IP never needs resolving) or, without one, its DNS name.
+pub fn server_url(server: &McpServer, deploy: &DeploySpec, cluster_ip: Option<&str>) -> String {
+    let name = server.metadata.name.clone().unwrap_or_default();
+    let ns = server.metadata.namespace.clone().unwrap_or_default();
+    let host = match cluster_ip {
+        Some(ip) if !ip.is_empty() && ip != "None" => ip.to_string(),
+        _ => format!("{}.{ns}.svc", server_name(&name)),
+    };
+    format!("http://{host}:{}{}", deploy.port, deploy.path)
+}
+
+pub fn build(
+    server: &McpServer,
+    deploy: &DeploySpec,
+    owner: &OwnerReference,
+) -> Result<ServerObjects, Invalid> {
+    let mut errors = Vec::new();
+    let name = server.metadata.name.clone().unwrap_or_default();
+    let ns = server.metadata.namespace.clone().unwrap_or_default();
+    let child = super::child_name(&name, "mcp-server", &mut errors);
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
+    let mut labels = server_selector_labels(&name);
+    labels.insert("app.kubernetes.io/instance".into(), name.clone());
+    labels.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
+    let probe = |initial: i32| Probe {
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(deploy.port), host: None }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "server".into(),
+        image: Some(deploy.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: (!deploy.args.is_empty()).then(|| deploy.args.clone()),
+        env: (!deploy.env.is_empty()).then(|| deploy.env.clone()),
+        ports: Some(vec![port("mcp", deploy.port)]),
+        readiness_probe: Some(probe(1)),
+        liveness_probe: Some(probe(10)),
+        resources: Some(deploy.resources.clone().unwrap_or_else(|| resources("50m", "64Mi", "512Mi"))),
+        security_context: Some(restricted_security_context()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let deployment = Deployment {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        spec: Some(DeploymentSpec {
+            replicas: Some(deploy.replicas),
+            selector: selector(server_selector_labels(&name)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let service = Service {
+        metadata: meta(&child, &ns, labels, owner),
+        spec: Some(ServiceSpec {
+            selector: Some(server_selector_labels(&name)),
+            ports: Some(vec![ServicePort {
+                name: Some("mcp".into()),
+                port: deploy.port,
+                target_port: Some(IntOrString::String("mcp".into())),
+                app_protocol: Some("http".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(ServerObjects { deployment, service })
+}

@@ -1,0 +1,174 @@
+//! Wiring: which watches trigger which reconciles.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
+use tracing::{info, warn};
+
+use crate::build::MANAGER;
+use crate::context::Context;
+use crate::reconcile::{error_policy, policy, reconcile_guarded, server};
+
+fn owned() -> watcher::Config {
+    watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"))
+}
+
+// Watches read objects through `DeserializeGuard`: one object that does not parse is reported on its
+// own status and does not stop the watch for the others.
+type Policy = DeserializeGuard<McpGuardPolicy>;
+type Server = DeserializeGuard<McpServer>;
+
+/// Policies in `ns` that bind server `name`.
+pub fn policies_binding(store: &Store<Policy>, ns: &str, name: &str) -> Vec<ObjectRef<Policy>> {
+    store
+        .state()
+        .iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(ns)
+                && p.0.as_ref().is_ok_and(|p| p.spec.servers.iter().any(|s| s.name == name))
+        })
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Whether server `s` is in `ns` and has a header from Secret `secret`.
+fn uses_secret(s: &Server, ns: &str, secret: &str) -> bool {
+    s.namespace().as_deref() == Some(ns)
+        && s.0.as_ref().is_ok_and(|s| {
+            s.spec.headers.iter().any(|h| h.secret_key_ref.as_ref().is_some_and(|r| r.name == secret))
+        })
+}
+
+/// Policies in `ns` whose servers (per the server store) reference Secret `secret`.
+pub fn policies_using_secret(
+    policies: &Store<Policy>,
+    servers: &Store<Server>,
+    ns: &str,
+    secret: &str,
+) -> Vec<ObjectRef<Policy>> {
+    servers
+        .state()
+        .iter()
+        .filter(|s| uses_secret(s, ns, secret))
+        .flat_map(|s| policies_binding(policies, ns, &s.name_any()))
+        .collect()
+}
+
+/// Run both controllers until shutdown.
+pub async fn run(client: Client, ctx: Arc<Context>) {
+    let policies: Api<Policy> = Api::all(client.clone());
+    let servers: Api<Server> = Api::all(client.clone());
+    // Secrets are watched as metadata only: the operator never holds a Secret's values.
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+
+    let server_controller = Controller::new(servers.clone(), watcher::Config::default())
+        .owns(Api::<Deployment>::all(client.clone()), owned())
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned());
+    let server_store = server_controller.store();
+    let server_controller = server_controller
+        .watches(secrets.clone(), watcher::Config::default(), {
+            let store = server_store.clone();
+            move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .iter()
+                    .filter(|s| uses_secret(s, &ns, &name))
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .shutdown_on_signal()
+        .run(|obj, ctx| reconcile_guarded(obj, ctx, server::reconcile), error_policy, ctx.clone())
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => info!(server = %obj, "reconciled McpServer"),
+                Err(e) => warn!(error = %e, "McpServer controller"),
+            }
+        });
+
+    let policy_controller = Controller::new(policies, watcher::Config::default())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
+        .owns(Api::<Deployment>::all(client.clone()), owned())
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned());
+    let policy_store = policy_controller.store();
+    let policy_controller = policy_controller
+        .watches(servers, watcher::Config::default(), {
+            let store = policy_store.clone();
+            move |s: Server| policies_binding(&store, &s.namespace().unwrap_or_default(), &s.name_any())
+        })
+        .watches(secrets, watcher::Config::default(), {
+            let (policies, servers) = (policy_store.clone(), server_store.clone());
+            move |secret: PartialObjectMeta<Secret>| {
+                policies_using_secret(
+                    &policies,
+                    &servers,
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
+            }
+        })
+        .shutdown_on_signal()
+        .run(|obj, ctx| reconcile_guarded(obj, ctx, policy::reconcile), error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => info!(policy = %obj, "reconciled McpGuardPolicy"),
+                Err(e) => warn!(error = %e, "McpGuardPolicy controller"),
+            }
+        });
+    futures::join!(server_controller, policy_controller);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use kube::runtime::reflector;
+    use serde_json::json;
+
+    use super::*;
+
+    fn guard<K: serde::de::DeserializeOwned + kube::Resource>(v: serde_json::Value) -> DeserializeGuard<K> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn server_and_secret_changes_map_to_the_policies_that_use_them() {
+        let (policies, mut pw) = reflector::store::<Policy>();
+        let (servers, mut sw) = reflector::store::<Server>();
+        for (ns, name, server) in [("a", "p1", "time"), ("a", "p2", "other"), ("b", "p3", "time")] {
+            pw.apply_watcher_event(&watcher::Event::Apply(guard(json!({
+                "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+                "metadata": {"name": name, "namespace": ns}, "spec": {"servers": [{"name": server}]}
+            }))));
+        }
+        // A policy that does not parse is skipped, not fatal.
+        pw.apply_watcher_event(&watcher::Event::Apply(guard(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+            "metadata": {"name": "broken", "namespace": "a"}, "spec": {"limits": {"memory": "lots"}}
+        }))));
+        sw.apply_watcher_event(&watcher::Event::Apply(guard(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "time", "namespace": "a"},
+            "spec": {"url": "https://x.example/mcp", "headers": [{"name": "A", "secretKeyRef": {"name": "tok", "key": "k"}}]}
+        }))));
+        let names = |refs: Vec<ObjectRef<Policy>>| refs.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(policies_binding(&policies, "a", "time")), ["p1"]);
+        assert_eq!(names(policies_using_secret(&policies, &servers, "a", "tok")), ["p1"]);
+        assert!(policies_using_secret(&policies, &servers, "a", "other-secret").is_empty());
+        assert!(policies_using_secret(&policies, &servers, "b", "tok").is_empty());
+    }
+}

@@ -1,0 +1,148 @@
+//! `mcp-guard-operator`: reconciles McpServer and McpGuardPolicy resources into locked-down executor
+//! deployments. See the crate documentation of `mcp_guard_operator`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use mcp_guard_operator::build::Settings;
+use mcp_guard_operator::context::{Context, Metrics};
+use mcp_guard_operator::http::{self, HttpState};
+use mcp_guard_operator::leader::LeaderElector;
+use tracing::{error, info, warn};
+
+#[derive(Debug, Parser)]
+#[command(name = "mcp-guard-operator", version, about = "The MCP Guard Kubernetes operator")]
+struct Args {
+    /// The `mcp-guard` image executor pods run (a policy may override it).
+    #[arg(long, env = "MCP_GUARD_EXECUTOR_IMAGE", default_value = "mcp-guard.local/mcp-guard:0.1.0")]
+    executor_image: String,
+    /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Run the controllers only while holding the leader Lease (for more than one replica).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the leader Lease (default: the operator's own, from POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "mcp-guard-operator")]
+    lease_name: String,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "the operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where pods reach the Kubernetes API: the `kubernetes` Service and its endpoints (NetworkPolicy is
+/// applied after Service address translation on most CNIs, so both are allowed).
+async fn api_server_addresses(client: &Client) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    if let Ok(svc) = services.get("kubernetes").await
+        && let Some(spec) = svc.spec
+        && let Some(ip) = spec.cluster_ip
+    {
+        for p in spec.ports.unwrap_or_default() {
+            out.push((ip.clone(), p.port));
+        }
+    }
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    match slices.list(&ListParams::default().labels("kubernetes.io/service-name=kubernetes")).await {
+        Ok(list) => {
+            for slice in list.items {
+                let ports: Vec<i32> = slice.ports.unwrap_or_default().iter().filter_map(|p| p.port).collect();
+                for ep in slice.endpoints {
+                    for addr in ep.addresses {
+                        for port in &ports {
+                            out.push((addr.clone(), *port));
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot list the API server's endpoints; TokenReview egress may be blocked")
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Metrics::new()?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = HttpState { registry: metrics.registry.clone(), ready: ready.clone() };
+    let http_addr = args.http_addr;
+    tokio::spawn(async move {
+        if let Err(e) = http::serve(http_addr, state).await {
+            error!(error = %e, "health and metrics endpoints stopped");
+        }
+    });
+
+    let elector = if args.leader_election {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("mcp-guard-operator-{}", std::process::id()));
+        let lease: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
+        let elector = LeaderElector::new(lease, &args.lease_name, &identity);
+        // A standby is healthy and ready: it is doing its job by waiting.
+        ready.store(true, Ordering::Relaxed);
+        elector.acquire().await;
+        Some(elector)
+    } else {
+        None
+    };
+
+    let api_server = api_server_addresses(&client).await;
+    info!(?api_server, image = %args.executor_image, "starting controllers");
+    let settings = Settings { executor_image: args.executor_image, api_server };
+    let ctx = Arc::new(Context::new(client.clone(), settings, metrics));
+    ready.store(true, Ordering::Relaxed);
+    let controllers = mcp_guard_operator::controllers::run(client, ctx);
+    match elector {
+        Some(elector) => {
+            tokio::select! {
+                () = controllers => Ok(()),
+                () = elector.hold() => anyhow::bail!("lost leadership; exiting so that a new leader takes over"),
+            }
+        }
+        None => {
+            controllers.await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The pure builders, from YAML fixtures: no client, no cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use kube::Resource;
+use mcp_guard_crds::GuardConfig;
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
+use mcp_guard_operator::build::config::{ResolvedServer, render};
+use mcp_guard_operator::build::executor::{self, EXECUTOR_CONTAINER, PROXY_CONTAINER};
+use mcp_guard_operator::build::{Settings, network, server};
+
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct World {
+    policy: McpGuardPolicy,
+    github: McpServer,
+    time: McpServer,
+}
+
+fn world(policy: &str) -> World {
+    World {
+        policy: fixture(policy),
+        github: fixture("server-remote.yaml"),
+        time: fixture("server-deployed.yaml"),
+    }
+}
+
+impl World {
+    fn resolved(&self) -> Vec<ResolvedServer<'_>> {
+        self.policy
+            .spec
+            .servers
+            .iter()
+            .map(|b| ResolvedServer {
+                binding: b,
+                server: if b.name == "github" { &self.github } else { &self.time },
+            })
+            .collect()
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        api_server: vec![("10.96.0.1".into(), 443), ("192.0.2.2".into(), 6443)],
+    }
+}
+
+fn executor_objects(w: &World) -> executor::ExecutorObjects {
+    let resolved = w.resolved();
+    let rendered = render(&w.policy, &resolved).unwrap();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let bound: Vec<String> = resolved.iter().map(|r| r.server.metadata.name.clone().unwrap()).collect();
+    let versions = BTreeMap::from([("github-token".to_string(), "17".to_string())]);
+    executor::build(&w.policy, &rendered, &bound, &versions, &settings(), &owner).unwrap()
+}
+
+fn pod(o: &executor::ExecutorObjects) -> PodSpec {
+    o.deployment.spec.clone().unwrap().template.spec.unwrap()
+}
+
+fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
+    pod.containers.iter().find(|c| c.name == name).unwrap()
+}
+
+#[test]
+fn the_rendered_config_is_what_the_executor_reads() {
+    let w = world("policy.yaml");
+    let rendered = render(&w.policy, &w.resolved()).unwrap();
+    let parsed = GuardConfig::from_yaml(&rendered.yaml, "configmap").unwrap();
+    assert_eq!(parsed, rendered.config);
+    assert_eq!(parsed.policy, "team-a/agents");
+    assert_eq!(parsed.limits.memory.to_string(), "32Mi");
+    let gh = &parsed.servers[0];
+    assert_eq!(gh.name, "github");
+    assert_eq!(gh.url.as_deref(), Some("https://api.githubcopilot.com/mcp/"));
+    let auth = &gh.headers[0];
+    assert_eq!(
+        auth.value_from.as_ref().unwrap().file.as_deref(),
+        Some("/var/run/secrets/mcp-guard/github-token/token")
+    );
+    assert_eq!(auth.prefix, "Bearer ");
+    assert_eq!(gh.headers[1].value.as_deref(), Some("team-a"));
+    // Server and policy deny lists add up; approval-required tools are not bound (fail closed).
+    assert!(gh.tools.allows("get_issue"));
+    assert!(!gh.tools.allows("delete_repo") && !gh.tools.allows("get_secret_scanning_alert"));
+    assert!(!gh.tools.allows("get_admin_token"));
+    assert!(!gh.tools.allows("create_issue"));
+    assert!(!gh.allow_private_endpoint);
+    assert!(rendered.notes.iter().any(|n| n.contains("get_admin_token")), "{:?}", rendered.notes);
+    // The alias is the sandbox name; a deployed server is reached on its private Service address.
+    let clock = &parsed.servers[1];
+    assert_eq!(clock.name, "clock");
+    assert_eq!(clock.url.as_deref(), Some("http://10.96.0.50:8080/mcp"));
+    assert!(clock.allow_private_endpoint);
+    assert_eq!(
+        rendered.secrets.keys().collect::<Vec<_>>(),
+        ["github-token", "time-key"],
+        "the proxy mounts both referenced Secrets"
+    );
+}
+
+#[test]
+fn a_deployed_server_without_a_url_yet_is_an_error_that_names_it() {
+    let mut w = world("policy.yaml");
+    w.time.status = None;
+    let err = render(&w.policy, &w.resolved()).unwrap_err().to_string();
+    assert!(err.contains("McpServer `time` has no URL yet"), "{err}");
+}
+
+#[test]
+fn the_executor_container_never_gets_a_secret() {
+    let w = world("policy.yaml");
+    let o = executor_objects(&w);
+    let pod = pod(&o);
+    let secret_volumes: Vec<&str> =
+        pod.volumes.iter().flatten().filter(|v| v.secret.is_some()).map(|v| v.name.as_str()).collect();
+    assert_eq!(secret_volumes.len(), 2, "one volume per referenced Secret");
+    let exec = container(&pod, EXECUTOR_CONTAINER);
+    for m in exec.volume_mounts.iter().flatten() {
+        assert!(!secret_volumes.contains(&m.name.as_str()), "executor mounts Secret volume {}", m.name);
+        assert!(!m.mount_path.starts_with("/var/run/secrets/mcp-guard"), "{}", m.mount_path);
+    }
+    assert!(exec.env.is_none() && exec.env_from.is_none(), "the executor gets no environment at all");
+    // The pod automounts no token; the executor's own projected token (for TokenReview) is no Secret.
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let proxy = container(&pod, PROXY_CONTAINER);
+    let proxy_mounts: Vec<&str> = proxy.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
+    for v in &secret_volumes {
+        assert!(proxy_mounts.contains(v), "the binding proxy mounts {v}");
+    }
+    assert!(!proxy_mounts.contains(&"kube-api-access"), "the binding proxy has no service-account token");
+    let gh = pod.volumes.iter().flatten().find(|v| v.name == "secret-0").unwrap();
+    let items = gh.secret.as_ref().unwrap().items.clone().unwrap();
+    assert_eq!(items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["token"], "only referenced keys");
+}
+
+#[test]
+fn every_container_is_locked_down() {
+    let w = world("policy.yaml");
+    let pod = pod(&executor_objects(&w));
+    let psc = pod.security_context.clone().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    for c in &pod.containers {
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]), "{}", c.name);
+        assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault", "{}", c.name);
+        assert!(c.resources.is_some(), "{}", c.name);
+    }
+    let exec = container(&pod, EXECUTOR_CONTAINER);
+    assert!(exec.readiness_probe.as_ref().unwrap().grpc.is_some());
+    let args = exec.args.clone().unwrap().join(" ");
+    assert!(
+        args.starts_with(
+            "serve --config /etc/mcp-guard/config.yaml --proxy-socket /run/mcp-guard/proxy.sock"
+        ),
+        "{args}"
+    );
+    assert!(
+        args.contains("--grpc-listen 0.0.0.0:9090 --mcp-listen 0.0.0.0:8080 --metrics-listen 0.0.0.0:9091"),
+        "{args}"
+    );
+    assert!(args.contains("--token-review-audience mcpguard.io/team-a/agents"), "{args}");
+    assert!(args.contains("--allowed-callers system:serviceaccount:agents:coder"), "{args}");
+    let proxy = container(&pod, PROXY_CONTAINER);
+    assert_eq!(
+        proxy.args.clone().unwrap().join(" "),
+        "proxy --config /etc/mcp-guard/config.yaml --socket /run/mcp-guard/proxy.sock"
+    );
+}
+
+#[test]
+fn without_token_review_the_executor_gets_no_token_either() {
+    let w = world("policy-open.yaml");
+    let pod = pod(&executor_objects(&w));
+    assert!(pod.volumes.iter().flatten().all(|v| v.projected.is_none()));
+    let exec = container(&pod, EXECUTOR_CONTAINER);
+    assert!(exec.volume_mounts.iter().flatten().all(|m| !m.mount_path.contains("serviceaccount")));
+}
+
+#[test]
+fn the_pod_template_hash_follows_config_and_secrets() {
+    let w = world("policy.yaml");
+    let o = executor_objects(&w);
+    let ann = pod_annotations(&o);
+    assert_eq!(ann.get("mcpguard.io/config-hash"), Some(&o.config_hash));
+    let rendered = render(&w.policy, &w.resolved()).unwrap();
+    let h =
+        |v: &str| executor::config_hash(&rendered.yaml, &BTreeMap::from([("github-token".into(), v.into())]));
+    assert_eq!(h("17"), o.config_hash);
+    assert_ne!(h("18"), o.config_hash, "a changed Secret rolls the pods");
+    let mut w2 = world("policy.yaml");
+    w2.policy.spec.limits.tool_calls = 5;
+    assert_ne!(executor_objects(&w2).config_hash, o.config_hash, "a changed config rolls the pods");
+}
+
+fn pod_annotations(o: &executor::ExecutorObjects) -> BTreeMap<String, String> {
+    o.deployment.spec.clone().unwrap().template.metadata.unwrap().annotations.unwrap()
+}
+
+#[test]
+fn service_children_and_pdb() {
+    let w = world("policy.yaml");
+    let o = executor_objects(&w);
+    let ports: Vec<i32> = o.service.spec.clone().unwrap().ports.unwrap().iter().map(|p| p.port).collect();
+    assert_eq!(ports, [9090, 8080]);
+    assert!(o.pdb.is_some(), "two replicas get a PodDisruptionBudget");
+    assert_eq!(o.service_account.automount_service_account_token, Some(false));
+    let owner = &o.config_map.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("McpGuardPolicy", Some(true)));
+    let open = executor_objects(&world("policy-open.yaml"));
+    assert!(open.pdb.is_none(), "one replica: no PodDisruptionBudget");
+    let labels = open.deployment.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+    assert_eq!(labels.get("bind.mcpguard.io/time").map(String::as_str), Some("true"));
+}
+
+#[test]
+fn the_network_policy_denies_all_egress_but_dns_and_bound_servers() {
+    let w = world("policy.yaml");
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner);
+    let spec = np.spec.unwrap();
+    assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"], "both directions default-deny");
+    let egress = spec.egress.unwrap();
+    // Every rule names its peers and ports: no rule opens everything.
+    for rule in &egress {
+        assert!(rule.to.as_ref().is_some_and(|t| !t.is_empty()), "{rule:?}");
+        assert!(rule.ports.as_ref().is_some_and(|p| !p.is_empty()), "{rule:?}");
+    }
+    let describe: Vec<String> = egress
+        .iter()
+        .map(|r| {
+            let to = &r.to.as_ref().unwrap()[0];
+            let peer = if let Some(ip) = &to.ip_block {
+                ip.cidr.clone()
+            } else if let Some(ps) = &to.pod_selector {
+                format!(
+                    "pods {:?}",
+                    ps.match_labels.clone().unwrap().get("mcpguard.io/server").cloned().unwrap()
+                )
+            } else {
+                let ns = to.namespace_selector.clone().unwrap().match_expressions.unwrap();
+                format!("ns {:?}", ns[0].values)
+            };
+            let ports: Vec<String> = r
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| format!("{}/{:?}", p.protocol.clone().unwrap(), p.port.clone().unwrap()))
+                .collect();
+            format!("{peer} {}", ports.join(","))
+        })
+        .collect();
+    assert_eq!(
+        describe,
+        [
+            r#"ns Some(["kube-system"]) UDP/Int(53),TCP/Int(53)"#,
+            "140.82.112.0/20 TCP/Int(443)",
+            r#"pods "time" TCP/Int(8080)"#,
+            "10.96.0.1/32 TCP/Int(443)",
+            "192.0.2.2/32 TCP/Int(6443)",
+        ]
+    );
+    let ingress = spec.ingress.unwrap();
+    assert_eq!(ingress.len(), 1);
+    let ports: Vec<String> =
+        ingress[0].ports.iter().flatten().map(|p| format!("{:?}", p.port.clone().unwrap())).collect();
+    assert_eq!(ports, ["Int(9090)", "Int(8080)"], "API ports only; metrics stay closed");
+    let from = ingress[0].from.clone().unwrap();
+    assert_eq!(
+        from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values,
+        Some(vec!["agents".into()])
+    );
+}
+
+#[test]
+fn a_policy_without_token_review_does_not_reach_the_api_server() {
+    let w = world("policy-open.yaml");
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner);
+    let spec = np.spec.unwrap();
+    assert_eq!(spec.egress.unwrap().len(), 2, "DNS and the bound server only");
+    let from = spec.ingress.unwrap()[0].from.clone().unwrap();
+    assert_eq!(
+        from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values,
+        Some(vec!["team-a".into()])
+    );
+}
+
+#[test]
+fn a_deployed_server_admits_only_executors_that_bind_it() {
+    let w = world("policy.yaml");
+    let owner = w.time.controller_owner_ref(&()).unwrap();
+    let deploy = w.time.spec.deploy.clone().unwrap();
+    let objs = server::build(&w.time, &deploy, &owner).unwrap();
+    let c = &objs.deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(c.image.as_deref(), Some("mcp-guard.local/mcp-test-server:0.1.0"));
+    assert_eq!(c.env.clone().unwrap()[0].name, "API_KEY");
+    assert_eq!(objs.service.spec.clone().unwrap().ports.unwrap()[0].port, 8080);
+    let np = network::server_policy(&w.time, deploy.port, &owner).spec.unwrap();
+    assert_eq!(np.policy_types.unwrap(), ["Ingress"]);
+    let from = np.ingress.unwrap()[0].from.clone().unwrap();
+    let labels = from[0].pod_selector.clone().unwrap().match_labels.unwrap();
+    assert_eq!(labels.get("bind.mcpguard.io/time").map(String::as_str), Some("true"));
+    assert!(from[0].namespace_selector.is_none(), "same namespace only");
+    assert_eq!(server::server_url(&w.time, &deploy, Some("10.96.0.9")), "http://10.96.0.9:8080/mcp");
+    assert_eq!(server::server_url(&w.time, &deploy, None), "http://time-mcp-server.team-a.svc:8080/mcp");
+}
+
+#[test]
+fn names_too_long_for_children_are_refused() {
+    let mut w = world("policy-open.yaml");
+    w.policy.metadata.name = Some("x".repeat(60));
+    let resolved = w.resolved();
+    let rendered = render(&w.policy, &resolved).unwrap();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap_err();
+    assert!(err.to_string().contains("too long"), "{err}");
+}
+
+#[test]
+fn token_review_gets_a_cluster_role_binding_for_the_executor_only() {
+    let w = world("policy.yaml");
+    let crb = executor::token_review_binding(&w.policy);
+    assert_eq!(crb.metadata.name.as_deref(), Some("mcp-guard-tokenreview-team-a-agents"));
+    assert_eq!(crb.role_ref.name, "system:auth-delegator");
+    let subjects = crb.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+        ("agents-mcp-guard", Some("team-a"))
+    );
+}

@@ -1,0 +1,537 @@
+//! Integration tests against a real kube-apiserver (e2e/cluster, or any cluster): CRDs, CEL, and the
+//! operator's controllers running in-process against it. Ignored by default; run them with
+//!
+//! ```sh
+//! e2e/cluster/up.sh && export KUBECONFIG=/tmp/mcp-guard-cluster/admin.kubeconfig
+//! cargo test -p mcp-guard-operator --test cluster -- --ignored --test-threads=1
+//! ```
+//!
+//! Each test works in its own namespace (labelled `mcpguard.io/test`), deleted when the test passes; a
+//! failing test leaves it for inspection (`kubectl get all,mcps,mgp,netpol,events -n mcpg-<test>-<pid>`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
+use mcp_guard_operator::build::Settings;
+use mcp_guard_operator::context::{Context, Metrics};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn client() -> Client {
+    Client::try_default().await.expect("KUBECONFIG must point at a cluster")
+}
+
+/// Apply the generated CRDs and wait until they are served.
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in mcp_guard_crds::crd_yaml::crds() {
+        let crd = crd.unwrap();
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(&name, &PatchParams::apply("mcp-guard-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+        wait_for(&format!("CRD {name} established"), || async {
+            let c = crds.get(&name).await.ok()?;
+            c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+        })
+        .await;
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A fresh namespace for one test.
+struct TestNs {
+    client: Client,
+    name: String,
+}
+
+impl TestNs {
+    async fn new(client: &Client, test: &str) -> Self {
+        let name = format!("mcpg-{test}-{}", std::process::id());
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"mcpguard.io/test": test}}
+        }))
+        .unwrap();
+        nss.create(&PostParams::default(), &ns).await.unwrap();
+        TestNs { client: client.clone(), name }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    async fn create<K>(&self, obj: serde_json::Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let obj: K = serde_json::from_value(obj).unwrap();
+        self.api::<K>().create(&PostParams::default(), &obj).await.unwrap()
+    }
+
+    /// Delete the policies first, while this test's operator still runs to release their finalizers, then
+    /// the namespace.
+    async fn delete(self) {
+        let policies = self.api::<McpGuardPolicy>();
+        let _ = policies.delete_collection(&DeleteParams::default(), &Default::default()).await;
+        wait_for("the policies to go", || async {
+            policies.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
+        })
+        .await;
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let _ = nss.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+/// Run both controllers in this test's runtime.
+fn start_operator(client: &Client) {
+    let settings = Settings { executor_image: "mcp-guard.local/mcp-guard:test".into(), api_server: vec![] };
+    let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::new().unwrap()));
+    tokio::spawn(mcp_guard_operator::controllers::run(client.clone(), ctx));
+}
+
+fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    t: &str,
+) -> Option<(String, String)> {
+    conditions.iter().find(|c| c.type_ == t).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn policy_condition(ns: &TestNs, name: &str, t: &str) -> Option<(String, String)> {
+    let p = ns.api::<McpGuardPolicy>().get(name).await.ok()?;
+    condition(&p.status?.conditions, t)
+}
+
+fn api_error(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn cel_rejects_bad_specs_with_their_messages() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "cel").await;
+    let servers = ns.api::<McpServer>();
+    let bad: McpServer = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "bad"},
+        "spec": {"url": "ftp://example.com/mcp", "deploy": {"image": "x.local/y:1"}}
+    }))
+    .unwrap();
+    let msg = api_error(servers.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert!(msg.contains("set exactly one of url (a remote server) or deploy"), "{msg}");
+    assert!(msg.contains("url must be an absolute http:// or https:// URL"), "{msg}");
+
+    let policies = ns.api::<McpGuardPolicy>();
+    let bad: McpGuardPolicy = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "bad"},
+        "spec": {
+            "limits": {"memory": "100Gi", "cpuTime": "2m", "wallTime": "1m", "toolCalls": 20000},
+            "servers": [{"name": "a", "tools": {"allow": ["get_*"], "requireApproval": ["delete_repo"]}}]
+        }
+    }))
+    .unwrap();
+    let msg = api_error(policies.create(&PostParams::default(), &bad).await.unwrap_err());
+    for expected in [
+        "limits.memory must be between 1Mi and 4Gi",
+        "limits.toolCalls must be between 0 and 10000",
+        "limits.cpuTime must not be longer than limits.wallTime",
+        "every tool in requireApproval must be an allowed tool",
+    ] {
+        assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
+    }
+    // Defaults apply.
+    let ok: McpGuardPolicy = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "ok"},
+        "spec": {"limits": {"memory": "16Mi", "cpuTime": "1m 30s", "wallTime": "2m"}}
+    }))
+    .unwrap();
+    let created = policies.create(&PostParams::default(), &ok).await.unwrap();
+    assert_eq!(created.spec.limits.tool_calls, 100);
+    assert_eq!(created.spec.executor.replicas, 1);
+    ns.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn kubectl_explain_prints_the_limits_docs() {
+    let client = client().await;
+    install_crds(&client).await;
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cache = std::path::Path::new(&home).join(".cache/mcp-guard/cluster");
+        std::fs::read_dir(&cache)
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path().join("bin/kubectl")).find(|p| p.exists()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "kubectl".into())
+    });
+    // Discovery may lag the CRD by a moment.
+    let out = wait_for("kubectl explain", || async {
+        let out = std::process::Command::new(&kubectl)
+            .args(["explain", "mcpguardpolicy.spec.limits"])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .await;
+    assert!(out.contains("Hard limits of every execution"), "{out}");
+    for field in ["memory", "cpuTime", "wallTime", "toolCalls", "codeSize"] {
+        assert!(out.contains(field), "{field} missing from: {out}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn a_policy_gets_children_and_status_recovers_from_missing_refs_and_hand_edits() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "life").await;
+    start_operator(&client);
+
+    // A deployed server whose header needs a Secret that does not exist yet, and a policy binding it.
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "time"},
+            "spec": {
+                "deploy": {"image": "mcp-guard.local/busybox:1.35", "args": ["httpd", "-f", "-p", "8080"]},
+                "headers": [{"name": "Authorization", "prefix": "Bearer ",
+                             "secretKeyRef": {"name": "time-key", "key": "bearer"}}]
+            }
+        }))
+        .await;
+    let _: McpGuardPolicy = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "agents"},
+            "spec": {"servers": [{"name": "time"}], "callers": {"auth": "none"}}
+        }))
+        .await;
+    wait_for("Ready=False SecretNotFound", || async {
+        (policy_condition(&ns, "agents", "Ready").await? == ("False".into(), "SecretNotFound".into()))
+            .then_some(())
+    })
+    .await;
+    let p = ns.api::<McpGuardPolicy>().get("agents").await.unwrap();
+    let ready = p.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert!(ready.message.contains("time-key"), "{}", ready.message);
+
+    // The Secret appears: the policy resolves and its children appear.
+    let _: Secret = ns
+        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "time-key"},
+                       "stringData": {"bearer": "s3cret"}}))
+        .await;
+    wait_for("ResolvedRefs=True", || async {
+        (policy_condition(&ns, "agents", "ResolvedRefs").await?.0 == "True").then_some(())
+    })
+    .await;
+    let child = "agents-mcp-guard";
+    let cm = wait_for("ConfigMap", || async { ns.api::<ConfigMap>().get(child).await.ok() }).await;
+    let config =
+        mcp_guard_crds::GuardConfig::from_yaml(&cm.data.unwrap()["config.yaml"], "configmap").unwrap();
+    assert_eq!(config.servers[0].name, "time");
+    assert!(config.servers[0].url.as_deref().unwrap().starts_with("http://10."));
+    ns.api::<ServiceAccount>().get(child).await.unwrap();
+    ns.api::<Service>().get(child).await.unwrap();
+    ns.api::<NetworkPolicy>().get(child).await.unwrap();
+    ns.api::<NetworkPolicy>().get("time-mcp-server").await.unwrap();
+    ns.api::<Deployment>().get(child).await.unwrap();
+    let status = ns.api::<McpGuardPolicy>().get("agents").await.unwrap().status.unwrap();
+    assert_eq!(status.endpoint.as_deref(), Some(format!("agents-mcp-guard.{}.svc:9090", ns.name).as_str()));
+    assert!(status.config_hash.is_some());
+
+    // The pods the apiserver accepted: the executor container has no Secret mount.
+    let pod = wait_for("an executor pod", || async {
+        let pods = ns
+            .api::<Pod>()
+            .list(&kube::api::ListParams::default().labels("mcpguard.io/policy=agents"))
+            .await
+            .ok()?;
+        pods.items.into_iter().next()
+    })
+    .await;
+    let spec = pod.spec.unwrap();
+    let secret_vols: Vec<String> =
+        spec.volumes.iter().flatten().filter(|v| v.secret.is_some()).map(|v| v.name.clone()).collect();
+    assert!(!secret_vols.is_empty());
+    let exec = spec.containers.iter().find(|c| c.name == "executor").unwrap();
+    assert!(exec.volume_mounts.iter().flatten().all(|m| !secret_vols.contains(&m.name)));
+    assert!(exec.env.is_none());
+
+    // A rotated Secret rolls the pods: the pod-template hash changes.
+    let hash_of = |d: Deployment| {
+        d.spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get("mcpguard.io/config-hash").cloned())
+    };
+    let before = hash_of(ns.api::<Deployment>().get(child).await.unwrap()).unwrap();
+    ns.api::<Secret>()
+        .patch(
+            "time-key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"bearer": "rotated"}})),
+        )
+        .await
+        .unwrap();
+    wait_for("a new pod-template hash", || async {
+        let now = hash_of(ns.api::<Deployment>().get(child).await.ok()?)?;
+        (now != before).then_some(())
+    })
+    .await;
+
+    // A hand edit is reverted and a deleted child comes back.
+    ns.api::<ConfigMap>()
+        .patch(child, &PatchParams::default(), &Patch::Merge(json!({"data": {"config.yaml": "hacked"}})))
+        .await
+        .unwrap();
+    ns.api::<Service>().delete(child, &DeleteParams::default()).await.unwrap();
+    wait_for("the ConfigMap restored", || async {
+        let cm = ns.api::<ConfigMap>().get(child).await.ok()?;
+        (cm.data?.get("config.yaml")? != "hacked").then_some(())
+    })
+    .await;
+    wait_for("the Service restored", || async { ns.api::<Service>().get(child).await.ok() }).await;
+
+    // The McpServer disappears, then comes back.
+    ns.api::<McpServer>().delete("time", &DeleteParams::default()).await.unwrap();
+    wait_for("Ready=False McpServerNotFound", || async {
+        (policy_condition(&ns, "agents", "Ready").await?.1 == "McpServerNotFound").then_some(())
+    })
+    .await;
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "time"},
+            "spec": {"deploy": {"image": "mcp-guard.local/busybox:1.35", "args": ["httpd", "-f", "-p", "8080"]}}
+        }))
+        .await;
+    wait_for("ResolvedRefs=True again", || async {
+        (policy_condition(&ns, "agents", "ResolvedRefs").await?.0 == "True").then_some(())
+    })
+    .await;
+
+    // Deleting the policy removes its children (garbage collection through the owner references).
+    ns.api::<McpGuardPolicy>().delete("agents", &DeleteParams::default()).await.unwrap();
+    wait_for("children garbage-collected", || async {
+        let gone = ns.api::<ConfigMap>().get_opt(child).await.ok()?.is_none()
+            && ns.api::<Deployment>().get_opt(child).await.ok()?.is_none()
+            && ns.api::<Service>().get_opt(child).await.ok()?.is_none()
+            && ns.api::<NetworkPolicy>().get_opt(child).await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn only_one_replica_holds_the_leader_lease() {
+    use mcp_guard_operator::leader::{Attempt, LeaderElector};
+    let client = client().await;
+    let ns = TestNs::new(&client, "lease").await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = ns.api();
+    let a = LeaderElector::new(leases.clone(), "mcp-guard-operator", "replica-a");
+    let b = LeaderElector::new(leases.clone(), "mcp-guard-operator", "replica-b");
+    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
+    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Following("replica-a".into()));
+    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Leading, "the holder renews");
+    // An expired lease is taken over.
+    let mut lease = leases.get("mcp-guard-operator").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::from_second(1_000_000_000).unwrap(),
+    ));
+    leases.replace("mcp-guard-operator", &PostParams::default(), &lease).await.unwrap();
+    assert_eq!(b.try_acquire_or_renew().await.unwrap(), Attempt::Leading);
+    assert_eq!(a.try_acquire_or_renew().await.unwrap(), Attempt::Following("replica-b".into()));
+    let lease = leases.get("mcp-guard-operator").await.unwrap().spec.unwrap();
+    assert_eq!(lease.lease_transitions, Some(1));
+    ns.delete().await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn a_remote_server_is_ready_and_a_deployed_one_becomes_available() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "srv").await;
+    start_operator(&client);
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "remote"},
+            "spec": {"url": "https://mcp.example.com/mcp", "egress": [{"cidr": "203.0.113.0/24", "ports": [{"port": 443}]}]}
+        }))
+        .await;
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "local"},
+            "spec": {"deploy": {"image": "mcp-guard.local/busybox:1.35", "args": ["httpd", "-f", "-p", "8080"]}}
+        }))
+        .await;
+    let servers = ns.api::<McpServer>();
+    wait_for("remote Ready", || async {
+        let s = servers.get("remote").await.ok()?.status?;
+        (condition(&s.conditions, "Ready")? == ("True".into(), "RemoteServer".into())).then_some(())
+    })
+    .await;
+    wait_for("local Available", || async {
+        let s = servers.get("local").await.ok()?.status?;
+        (condition(&s.conditions, "Ready")?.0 == "True" && s.url.is_some()).then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
+
+/// A pod running `script` in busybox, with `labels`.
+fn busybox_pod(name: &str, labels: serde_json::Value, script: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "main", "image": "mcp-guard.local/busybox:1.35",
+                            "command": ["/bin/busybox", "sh", "-c", script]}]
+        }
+    })
+}
+
+/// The last line a pod logged.
+async fn last_line(ns: &TestNs, pod: &str) -> Option<String> {
+    let logs = ns.api::<Pod>().logs(pod, &Default::default()).await.ok()?;
+    logs.lines().last().map(str::to_string)
+}
+
+/// The NetworkPolicies, enforced by the cluster's CNI: a pod labelled as the policy's executor reaches the
+/// bound server and nothing else; a pod that is not one reaches the unbound server but not the bound one
+/// (so the blocking is the policies' doing, not a broken network).
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn network_policies_admit_the_bound_server_only() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "net").await;
+    start_operator(&client);
+    let httpd = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"];
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "time"},
+            "spec": {"deploy": {"image": "mcp-guard.local/busybox:1.35", "args": &httpd[1..]}}
+        }))
+        .await;
+    let _: McpGuardPolicy = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "agents"},
+            "spec": {"servers": [{"name": "time"}], "callers": {"auth": "none"}}
+        }))
+        .await;
+    // An in-cluster HTTP server that no policy binds.
+    let _: Pod = ns
+        .create(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unbound", "labels": {"app": "unbound"}},
+            "spec": {"terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "main", "image": "mcp-guard.local/busybox:1.35", "command": httpd}]}
+        }))
+        .await;
+    let _: Service = ns
+        .create(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "unbound"},
+                       "spec": {"selector": {"app": "unbound"}, "ports": [{"port": 8080}]}}))
+        .await;
+    let bound_url = wait_for("the bound server's URL", || async {
+        let s = ns.api::<McpServer>().get("time").await.ok()?.status?;
+        (condition(&s.conditions, "Ready")?.0 == "True").then_some(s.url?)
+    })
+    .await;
+    let bound = bound_url.trim_end_matches("/mcp").to_string();
+    let unbound_ip = ns.api::<Service>().get("unbound").await.unwrap().spec.unwrap().cluster_ip.unwrap();
+    wait_for("the executor NetworkPolicy", || async {
+        ns.api::<NetworkPolicy>().get("agents-mcp-guard").await.ok()
+    })
+    .await;
+    let script = format!(
+        "while true; do b=blocked; u=blocked; \
+         timeout 3 wget -q -O /dev/null {bound}/hostname && b=ok; \
+         timeout 3 wget -q -O /dev/null http://{unbound_ip}:8080/hostname && u=ok; \
+         echo \"bound=$b unbound=$u\"; sleep 1; done"
+    );
+    let executor_labels = json!({
+        "app.kubernetes.io/name": "mcp-guard-executor", "mcpguard.io/policy": "agents", "bind.mcpguard.io/time": "true"
+    });
+    let _: Pod = ns.create(busybox_pod("executor-like", executor_labels, &script)).await;
+    let _: Pod = ns.create(busybox_pod("outsider", json!({"app": "outsider"}), &script)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (e, o) = (last_line(&ns, "executor-like").await, last_line(&ns, "outsider").await);
+        if e.as_deref() == Some("bound=ok unbound=blocked")
+            && o.as_deref() == Some("bound=blocked unbound=ok")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "executor-like: {e:?}, outsider: {o:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    ns.delete().await;
+}
+
+/// TokenReview auth: the executor's ServiceAccount is bound to `system:auth-delegator`; deleting the policy
+/// removes that cluster-scoped binding through the finalizer.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn a_token_review_binding_lives_and_dies_with_its_policy() {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "crb").await;
+    start_operator(&client);
+    let _: McpGuardPolicy = ns
+        .create(json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+                       "metadata": {"name": "agents"}, "spec": {}}))
+        .await;
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let name = format!("mcp-guard-tokenreview-{}-agents", ns.name);
+    let crb = wait_for("the ClusterRoleBinding", || async { crbs.get(&name).await.ok() }).await;
+    assert_eq!(crb.role_ref.name, "system:auth-delegator");
+    assert_eq!(crb.subjects.unwrap()[0].name, "agents-mcp-guard");
+    ns.api::<McpGuardPolicy>().delete("agents", &DeleteParams::default()).await.unwrap();
+    wait_for("binding and policy gone", || async {
+        let gone = crbs.get_opt(&name).await.ok()?.is_none()
+            && ns.api::<McpGuardPolicy>().get_opt("agents").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    ns.delete().await;
+}

@@ -1,0 +1,362 @@
+//! Reconcile tests against a mocked API server: each scenario lists, request by request, what the
+//! reconciler must send and what the "API server" answers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
+use mcp_guard_operator::build::Settings;
+use mcp_guard_operator::context::{Context, Metrics};
+use mcp_guard_operator::reconcile::{policy, server};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn context() -> (Arc<Context>, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "default");
+    let settings = Settings { executor_image: "mcp-guard.local/mcp-guard:test".into(), api_server: vec![] };
+    (Arc::new(Context::new(client, settings, Metrics::new().unwrap())), handle)
+}
+
+/// The API server side of a scenario.
+struct ApiServer(Handle);
+
+impl ApiServer {
+    /// Expect one request with this method and path; answer `status` with `body(request body)`.
+    async fn expect(
+        &mut self,
+        method: Method,
+        path: &str,
+        status: u16,
+        answer: impl FnOnce(Value) -> Value,
+    ) -> Value {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {method} {path}"))
+            .unwrap_or_else(|| panic!("no request; expected {method} {path}"));
+        assert_eq!((request.method(), request.uri().path()), (&method, path), "unexpected request");
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let reply = answer(body.clone());
+        send.send_response(
+            Response::builder().status(status).body(Body::from(serde_json::to_vec(&reply).unwrap())).unwrap(),
+        );
+        body
+    }
+
+    async fn not_found(&mut self, method: Method, path: &str) {
+        self.expect(method, path, 404, |_| {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+        })
+        .await;
+    }
+
+    /// A server-side apply: answer with what was sent, plus `extra` merged in.
+    async fn apply(&mut self, path: &str, extra: Value) -> Value {
+        self.expect(Method::PATCH, path, 200, |mut body| {
+            merge(&mut body, extra);
+            body
+        })
+        .await
+    }
+
+    /// A status apply: answer with the object (a name is all the client needs back).
+    async fn status(&mut self, path: &str) -> Value {
+        let name = path.trim_end_matches("/status").rsplit('/').next().unwrap().to_string();
+        self.apply(path, json!({"metadata": {"name": name, "namespace": "team-a"}, "spec": {}})).await
+    }
+
+    async fn event(&mut self, ns: &str) -> Value {
+        self.expect(Method::POST, &format!("/apis/events.k8s.io/v1/namespaces/{ns}/events"), 201, |b| b).await
+    }
+
+    async fn done(mut self) {
+        let next = tokio::time::timeout(Duration::from_millis(100), self.0.next_request()).await;
+        if let Ok(Some((r, _))) = next {
+            panic!("unexpected extra request {} {}", r.method(), r.uri());
+        }
+    }
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
+}
+
+fn secret_meta(name: &str, version: &str) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+           "metadata": {"name": name, "namespace": "team-a", "resourceVersion": version}})
+}
+
+const POLICIES: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpguardpolicies";
+const SERVERS: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpservers";
+
+#[tokio::test]
+async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
+    let (ctx, handle) = context();
+    let policy: McpGuardPolicy = fixture("policy-open.yaml");
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.not_found(Method::GET, &format!("{SERVERS}/time")).await;
+    let status = api.status(&format!("{POLICIES}/open/status")).await;
+    for t in ["ResolvedRefs", "Ready"] {
+        let c = condition(&status, t);
+        assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("False"), Some("McpServerNotFound")));
+        assert_eq!(c["message"], "McpServer not found in namespace team-a: time");
+    }
+    let event = api.event("team-a").await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("McpServerNotFound"))
+    );
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_named_and_no_child_is_applied() {
+    let (ctx, handle) = context();
+    let policy: McpGuardPolicy = fixture("policy-open.yaml");
+    let time: McpServer = fixture("server-deployed.yaml");
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
+    api.not_found(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key").await;
+    let status = api.status(&format!("{POLICIES}/open/status")).await;
+    assert_eq!(condition(&status, "Ready")["reason"], "SecretNotFound");
+    assert_eq!(condition(&status, "Ready")["message"], "Secret not found in namespace team-a: time-key");
+    api.event("team-a").await;
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_resolved_policy_applies_every_child_then_reports_ready() {
+    let (ctx, handle) = context();
+    let policy: McpGuardPolicy = fixture("policy-open.yaml");
+    let time: McpServer = fixture("server-deployed.yaml");
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
+        secret_meta("time-key", "7")
+    })
+    .await;
+    let cm = api.apply("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    let config =
+        mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm").unwrap();
+    assert_eq!(config.servers[0].url.as_deref(), Some("http://10.96.0.50:8080/mcp"));
+    assert_eq!(cm["metadata"]["ownerReferences"][0]["controller"], true);
+    api.apply("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
+    api.apply("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({})).await;
+    api.apply("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
+    let dep = api
+        .apply(
+            "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
+            json!({"status": {"readyReplicas": 1}}),
+        )
+        .await;
+    let hash = dep["spec"]["template"]["metadata"]["annotations"]["mcpguard.io/config-hash"].clone();
+    // One replica: no PodDisruptionBudget, and a stale one is removed.
+    api.not_found(Method::DELETE, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard")
+        .await;
+    // No TokenReview (`auth: none`): no ClusterRoleBinding may linger.
+    api.not_found(
+        Method::DELETE,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/mcp-guard-tokenreview-team-a-open",
+    )
+    .await;
+    let status = api.status(&format!("{POLICIES}/open/status")).await;
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert_eq!(condition(&status, "Available")["status"], "True");
+    assert_eq!(condition(&status, "ResolvedRefs")["status"], "True");
+    assert_eq!(status["status"]["configHash"], hash);
+    assert_eq!(status["status"]["endpoint"], "open-mcp-guard.team-a.svc:9090");
+    assert_eq!(status["status"]["boundServers"], json!(["time"]));
+    let event = api.event("team-a").await;
+    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Normal"), Some("Ready")));
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_unrenderable_policy_waits_for_a_change() {
+    let (ctx, handle) = context();
+    let mut policy: McpGuardPolicy = fixture("policy-open.yaml");
+    policy.metadata.name = Some("a-name-that-is-far-too-long-for-the-children-it-would-make-xx".into());
+    policy.spec.servers.clear();
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    let status = api
+        .status(&format!("{POLICIES}/a-name-that-is-far-too-long-for-the-children-it-would-make-xx/status"))
+        .await;
+    assert_eq!(condition(&status, "Ready")["reason"], "InvalidSpec");
+    assert!(condition(&status, "Ready")["message"].as_str().unwrap().contains("too long"));
+    api.event("team-a").await;
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn a_ready_condition_that_holds_publishes_no_new_event() {
+    let (ctx, handle) = context();
+    let mut policy: McpGuardPolicy = fixture("policy-open.yaml");
+    policy.status = Some(
+        serde_json::from_value(json!({"conditions": [{
+        "type": "Ready", "status": "False", "reason": "McpServerNotFound", "message": "old",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+        .unwrap(),
+    );
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.not_found(Method::GET, &format!("{SERVERS}/time")).await;
+    let status = api.status(&format!("{POLICIES}/open/status")).await;
+    assert_eq!(condition(&status, "Ready")["lastTransitionTime"], "2026-01-01T00:00:00Z");
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_deployed_server_gets_its_children_and_a_service_url() {
+    let (ctx, handle) = context();
+    let mut time: McpServer = fixture("server-deployed.yaml");
+    time.status = None;
+    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let mut api = ApiServer(handle);
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
+        secret_meta("time-key", "7")
+    })
+    .await;
+    let np = api
+        .apply("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/time-mcp-server", json!({}))
+        .await;
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["bind.mcpguard.io/time"],
+        "true"
+    );
+    api.apply(
+        "/api/v1/namespaces/team-a/services/time-mcp-server",
+        json!({"spec": {"clusterIP": "10.96.7.7"}}),
+    )
+    .await;
+    api.apply("/apis/apps/v1/namespaces/team-a/deployments/time-mcp-server", json!({"status": {}})).await;
+    let status = api.status(&format!("{SERVERS}/time/status")).await;
+    assert_eq!(status["status"]["url"], "http://10.96.7.7:8080/mcp");
+    assert_eq!(condition(&status, "Available")["status"], "False");
+    assert_eq!(condition(&status, "Ready")["reason"], "Pending");
+    let event = api.event("team-a").await;
+    assert_eq!(event["type"], "Normal", "waiting for pods is not a warning");
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_api_error_backs_off() {
+    let (ctx, handle) = context();
+    let policy: McpGuardPolicy = fixture("policy-open.yaml");
+    let policy = Arc::new(policy);
+    let task = tokio::spawn(policy::reconcile(policy.clone(), ctx.clone()));
+    let mut api = ApiServer(handle);
+    api.expect(Method::GET, &format!("{SERVERS}/time"), 500, |_| {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is down"})
+    })
+    .await;
+    let err = task.await.unwrap().unwrap_err();
+    let first = mcp_guard_operator::reconcile::error_policy(policy.clone(), &err, ctx.clone());
+    let second = mcp_guard_operator::reconcile::error_policy(policy, &err, ctx);
+    assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(Duration::from_secs(10)));
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_parse_is_reported_on_its_status_and_waits() {
+    let (ctx, handle) = context();
+    let guard: kube::core::DeserializeGuard<McpGuardPolicy> = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+        "metadata": {"name": "odd", "namespace": "team-a", "uid": "u-1", "generation": 2},
+        "spec": {"limits": {"memory": "lots"}}
+    }))
+    .unwrap();
+    assert!(guard.0.is_err());
+    let task = tokio::spawn(mcp_guard_operator::reconcile::reconcile_guarded(
+        Arc::new(guard),
+        ctx,
+        policy::reconcile,
+    ));
+    let mut api = ApiServer(handle);
+    let status = api.status(&format!("{POLICIES}/odd/status")).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(ready["message"].as_str().unwrap().contains("lots"), "{ready}");
+    let event = api.event("team-a").await;
+    assert_eq!(event["type"], "Warning");
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn a_new_policy_first_gets_the_finalizer() {
+    let (ctx, handle) = context();
+    let mut policy: McpGuardPolicy = fixture("policy-open.yaml");
+    policy.metadata.finalizers = None;
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    let patch = api
+        .expect(Method::PATCH, &format!("{POLICIES}/open"), 200, |_| {
+            json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+                   "metadata": {"name": "open", "namespace": "team-a", "finalizers": ["mcpguard.io/cleanup"]}, "spec": {}})
+        })
+        .await;
+    assert!(patch.to_string().contains("mcpguard.io/cleanup"), "{patch}");
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer() {
+    let (ctx, handle) = context();
+    let mut policy: McpGuardPolicy = fixture("policy.yaml");
+    policy.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.expect(
+        Method::DELETE,
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/mcp-guard-tokenreview-team-a-agents",
+        200,
+        |_| json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+    )
+    .await;
+    let patch = api
+        .expect(Method::PATCH, &format!("{POLICIES}/agents"), 200, |_| {
+            json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+                   "metadata": {"name": "agents", "namespace": "team-a"}, "spec": {}})
+        })
+        .await;
+    assert!(patch.to_string().contains("remove"), "the finalizer is removed: {patch}");
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
