@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Every check and test of MCP Guard, in the order a reviewer would want them: setup, formatting, lints,
-# then the tests. Each phase prints how long it took.
+# the workspace tests, then the operator against a real single-node Kubernetes assembled from source
+# (e2e/cluster). Each phase prints how long it took.
+#
+# MCP_GUARD_SKIP_CLUSTER=1 skips the real-cluster phases (they need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +19,34 @@ phase "setup" ./scripts/setup.sh
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy (warnings denied)" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "cargo test" cargo test --workspace --locked
+
+if [ "${MCP_GUARD_SKIP_CLUSTER:-0}" = "1" ]; then
+  echo "MCP_GUARD_SKIP_CLUSTER=1: skipping the real-cluster tests"
+  exit 0
+fi
+
+CLUSTER_DIR="${MCP_GUARD_CLUSTER_DIR:-/tmp/mcp-guard-cluster}"
+export KUBECONFIG="$CLUSTER_DIR/admin.kubeconfig"
+source e2e/cluster/versions.env
+HELM="${MCP_GUARD_CACHE:-$HOME/.cache/mcp-guard}/cluster/helm-${HELM_VERSION}/bin/helm"
+
+cluster_down() {
+  local status=$?
+  if [ "$status" -ne 0 ] && [ -d "$CLUSTER_DIR/logs" ]; then
+    echo "--- the cluster's component logs (last lines) ---"
+    for log in "$CLUSTER_DIR"/logs/*.log; do
+      echo "## $log"
+      tail -n 20 "$log" || true
+    done
+  fi
+  e2e/cluster/down.sh >/dev/null 2>&1 || true
+  exit "$status"
+}
+
+phase "cluster: build Kubernetes, etcd, Helm and kube-router from Go modules (cached by version)" e2e/cluster/build.sh
+phase "cluster: host packages" e2e/cluster/setup-host.sh
+trap cluster_down EXIT
+phase "cluster: up" e2e/cluster/up.sh
+phase "cluster: smoke (pods, services, NetworkPolicy enforcement)" e2e/cluster/smoke.sh
+phase "operator against the real cluster" cargo test -p mcp-guard-operator --locked --test cluster -- --ignored --test-threads=1
+phase "helm lint" "$HELM" lint charts/mcp-guard
