@@ -21,6 +21,7 @@ setup:
 bench:
 	cargo bench -p mcp-guard-executor --bench engine
 	cargo bench -p mcp-guard-executor --bench proxy
+	cargo bench -p mcp-guard-executor --bench api
 
 # Regenerate executor/outcome.schema.json after changing the outcome types.
 schema:

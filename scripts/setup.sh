@@ -30,5 +30,8 @@ protoc --version
 step "Real MCP servers used by the tests and the example"
 ./scripts/setup-mcp-servers.sh
 
+step "Clients and tools of the API tests (grpcio, MCP conformance suite, MCP SDK, Deno, Node 22)"
+./scripts/setup-api-tests.sh
+
 step "Rust dependencies"
 cargo fetch --locked

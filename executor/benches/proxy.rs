@@ -163,4 +163,5 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     });
     let _ = server.kill();
+    let _ = server.wait();
 }

@@ -4,6 +4,7 @@
 //! The pipeline is [`validator::validate`] → [`engine::Engine::execute`] → [`outcome::Outcome`];
 //! [`sandbox::Sandbox`] puts them together.
 
+pub mod api;
 pub mod engine;
 pub mod host;
 pub mod outcome;

@@ -1,8 +1,9 @@
 //! `mcp-guard`: run untrusted code against MCP tools in a sandbox.
 
+mod serve;
+
 use std::{
     io::Read,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -68,6 +69,13 @@ enum Command {
         #[arg(long)]
         die_with_parent: bool,
     },
+    /// Serve the gRPC Executor API and the MCP front door (streamable HTTP at /mcp), with caller
+    /// authentication, Prometheus metrics and graceful shutdown on SIGTERM.
+    ///
+    /// Like `exec`, it starts the binding proxy as a child process with the environment, then replaces
+    /// itself with a copy of itself that has an empty environment. On its standard output it prints one
+    /// JSON line with the addresses it serves.
+    Serve(Box<serve::ServeArgs>),
     /// Print the JSON schema of the outcome.
     OutcomeSchema,
     /// Print the embedded default configuration.
@@ -75,19 +83,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Serve(args) => serve::init_logging(args),
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     match cli.command {
         Command::Exec { config, file, proxy_socket, proxy_pid } => {
             exec(config, &file, proxy_socket, proxy_pid)
         }
         Command::Proxy { config, socket, die_with_parent } => proxy(&config, &socket, die_with_parent),
+        Command::Serve(args) => serve::run(*args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
         Command::DefaultConfig => {
             print!("{}", mcp_guard_crds::config::DEFAULT_CONFIG_YAML);
@@ -137,7 +149,7 @@ fn exec(
     };
     // Stage one: with MCP servers bound, start the binding proxy and become a credential-free copy.
     if !config.servers.is_empty() && proxy_socket.is_none() {
-        return start_proxy_then_scrub(config_path.as_deref(), file);
+        return serve::start_proxy_then_scrub(config_path.as_deref(), file);
     }
     let code = match read_code(file) {
         Ok(c) => c,
@@ -181,48 +193,6 @@ fn exec(
 fn local_caller() -> String {
     // SAFETY: getuid never fails.
     format!("local:uid={}", unsafe { libc::getuid() })
-}
-
-/// Start `mcp-guard proxy` as a child with this process's environment, then `exec` this program again
-/// with an empty environment. The process id stays the same, so the child's parent-death signal still
-/// refers to us; `/proc/<pid>/environ` of the executor shows nothing.
-fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
-    let Some(config) = config else {
-        return fail(EXIT_USAGE, "servers are only configured through --config");
-    };
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return fail(EXIT_INTERNAL, format!("cannot find my own executable: {e}")),
-    };
-    let dir = std::env::temp_dir().join(format!("mcp-guard-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
-    if let Err(e) = create_private_dir(&dir) {
-        return fail(EXIT_INTERNAL, format!("cannot create {}: {e}", dir.display()));
-    }
-    let socket = dir.join("proxy.sock");
-    let child = std::process::Command::new(&exe)
-        .arg("proxy")
-        .arg("--config")
-        .arg(config)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--die-with-parent")
-        .stdin(std::process::Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_INTERNAL, format!("cannot start the binding proxy: {e}")),
-    };
-    let mut next = std::process::Command::new(&exe);
-    next.arg("exec").arg("--config").arg(config).arg("--proxy-socket").arg(&socket);
-    next.arg("--proxy-pid").arg(child.id().to_string()).arg(file).env_clear();
-    // Only reached when exec fails.
-    let err = next.exec();
-    fail(EXIT_INTERNAL, format!("cannot restart without the environment: {err}"))
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(dir)
 }
 
 fn proxy(config_path: &Path, socket: &Path, die_with_parent: bool) -> ExitCode {

@@ -37,7 +37,12 @@ fn each_example_ends_in_its_outcome_with_its_exit_code() {
         ("limit_exceeded.js", "limit_exceeded", 5),
     ] {
         let path = examples().join(file);
-        let (status, json, stderr) = run(&["exec", "--config", examples().join("limits.yaml").to_str().unwrap(), path.to_str().unwrap()]);
+        let (status, json, stderr) = run(&[
+            "exec",
+            "--config",
+            examples().join("limits.yaml").to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
         assert_eq!(json["outcome"], kind, "{file}: {json} {stderr}");
         assert_eq!(status, code, "{file}");
     }
@@ -45,7 +50,8 @@ fn each_example_ends_in_its_outcome_with_its_exit_code() {
 
 #[test]
 fn code_from_stdin() {
-    let mut child = mcp_guard().args(["exec", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        mcp_guard().args(["exec", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"return 6 * 7").unwrap();
     let out = child.wait_with_output().unwrap();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -59,7 +65,8 @@ fn bad_input_is_a_clear_usage_error() {
     std::fs::write(&bad_config, "limits:\n  memory: lots\n").unwrap();
     let code = dir.path().join("code.js");
     std::fs::write(&code, "return 1").unwrap();
-    let (status, _, stderr) = run(&["exec", "--config", bad_config.to_str().unwrap(), code.to_str().unwrap()]);
+    let (status, _, stderr) =
+        run(&["exec", "--config", bad_config.to_str().unwrap(), code.to_str().unwrap()]);
     assert_eq!(status, 2);
     assert!(stderr.contains("bad.yaml") && stderr.contains("lots"), "{stderr}");
 
@@ -106,7 +113,11 @@ fn the_executor_process_holds_no_credential() {
     )
     .unwrap();
     let code = dir.path().join("code.js");
-    std::fs::write(&code, "const who = await mcp.faults.whoami(); await mcp.faults.slow({ ms: 1500 }); return who;").unwrap();
+    std::fs::write(
+        &code,
+        "const who = await mcp.faults.whoami(); await mcp.faults.slow({ ms: 1500 }); return who;",
+    )
+    .unwrap();
     let child = mcp_guard()
         .args(["exec", "--config", config.to_str().unwrap(), code.to_str().unwrap()])
         .env("UPSTREAM_TOKEN", SECRET)
@@ -130,7 +141,10 @@ fn the_executor_process_holds_no_credential() {
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(proxy_env.contains(SECRET), "the proxy child must hold the credential (else this test proves nothing)");
+    assert!(
+        proxy_env.contains(SECRET),
+        "the proxy child must hold the credential (else this test proves nothing)"
+    );
     assert!(!executor_env.contains(SECRET), "the executor's environment holds the credential");
     assert!(executor_env.is_empty(), "the executor's environment is scrubbed entirely: {executor_env:?}");
     let json: Value = serde_json::from_str(&stdout).unwrap();

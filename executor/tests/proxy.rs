@@ -484,15 +484,22 @@ async fn the_sandbox_limit_applies_through_the_proxy() {
 async fn an_http_upstream_that_restarts_gets_a_new_session() {
     let first = http_test_server(&[]);
     let addr = first.url.trim_start_matches("http://").split('/').next().unwrap().to_string();
-    let f = proxy_fixture(&format!("servers:\n  - name: api\n    url: {}\n    allowPrivateEndpoint: true\n", first.url)).await;
+    let f = proxy_fixture(&format!(
+        "servers:\n  - name: api\n    url: {}\n    allowPrivateEndpoint: true\n",
+        first.url
+    ))
+    .await;
     assert_eq!(run_ok(&f, "return await mcp.api.echo({ text: 'one' })").await, json!("one"));
     drop(first);
-    let down = run_ok(&f, "try { await mcp.api.echo({ text: 'x' }); return 'ok'; } catch (e) { return e.code; }").await;
+    let down =
+        run_ok(&f, "try { await mcp.api.echo({ text: 'x' }); return 'ok'; } catch (e) { return e.code; }")
+            .await;
     assert_eq!(down, json!("unavailable"));
     let _second = http_test_server(&["--listen", &addr]);
     let mut last = json!(null);
     for _ in 0..60 {
-        last = run_ok(&f, "try { return await mcp.api.echo({ text: 'two' }); } catch (e) { return e.code; }").await;
+        last = run_ok(&f, "try { return await mcp.api.echo({ text: 'two' }); } catch (e) { return e.code; }")
+            .await;
         if last == json!("two") {
             break;
         }

@@ -255,9 +255,25 @@ async fn outcome_json_has_the_documented_shape() {
 
 #[tokio::test]
 async fn a_lone_function_declaration_is_called() {
-    let o = run("async function main(mcp) {\n  const r = await mcp.demo.add({ a: 1, b: 2 });\n  return r.sum * 2;\n}").await;
+    let o = run(
+        "async function main(mcp) {\n  const r = await mcp.demo.add({ a: 1, b: 2 });\n  return r.sum * 2;\n}",
+    )
+    .await;
     assert_eq!(completed(&o), &json!(6));
     // With a call already there, nothing changes.
     let o = run("async function main() { return 'called once'; }\nreturn await main();").await;
     assert_eq!(completed(&o), &json!("called once"));
+}
+
+#[tokio::test]
+async fn discovery_from_running_code_goes_to_the_hosts_directory() {
+    let host = test_host().tool("$", "search", |args| async move { Ok(json!({ "asked": args })) });
+    let sandbox = mcp_guard_executor::sandbox::Sandbox::new(host.catalog(), std::sync::Arc::new(host));
+    let o = sandbox.run("return await mcp.$search('echo')", &fast_limits()).await;
+    assert_eq!(completed(&o), &json!({ "asked": { "query": "echo", "detail": "summaries" } }));
+    assert!(o.tool_calls.is_empty(), "discovery is not a tool call");
+    let o = sandbox
+        .run("try { await mcp.$describe(['demo.echo']); } catch (e) { return e.name; }", &fast_limits())
+        .await;
+    assert_eq!(completed(&o), &json!("McpToolError"));
 }

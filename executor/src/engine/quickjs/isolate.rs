@@ -81,8 +81,11 @@ impl Journal {
     /// One tool call as an outcome record.
     pub(crate) fn record(&self, index: usize, now: Instant) -> Option<ToolCallRecord> {
         let c = self.calls.get(index)?;
-        let (duration, status, error) =
-            c.finished.clone().unwrap_or((now.saturating_duration_since(c.started), ToolCallStatus::Cancelled, None));
+        let (duration, status, error) = c.finished.clone().unwrap_or((
+            now.saturating_duration_since(c.started),
+            ToolCallStatus::Cancelled,
+            None,
+        ));
         Some(ToolCallRecord {
             server: c.server.clone(),
             tool: c.tool.clone(),
@@ -139,7 +142,12 @@ struct LoopState {
     /// What `Date.now()` returns: frozen while code runs, advanced when the loop waits.
     clock_ms: f64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Discovery calls made so far (their indexes start at `DISCOVERY_BASE`).
+    discovery_calls: usize,
 }
+
+/// Pending-call indexes of discovery calls, apart from the journal's tool-call indexes.
+const DISCOVERY_BASE: usize = usize::MAX / 2;
 
 type Completion = (usize, Result<serde_json::Value, ToolError>);
 
@@ -566,6 +574,23 @@ impl Isolate {
                         return Ok(promise);
                     }
                 };
+                // `$` is the host's own discovery server (mcp.$search / mcp.$describe): no side effects, so
+                // it is neither counted against the tool-call limit nor listed among the tool calls.
+                let discovery = server == "$" && (tool == "search" || tool == "describe");
+                if discovery {
+                    let tool_host = tool_host.clone();
+                    let execution = execution.clone();
+                    let tx = tx.clone();
+                    let mut st = s.borrow_mut();
+                    let index = DISCOVERY_BASE + st.discovery_calls;
+                    st.discovery_calls += 1;
+                    st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
+                    st.tasks.push(handle.spawn(async move {
+                        let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                        let _ = tx.send((index, result));
+                    }));
+                    return Ok(promise);
+                }
                 if !catalog.contains(&server, &tool) {
                     reject.call::<_, ()>((reason(&ctx, "denied", &format!("unknown tool {server}.{tool}"))?,))?;
                     return Ok(promise);

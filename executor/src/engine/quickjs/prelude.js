@@ -180,7 +180,28 @@
       keys(tools),
     );
   }
-  const mcp = strict(freeze(servers), (prop) => `unknown MCP server '${prop}'`, keys(servers));
+  const serverNames = keys(servers);
+  // Discovery from running code: mcp.$search(query, detail) and mcp.$describe(names), answered by the
+  // host's reserved server "$" (the API server's tool directory).
+  const discover = async (tool, args) => {
+    let payload;
+    try {
+      payload = await call("$", tool, stringify(args));
+    } catch (reason) {
+      throw new McpToolError(StringOf(reason[1]), "$", tool, StringOf(reason[0]));
+    }
+    return parse(payload);
+  };
+  servers.$search = async (query, detail) =>
+    discover("search", {
+      query: query === undefined ? "" : StringOf(query),
+      detail: detail === undefined ? "summaries" : StringOf(detail),
+    });
+  servers.$describe = async (names) =>
+    discover("describe", {
+      names: isArray(names) ? names.map((n) => StringOf(n)) : names === undefined ? [] : [StringOf(names)],
+    });
+  const mcp = strict(freeze(servers), (prop) => `unknown MCP server '${prop}'`, serverNames);
   defineProperty(G, "mcp", { value: mcp, writable: false, enumerable: false, configurable: false });
   defineProperty(G, "McpToolError", { value: McpToolError, writable: false, enumerable: false, configurable: false });
 

@@ -1,0 +1,112 @@
+//! The outcome and execution events as messages of the public API.
+
+use super::{pb, tools::ToolEntry};
+use crate::{
+    engine::ExecutionEvent,
+    host::ExecutionInfo,
+    outcome::{ConsoleLevel, ConsoleLine, Outcome, Status, ToolCallRecord, ToolCallStatus},
+};
+
+pub fn console_level(level: ConsoleLevel) -> &'static str {
+    match level {
+        ConsoleLevel::Debug => "debug",
+        ConsoleLevel::Log => "log",
+        ConsoleLevel::Info => "info",
+        ConsoleLevel::Warn => "warn",
+        ConsoleLevel::Error => "error",
+    }
+}
+
+fn console_line(line: &ConsoleLine) -> pb::ConsoleLine {
+    pb::ConsoleLine { level: console_level(line.level).to_string(), message: line.message.clone() }
+}
+
+fn tool_call(call: &ToolCallRecord) -> pb::ToolCall {
+    pb::ToolCall {
+        server: call.server.clone(),
+        tool: call.tool.clone(),
+        duration_ms: call.duration_ms,
+        status: match call.status {
+            ToolCallStatus::Ok => "ok",
+            ToolCallStatus::Error => "error",
+            ToolCallStatus::Cancelled => "cancelled",
+        }
+        .to_string(),
+        error: call.error.clone().unwrap_or_default(),
+        error_code: call.error_code.clone().unwrap_or_default(),
+    }
+}
+
+/// The outcome as the proto's `Outcome`.
+pub fn outcome(execution: &ExecutionInfo, outcome: &Outcome) -> pb::Outcome {
+    use pb::outcome::Status as S;
+    let status = match &outcome.status {
+        Status::Rejected { rejection } => S::Rejected(pb::Rejection {
+            rule: rejection.rule.to_string(),
+            line: rejection.line,
+            column: rejection.column,
+            message: rejection.message.clone(),
+        }),
+        Status::Completed { result } => S::CompletedJson(result.to_string()),
+        Status::Threw { error } => S::Threw(pb::ThrownError {
+            name: error.name.clone(),
+            message: error.message.clone(),
+            stack: error.stack.clone(),
+        }),
+        Status::LimitExceeded { limit, message } => S::LimitExceeded(pb::LimitExceeded {
+            limit: limit.as_str().to_string(),
+            message: message.clone(),
+        }),
+    };
+    pb::Outcome {
+        status: Some(status),
+        console: outcome.console.iter().map(console_line).collect(),
+        tool_calls: outcome.tool_calls.iter().map(tool_call).collect(),
+        metrics: Some(pb::Metrics {
+            cpu_ms: outcome.metrics.cpu_ms,
+            wall_ms: outcome.metrics.wall_ms,
+            peak_heap_bytes: outcome.metrics.peak_heap_bytes,
+        }),
+        execution_id: execution.id.clone(),
+    }
+}
+
+/// One streamed event.
+pub fn event(event: &ExecutionEvent) -> pb::ExecuteEvent {
+    use pb::execute_event::Event as E;
+    let e = match event {
+        ExecutionEvent::Console(line) => E::Console(console_line(line)),
+        ExecutionEvent::ToolCallStarted { server, tool } => {
+            E::ToolCallStarted(pb::ToolCallStarted { server: server.clone(), tool: tool.clone() })
+        }
+        ExecutionEvent::ToolCallFinished(call) => E::ToolCallFinished(tool_call(call)),
+    };
+    pb::ExecuteEvent { event: Some(e) }
+}
+
+pub fn tool(t: &ToolEntry) -> pb::Tool {
+    pb::Tool {
+        server: t.server.clone(),
+        name: t.name.clone(),
+        binding: t.binding.clone(),
+        description: t.description.clone(),
+    }
+}
+
+pub fn tool_description(t: &ToolEntry) -> pb::ToolDescription {
+    pb::ToolDescription {
+        tool: Some(tool(t)),
+        input_schema_json: t.input_schema_json.clone(),
+        output_schema_json: t.output_schema_json.clone(),
+        typescript: t.typescript.clone(),
+    }
+}
+
+/// The outcome as JSON (the `mcp-guard exec` format) with the execution id added.
+pub fn outcome_json(execution: &ExecutionInfo, outcome: &Outcome) -> serde_json::Value {
+    let mut value = serde_json::to_value(outcome).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("executionId".into(), serde_json::Value::String(execution.id.clone()));
+    }
+    value
+}

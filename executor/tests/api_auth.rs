@@ -1,0 +1,236 @@
+//! Caller authentication beyond static tokens: Kubernetes TokenReview (against a fake API server run in
+//! the test) with audience binding and allowed callers, and mTLS on both doors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api_support;
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use api_support::{ALICE, TempDir, authed, code, completed, try_serve};
+use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
+use serde_json::{Value, json};
+use tonic::{
+    Code,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
+
+const CONFIG: &str = "limits:\n  wallTime: 10s\n";
+const OWN_TOKEN: &str = "executor-own-service-account-token";
+const AUDIENCE: &str = "mcp-guard.agents.svc";
+
+/// Tokens the fake API server knows: token -> (user, audiences it was issued for).
+fn known(token: &str) -> Option<(&'static str, &'static [&'static str])> {
+    match token {
+        "sa-token-agents-bot" => Some(("system:serviceaccount:agents:bot", &[AUDIENCE])),
+        "sa-token-for-another-audience" => {
+            Some(("system:serviceaccount:agents:bot", &["https://kubernetes.default.svc"]))
+        }
+        "sa-token-other-namespace" => Some(("system:serviceaccount:other:bot", &[AUDIENCE])),
+        _ => None,
+    }
+}
+
+/// A fake TokenReview endpoint that behaves like the API server: a token is authenticated only for the
+/// audiences it was issued for, and only the executor's own token may call it.
+async fn token_review(
+    State(calls): State<Arc<AtomicUsize>>,
+    headers: HeaderMap,
+    Json(review): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    calls.fetch_add(1, Ordering::SeqCst);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {OWN_TOKEN}")) {
+        return (axum::http::StatusCode::UNAUTHORIZED, Json(json!({"kind": "Status", "code": 401})));
+    }
+    assert_eq!(review["kind"], "TokenReview");
+    let token = review["spec"]["token"].as_str().unwrap_or_default();
+    let wanted: Vec<&str> =
+        review["spec"]["audiences"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let status = match known(token) {
+        Some((user, audiences)) => {
+            let both: Vec<&str> = wanted.iter().copied().filter(|a| audiences.contains(a)).collect();
+            if both.is_empty() {
+                json!({"authenticated": false, "error": "[invalid bearer token, token audiences [...] is invalid for the target audiences]"})
+            } else {
+                json!({"authenticated": true, "user": {"username": user, "groups": ["system:serviceaccounts"]}, "audiences": both})
+            }
+        }
+        None => json!({"authenticated": false, "error": "invalid bearer token"}),
+    };
+    (
+        axum::http::StatusCode::CREATED,
+        Json(json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_review_checks_the_audience_and_the_allowed_callers() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/apis/authentication.k8s.io/v1/tokenreviews", post(token_review))
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = TempDir::new("token-review");
+    let own = dir.path().join("token");
+    std::fs::write(&own, OWN_TOKEN).unwrap();
+
+    let s = try_serve(
+        CONFIG,
+        &[
+            "--token-review-audience",
+            AUDIENCE,
+            "--token-review-url",
+            &url,
+            "--token-review-token-file",
+            own.to_str().unwrap(),
+            "--allowed-callers",
+            "system:serviceaccount:agents:*",
+        ],
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut c = s.client().await;
+    assert_eq!(
+        completed(&c.execute(authed(code("return 1"), "sa-token-agents-bot")).await.unwrap().into_inner()),
+        1
+    );
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(
+        completed(&c.execute(authed(code("return 2"), "sa-token-agents-bot")).await.unwrap().into_inner()),
+        2
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), before, "a successful review is cached");
+
+    let e = c.execute(authed(code("return 1"), "sa-token-for-another-audience")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "wrong audience: {e:?}");
+    assert!(e.message().contains("audience"), "{e:?}");
+    let e = c.execute(authed(code("return 1"), "forged-token")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    let e = c.execute(authed(code("return 1"), "sa-token-other-namespace")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("system:serviceaccount:other:bot"), "{e:?}");
+
+    // The same on the MCP door: 401 and 403.
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |token: &str| {
+        http.post(&s.mcp)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send()
+    };
+    assert_eq!(post("sa-token-for-another-audience").await.unwrap().status(), 401);
+    assert_eq!(post("sa-token-other-namespace").await.unwrap().status(), 403);
+    assert_eq!(post("sa-token-agents-bot").await.unwrap().status(), 200);
+}
+
+/// A CA, a server certificate for localhost, client certificates for `carol` and `mallory`, and one for
+/// `eve` from another CA.
+fn make_pki(dir: &std::path::Path) {
+    let script = r#"
+set -euo pipefail
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+for ca in ca other-ca; do
+  openssl req -x509 $ec -keyout $ca.key -out $ca.crt -subj "/CN=$ca" -days 2 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+done
+leaf() { # name cn ca ext
+  openssl req $ec -keyout $1.key -out $1.csr -subj "/CN=$2" 2>/dev/null
+  printf '%s\n' "$4" > $1.ext
+  openssl x509 -req -in $1.csr -CA $3.crt -CAkey $3.key -CAcreateserial -out $1.crt -days 2 -extfile $1.ext 2>/dev/null
+}
+leaf server localhost ca "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+leaf carol carol ca "extendedKeyUsage=clientAuth"
+leaf mallory mallory ca "extendedKeyUsage=clientAuth"
+leaf eve carol other-ca "extendedKeyUsage=clientAuth"
+"#;
+    let out = Command::new("bash").arg("-c").arg(script).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn tls_channel(
+    addr: &str,
+    dir: &std::path::Path,
+    client: Option<&str>,
+) -> Result<Channel, tonic::transport::Error> {
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let mut tls =
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("ca.crt"))).domain_name("localhost");
+    if let Some(name) = client {
+        tls = tls.identity(Identity::from_pem(read(&format!("{name}.crt")), read(&format!("{name}.key"))));
+    }
+    Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls)?.connect().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_callers_are_their_certificate_cn_on_both_doors() {
+    let pki = TempDir::new("pki");
+    make_pki(pki.path());
+    let p = |f: &str| pki.path().join(f).to_str().unwrap().to_string();
+    let s = try_serve(
+        CONFIG,
+        &[
+            "--tls-cert",
+            &p("server.crt"),
+            "--tls-key",
+            &p("server.key"),
+            "--client-ca",
+            &p("ca.crt"),
+            "--allowed-callers",
+            "carol,alice",
+        ],
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(s.mcp.starts_with("https://"), "{}", s.mcp);
+    use mcp_guard_executor::api::pb::executor_client::ExecutorClient;
+
+    let mut carol = ExecutorClient::new(tls_channel(&s.grpc, pki.path(), Some("carol")).await.unwrap());
+    assert_eq!(completed(&carol.execute(code("return 'carol'")).await.unwrap().into_inner()), "carol");
+    let mut mallory = ExecutorClient::new(tls_channel(&s.grpc, pki.path(), Some("mallory")).await.unwrap());
+    let e = mallory.execute(code("return 1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("mallory"));
+    let mut anonymous = ExecutorClient::new(tls_channel(&s.grpc, pki.path(), None).await.unwrap());
+    assert_eq!(anonymous.execute(code("return 1")).await.unwrap_err().code(), Code::Unauthenticated);
+    // A bearer token still works over TLS without a certificate.
+    assert_eq!(completed(&anonymous.execute(authed(code("return 2"), ALICE)).await.unwrap().into_inner()), 2);
+    // A certificate from another CA does not get through the handshake.
+    let eve = match tls_channel(&s.grpc, pki.path(), Some("eve")).await {
+        Err(_) => None,
+        Ok(channel) => Some(ExecutorClient::new(channel).execute(code("return 1")).await),
+    };
+    assert!(!matches!(eve, Some(Ok(_))), "a foreign certificate was accepted: {eve:?}");
+
+    // The MCP door over TLS.
+    let read = |f: &str| std::fs::read(pki.path().join(f)).unwrap();
+    let client = |identity: Option<&str>| {
+        let mut b = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&read("ca.crt")).unwrap()]);
+        if let Some(name) = identity {
+            let mut pem = read(&format!("{name}.crt"));
+            pem.extend(read(&format!("{name}.key")));
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let url = s.mcp.replace("127.0.0.1", "localhost");
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |c: reqwest::Client| {
+        c.post(&url).header("accept", "application/json, text/event-stream").json(&initialize).send()
+    };
+    assert_eq!(post(client(Some("carol"))).await.unwrap().status(), 200);
+    assert_eq!(post(client(Some("mallory"))).await.unwrap().status(), 403);
+    assert_eq!(post(client(None)).await.unwrap().status(), 401);
+}
