@@ -10,6 +10,10 @@
 //! async function on the Deno side: both measure the execution path, not an upstream MCP server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::panic)]
 
+mod support;
+
+use support::{machine, ms, percentile};
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -34,33 +38,6 @@ const TOKEN: &str = "bench-token-0123456789abcdef";
 const TRIVIAL: &str = "return 1 + 1";
 const ONE_CALL: &str = "const r = await mcp.bench.echo({ n: 1 }); return r.n";
 
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} cores, {:.1} GiB, Linux {}", mem as f64 / 1048576.0, kernel.trim())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 #[derive(Clone, Copy)]
 struct Figures {
     p50: Duration,
@@ -75,10 +52,6 @@ fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
         p99: percentile(&latencies, 0.99),
         per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn start_server() -> String {

@@ -4,6 +4,10 @@
 //!     cargo bench -p mcp-guard-executor --bench engine
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod support;
+
+use support::{machine, ms, percentile};
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -15,33 +19,6 @@ use mcp_guard_executor::{
     sandbox::Sandbox,
     validator::{ValidateOptions, validate},
 };
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} cores, {:.1} GiB, Linux {}", mem as f64 / 1048576.0, kernel.trim())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 struct Figures {
     p50: Duration,
@@ -84,10 +61,6 @@ async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, tota
         p99: percentile(&all, 0.99),
         per_sec: all.len() as f64 / elapsed.as_secs_f64(),
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn main() {

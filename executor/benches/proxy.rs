@@ -5,6 +5,10 @@
 //!     cargo bench -p mcp-guard-executor --bench proxy
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod support;
+
+use support::{machine, ms, p50_p99};
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
@@ -25,17 +29,6 @@ use rmcp::{
     transport::{StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig},
 };
 
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{model}, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()))
-}
-
 fn test_server() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("mcp-test-server");
@@ -48,16 +41,6 @@ fn test_server() -> PathBuf {
         assert!(ok);
     }
     bin
-}
-
-fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort_unstable();
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn main() {
@@ -108,7 +91,7 @@ fn main() {
         let host = ProxyToolHost::connect(socket.clone()).unwrap();
         host.wait_ready(Duration::from_secs(10)).await.unwrap();
 
-        println!("direct calls done: p50 {}", ms(stats(direct_lat.clone()).0));
+        println!("direct calls done: p50 {}", ms(p50_p99(direct_lat.clone()).0));
         let mut info = ExecutionInfo::new("bench", "bench");
         let mut hop_lat = Vec::with_capacity(N);
         for i in 0..N + 200 {
@@ -124,7 +107,7 @@ fn main() {
             }
         }
 
-        println!("proxy hop done: p50 {}", ms(stats(hop_lat.clone()).0));
+        println!("proxy hop done: p50 {}", ms(p50_p99(hop_lat.clone()).0));
         // From sandbox code: one execution making 100 sequential calls; per-call time.
         let catalog = host.catalog().await.unwrap();
         let sandbox = Sandbox::new(catalog, Arc::new(host.clone()));
@@ -149,10 +132,10 @@ fn main() {
             }
         }
 
-        let (d50, d99) = stats(direct_lat);
-        let (h50, h99) = stats(hop_lat);
-        let (s50, s99) = stats(sandbox_lat);
-        let (e50, e99) = stats(single_lat);
+        let (d50, d99) = p50_p99(direct_lat);
+        let (h50, h99) = p50_p99(hop_lat);
+        let (s50, s99) = p50_p99(sandbox_lat);
+        let (e50, e99) = p50_p99(single_lat);
         println!("{:<64} {:>10} {:>10} {:>8}", "path", "p50", "p99", "p50 ratio");
         println!("{:<64} {:>10} {:>10} {:>8}", "direct rmcp client -> upstream", ms(d50), ms(d99), "1.00x");
         let ratio = |x: Duration| format!("{:.2}x", x.as_secs_f64() / d50.as_secs_f64());
