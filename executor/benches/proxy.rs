@@ -108,6 +108,17 @@ fn main() {
         }
 
         println!("proxy hop done: p50 {}", ms(p50_p99(hop_lat.clone()).0));
+        // The floor of the hop: the same gRPC round trip, refused before any upstream work.
+        let stranger = ExecutionInfo::new("bench", "never begun");
+        let mut floor_lat = Vec::with_capacity(N);
+        for i in 0..N + 200 {
+            let t = Instant::now();
+            let refused = host.call(&stranger, "bench", "echo", serde_json::json!({ "text": "ping" })).await;
+            assert!(refused.is_err());
+            if i >= 200 {
+                floor_lat.push(t.elapsed());
+            }
+        }
         // From sandbox code: one execution making 100 sequential calls; per-call time.
         let catalog = host.catalog().await.unwrap();
         let sandbox = Sandbox::new(catalog, Arc::new(host.clone()));
@@ -134,10 +145,12 @@ fn main() {
 
         let (d50, d99) = p50_p99(direct_lat);
         let (h50, h99) = p50_p99(hop_lat);
+        let (f50, f99) = p50_p99(floor_lat);
         let (s50, s99) = p50_p99(sandbox_lat);
         let (e50, e99) = p50_p99(single_lat);
         println!("{:<64} {:>10} {:>10} {:>8}", "path", "p50", "p99", "p50 ratio");
         println!("{:<64} {:>10} {:>10} {:>8}", "direct rmcp client -> upstream", ms(d50), ms(d99), "1.00x");
+        println!("{:<64} {:>10} {:>10} {:>8}", "executor -> proxy round trip alone (refused, no upstream)", ms(f50), ms(f99), "-");
         let ratio = |x: Duration| format!("{:.2}x", x.as_secs_f64() / d50.as_secs_f64());
         println!("{:<64} {:>10} {:>10} {:>8}", "executor tool host -> proxy (UDS gRPC) -> upstream", ms(h50), ms(h99), ratio(h50));
         println!("{:<64} {:>10} {:>10} {:>8}", "sandbox code -> executor -> proxy -> upstream (per call, 100/run)", ms(s50), ms(s99), ratio(s50));
