@@ -8,6 +8,8 @@ RUN RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked --target x86_64-unknown-linux-gnu -p mcp-guard-executor --bin mcp-guard
 
 FROM scratch
+# The binding proxy's TLS client needs the CA bundle to reach https:// MCP servers.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/mcp-guard /mcp-guard
 USER 65532:65532
 ENTRYPOINT ["/mcp-guard"]

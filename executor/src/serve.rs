@@ -293,7 +293,8 @@ fn first_stage(args: &ServeArgs, config: &GuardConfig) -> ExitCode {
         next.push("--token-review-url".into());
         next.push(url.into());
     }
-    if !config.servers.is_empty() {
+    // In a pod the binding proxy is its own container and `--proxy-socket` points at it: start none here.
+    if !config.servers.is_empty() && args.proxy_socket.is_none() {
         let (socket, pid) = match spawn_proxy(&args.config) {
             Ok(p) => p,
             Err(e) => return fail(EXIT_INTERNAL, e),

@@ -112,6 +112,8 @@ impl std::fmt::Debug for Upstream {
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How often a disconnected server is tried again in the background.
+const RECONNECT_EVERY: Duration = Duration::from_secs(2);
 
 /// sha256 of a tool's definition (name, description, schemas, annotations) in canonical JSON.
 pub fn definition_hash(tool: &Tool) -> String {
@@ -151,6 +153,18 @@ impl Upstream {
                 let Some(up) = weak.upgrade() else { return };
                 if let Err(e) = up.refresh_tools().await {
                     tracing::warn!(server = %up.config.name, error = %e, "cannot refresh the tool list");
+                }
+            }
+        });
+        // Keep trying a server that is not connected (it may start after us, or a NetworkPolicy may not
+        // admit this pod yet); `session` applies the backoff.
+        let weak = Arc::downgrade(&upstream);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RECONNECT_EVERY).await;
+                let Some(up) = weak.upgrade() else { return };
+                if !up.connected().await {
+                    let _ = up.session().await;
                 }
             }
         });

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     DownwardAPIVolumeFile, EmptyDirVolumeSource, GRPCAction, KeyToPath, ObjectFieldSelector,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements,
     SeccompProfile, SecretVolumeSource, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
@@ -281,7 +281,16 @@ pub fn build(
         args: Some(executor_args),
         ports: Some(vec![port("grpc", GRPC_PORT), port("mcp", MCP_PORT), port("metrics", METRICS_PORT)]),
         readiness_probe: Some(grpc_probe(1)),
-        liveness_probe: Some(grpc_probe(10)),
+        // Liveness must not follow upstream readiness (gRPC health does): an unreachable MCP server
+        // would otherwise restart healthy executors forever. A listening gRPC port means alive.
+        liveness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(GRPC_PORT), ..Default::default() }),
+            initial_delay_seconds: Some(10),
+            period_seconds: Some(10),
+            timeout_seconds: Some(2),
+            failure_threshold: Some(3),
+            ..Default::default()
+        }),
         resources: Some(spec.executor.resources.clone().unwrap_or_else(|| resources("100m", "128Mi", "1Gi"))),
         security_context: Some(restricted_security_context()),
         volume_mounts: Some(executor_mounts),

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the static binaries (mcp-guard, mcp-guard-operator, mcp-test-server, e2e-agent) and packs them
+# into images with e2e/cluster/pack-image.sh, imported into the running test cluster's containerd.
+#
+#   e2e/images.sh            # tag = charts/mcp-guard appVersion
+#
+# Images: mcp-guard.local/{mcp-guard,mcp-guard-operator,mcp-test-server,e2e-agent}:<appVersion>.
+# Static builds go to ${MCP_GUARD_STATIC_TARGET:-~/.cache/mcp-guard/target-static} so they do not
+# invalidate the normal target dir; cargo skips the build when nothing changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${MCP_GUARD_CLUSTER_DIR:-/tmp/mcp-guard-cluster}"
+SOCK="$STATE/containerd/containerd.sock"
+TARGET_DIR="${MCP_GUARD_STATIC_TARGET:-$HOME/.cache/mcp-guard/target-static}"
+TRIPLE=x86_64-unknown-linux-gnu
+TAG="${MCP_GUARD_E2E_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/mcp-guard/Chart.yaml")}"
+[[ -n $TAG ]] || { echo "images.sh: no appVersion in charts/mcp-guard/Chart.yaml" >&2; exit 1; }
+[[ -S $SOCK ]] || { echo "images.sh: no containerd socket at $SOCK (run e2e/cluster/up.sh)" >&2; exit 1; }
+
+phase_start=$SECONDS
+phase() { echo "== images: $1 took $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
+
+echo "== images: static build (target dir $TARGET_DIR)"
+(cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$TARGET_DIR" \
+  cargo build --release --locked --target "$TRIPLE" \
+    -p mcp-guard-executor --bin mcp-guard \
+    -p mcp-guard-operator --bin mcp-guard-operator \
+    -p mcp-guard-test-server --bin mcp-test-server \
+    -p mcp-guard-e2e --bin e2e-agent)
+phase "static build"
+
+BIN="$TARGET_DIR/$TRIPLE/release"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for name in mcp-guard mcp-guard-operator mcp-test-server e2e-agent; do
+  if ldd "$BIN/$name" >/dev/null 2>&1 && ! ldd "$BIN/$name" 2>&1 | grep -q 'statically linked'; then
+    echo "images.sh: $BIN/$name is not static:" >&2; ldd "$BIN/$name" >&2; exit 1
+  fi
+  mkdir -p "$work/$name/tmp"
+  chmod 1777 "$work/$name/tmp"
+  cp "$BIN/$name" "$work/$name/$name"
+  # reqwest's rustls-platform-verifier refuses to build an HTTP client (even for http:// URLs) when it
+  # finds no CA certificates, so the binding proxy needs a CA bundle in the image.
+  if [[ $name == mcp-guard ]]; then
+    mkdir -p "$work/$name/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$work/$name/etc/ssl/certs/ca-certificates.crt"
+  fi
+  "$ROOT/e2e/cluster/pack-image.sh" -o "$work/$name.tar" --import "$SOCK" \
+    "mcp-guard.local/$name:$TAG" "$work/$name" "/$name"
+done
+phase "pack + import"
+echo "== images: mcp-guard.local/{mcp-guard,mcp-guard-operator,mcp-test-server,e2e-agent}:$TAG imported"

@@ -1,0 +1,89 @@
+//! The e2e agent: runs in a pod, calls the executor's gRPC `Execute` and prints one JSON line.
+//!
+//! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N]`
+//!
+//! Output: `{"status":"ok","outcome":"completed|rejected|threw|limit_exceeded","detail":...}` or
+//! `{"status":"error","code":"<gRPC code or connect|timeout>","message":...}`. Always exits 0 after
+//! printing, so the test reads the result from the pod's log.
+#![allow(clippy::print_stdout)]
+
+use std::time::Duration;
+
+use mcp_guard_executor::api::pb::{self, executor_client::ExecutorClient, outcome::Status as St};
+use serde_json::{Value, json};
+
+fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+}
+
+async fn execute(endpoint: String, code: String, token: Option<String>, timeout: Duration) -> Value {
+    let channel = match tonic::transport::Endpoint::from_shared(endpoint) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(5)).timeout(timeout),
+        Err(e) => return json!({"status": "error", "code": "bad-endpoint", "message": e.to_string()}),
+    };
+    let channel = match channel.connect().await {
+        Ok(c) => c,
+        Err(e) => return json!({"status": "error", "code": "connect", "message": format!("{e:?}")}),
+    };
+    let mut client = ExecutorClient::new(channel);
+    let mut req = tonic::Request::new(pb::ExecuteRequest { code, limits: None });
+    if let Some(t) = token {
+        match format!("Bearer {}", t.trim()).parse() {
+            Ok(v) => {
+                req.metadata_mut().insert("authorization", v);
+            }
+            Err(_) => return json!({"status": "error", "code": "bad-token", "message": ""}),
+        }
+    }
+    match client.execute(req).await {
+        Ok(r) => {
+            let o = r.into_inner().outcome.unwrap_or_default();
+            let (kind, detail) = match o.status {
+                Some(St::CompletedJson(j)) => ("completed", j),
+                Some(St::Rejected(r)) => ("rejected", format!("{r:?}")),
+                Some(St::Threw(t)) => ("threw", format!("{t:?}")),
+                Some(St::LimitExceeded(l)) => ("limit_exceeded", format!("{}: {}", l.limit, l.message)),
+                None => ("none", String::new()),
+            };
+            json!({"status": "ok", "outcome": kind, "detail": detail, "toolCalls": o.tool_calls.len()})
+        }
+        Err(s) => json!({"status": "error", "code": format!("{:?}", s.code()), "message": s.message()}),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = match args.first().map(String::as_str) {
+        Some("execute") if args.len() >= 3 => {
+            let token = match arg_after(&args, "--token-file") {
+                Some(p) => match std::fs::read_to_string(&p) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        println!(
+                            "{}",
+                            json!({"status": "error", "code": "token-file", "message": e.to_string()})
+                        );
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let secs = arg_after(&args, "--timeout-secs").and_then(|s| s.parse().ok()).unwrap_or(30);
+            let timeout = Duration::from_secs(secs);
+            match tokio::time::timeout(
+                timeout + Duration::from_secs(10),
+                execute(args[1].clone(), args[2].clone(), token, timeout),
+            )
+            .await
+            {
+                Ok(v) => v,
+                Err(_) => json!({"status": "error", "code": "timeout", "message": "no answer"}),
+            }
+        }
+        _ => {
+            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N]"})
+        }
+    };
+    println!("{out}");
+}
