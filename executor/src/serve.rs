@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// authenticated caller.
     #[arg(long, value_delimiter = ',')]
     pub allowed_callers: Vec<String>,
+    /// Callers allowed to list and describe the bound tools only, never to execute (comma-separated;
+    /// `prefix*` matches by prefix). A caller on this list and not on --allowed-callers gets
+    /// PERMISSION_DENIED from Execute, ExecuteStream and execute_code, even without --allowed-callers.
+    #[arg(long, value_delimiter = ',')]
+    pub discovery_callers: Vec<String>,
     /// Run without caller authentication. Only loopback addresses may be bound; logs a warning.
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -249,6 +254,11 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
         } else {
             Some(std::mem::take(&mut args.allowed_callers))
         },
+        discovery_callers: std::mem::take(&mut args.discovery_callers)
+            .into_iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
         insecure_no_auth: args.insecure_no_auth,
     };
     let authenticator = match Authenticator::new(auth) {

@@ -234,3 +234,73 @@ async fn mtls_callers_are_their_certificate_cn_on_both_doors() {
     assert_eq!(post(client(Some("mallory"))).await.unwrap().status(), 403);
     assert_eq!(post(client(None)).await.unwrap().status(), 401);
 }
+
+/// `--discovery-callers`: such a caller may list and describe the bound tools, never run code, on either
+/// door; an allowed caller still does both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_callers_list_tools_but_may_not_execute() {
+    use api_support::{BOB, faults_config, serve};
+    use mcp_guard_executor::api::pb;
+    use rmcp::{
+        ServiceExt,
+        model::CallToolRequestParams,
+        transport::{
+            StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+        },
+    };
+
+    let s = serve(&faults_config(""), &["--allowed-callers", "alice", "--discovery-callers", "b*"]);
+    let mut c = s.client().await;
+
+    // bob (discovery only): ListTools and DescribeTools work.
+    let listed = c.list_tools(authed(pb::ListToolsRequest {}, BOB)).await.unwrap().into_inner();
+    assert!(listed.tools.iter().any(|t| t.name == "echo"), "{listed:?}");
+    assert_eq!(listed.servers.first().map(|s| s.name.as_str()), Some("faults"), "{listed:?}");
+    let described =
+        c.describe_tools(authed(pb::DescribeToolsRequest::default(), BOB)).await.unwrap().into_inner();
+    assert_eq!(described.tools.len(), listed.tools.len());
+
+    // ... and Execute / ExecuteStream are refused with a clear message.
+    let e = c.execute(authed(code("return 1"), BOB)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("`bob` is a discovery caller"), "{e:?}");
+    let e = c.execute_stream(authed(code("return 1"), BOB)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // alice (allowed): both.
+    assert_eq!(completed(&c.execute(authed(code("return 7"), ALICE)).await.unwrap().into_inner()), 7);
+    let listed = c.list_tools(authed(pb::ListToolsRequest {}, ALICE)).await.unwrap().into_inner();
+    assert!(!listed.tools.is_empty());
+
+    // The MCP door: bob may search, but execute_code is refused as permission_denied.
+    let transport = |token: &str| {
+        StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(s.mcp.clone()).auth_header(token),
+        )
+    };
+    let bob = ().serve(transport(BOB)).await.unwrap();
+    let args = |v: Value| v.as_object().cloned().unwrap();
+    let r = bob
+        .call_tool(CallToolRequestParams::new("search_tools").with_arguments(args(json!({"query": "echo"}))))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let r = bob
+        .call_tool(
+            CallToolRequestParams::new("execute_code").with_arguments(args(json!({"code": "return 1"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let structured = r.structured_content.unwrap();
+    assert_eq!(structured["error"], "permission_denied", "{structured}");
+    assert!(structured["message"].as_str().unwrap().contains("discovery caller"), "{structured}");
+    let alice = ().serve(transport(ALICE)).await.unwrap();
+    let r = alice
+        .call_tool(
+            CallToolRequestParams::new("execute_code").with_arguments(args(json!({"code": "return 1"}))),
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+}

@@ -278,7 +278,17 @@ async fn the_stream_sends_console_and_tool_events_before_the_outcome() {
 async fn tools_are_listed_and_described_with_typescript() {
     let s = serve(&faults_config(""), &[]);
     let mut c = s.client().await;
-    let tools = c.list_tools(authed(pb::ListToolsRequest {}, ALICE)).await.unwrap().into_inner().tools;
+    let listed = c.list_tools(authed(pb::ListToolsRequest {}, ALICE)).await.unwrap().into_inner();
+    let tools = listed.tools;
+    // Each bound server with its handshake: what the operator writes into McpServer status.
+    assert_eq!(listed.servers.len(), 1, "{:?}", listed.servers);
+    let server = &listed.servers[0];
+    assert_eq!(server.name, "faults");
+    assert!(server.connected, "{server:?}");
+    assert_eq!(server.server_name, "mcp-test-server");
+    assert!(!server.server_version.is_empty(), "{server:?}");
+    assert_eq!(server.tool_count as usize, tools.len());
+    assert!(server.error.is_empty(), "{server:?}");
     let echo = tools.iter().find(|t| t.name == "echo").unwrap();
     assert_eq!(echo.server, "faults");
     assert_eq!(echo.binding, "mcp.faults.echo");

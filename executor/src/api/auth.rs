@@ -10,6 +10,11 @@
 //! Then the caller must be on the allowed-callers list when there is one (`*` at the end of an entry
 //! matches any rest, e.g. `system:serviceaccount:agents:*`): a valid caller that is not gets
 //! PERMISSION_DENIED / 403. Without credentials, or with bad ones: UNAUTHENTICATED / 401.
+//!
+//! Discovery callers (same syntax) may list and describe the bound tools but never run code: a caller
+//! that matches a discovery entry and no allowed-callers entry is let in as discovery-only, and
+//! `Execute`, `ExecuteStream` and `execute_code` refuse it with PERMISSION_DENIED. The operator uses
+//! this to read the bound servers' state without being able to execute anything.
 
 use std::{
     collections::HashMap,
@@ -29,6 +34,26 @@ pub struct Caller {
     pub name: String,
     /// How it was established: `token-file`, `token-review`, `mtls` or `none`.
     pub method: &'static str,
+    /// Let in as a discovery caller only: may list and describe tools, may not run code.
+    pub discovery_only: bool,
+}
+
+impl Caller {
+    /// A caller that may run code.
+    pub fn new(name: impl Into<String>, method: &'static str) -> Self {
+        Caller { name: name.into(), method, discovery_only: false }
+    }
+
+    /// `Ok` when this caller may run code; PERMISSION_DENIED for a discovery-only caller.
+    pub fn may_execute(&self) -> Result<(), ApiError> {
+        if self.discovery_only {
+            return Err(ApiError::PermissionDenied(format!(
+                "caller `{}` is a discovery caller: it may list and describe tools but not execute code",
+                self.name
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// How callers are authenticated.
@@ -40,6 +65,8 @@ pub struct AuthConfig {
     pub mtls: bool,
     /// Allowed callers (exact names, or prefixes ending in `*`); `None`: every authenticated caller.
     pub allowed_callers: Option<Vec<String>>,
+    /// Callers allowed ListTools and DescribeTools only (exact names, or prefixes ending in `*`).
+    pub discovery_callers: Vec<String>,
     /// No authentication at all: every request is the caller `anonymous`.
     pub insecure_no_auth: bool,
 }
@@ -253,6 +280,7 @@ pub struct Authenticator {
     token_review: Option<TokenReview>,
     mtls: bool,
     allowed: Option<Vec<String>>,
+    discovery: Vec<String>,
     insecure: bool,
 }
 
@@ -291,13 +319,21 @@ impl Authenticator {
             token_review,
             mtls: config.mtls,
             allowed: config.allowed_callers,
+            discovery: config.discovery_callers,
             insecure: config.insecure_no_auth,
         })
     }
 
     /// An authenticator that lets everyone in as `anonymous` (`--insecure-no-auth`).
     pub fn insecure() -> Self {
-        Authenticator { token_file: None, token_review: None, mtls: false, allowed: None, insecure: true }
+        Authenticator {
+            token_file: None,
+            token_review: None,
+            mtls: false,
+            allowed: None,
+            discovery: Vec::new(),
+            insecure: true,
+        }
     }
 
     pub fn is_insecure(&self) -> bool {
@@ -312,12 +348,12 @@ impl Authenticator {
         client_cn: Option<String>,
     ) -> Result<Caller, ApiError> {
         if self.insecure {
-            return Ok(Caller { name: "anonymous".into(), method: "none" });
+            return Ok(Caller::new("anonymous", "none"));
         }
-        let caller = match authorization {
+        let mut caller = match authorization {
             Some(value) => self.check_bearer(bearer_token(value)?).await?,
             None => match client_cn.filter(|_| self.mtls) {
-                Some(cn) => Caller { name: cn, method: "mtls" },
+                Some(cn) => Caller::new(cn, "mtls"),
                 None => {
                     return Err(ApiError::Unauthenticated(
                         "no credentials: send `authorization: Bearer <token>` or a client certificate".into(),
@@ -325,9 +361,12 @@ impl Authenticator {
                 }
             },
         };
-        if let Some(allowed) = &self.allowed
-            && !caller_allowed(allowed, &caller.name)
-        {
+        // `None`: there is no allowed-callers list (every authenticated caller may execute).
+        let listed = self.allowed.as_ref().map(|allowed| caller_allowed(allowed, &caller.name));
+        if listed != Some(true) && caller_allowed(&self.discovery, &caller.name) {
+            // Least privilege: a discovery caller runs no code, even when every caller may.
+            caller.discovery_only = true;
+        } else if listed == Some(false) {
             return Err(ApiError::PermissionDenied(format!(
                 "caller `{}` is not allowed by this policy",
                 caller.name
@@ -340,11 +379,11 @@ impl Authenticator {
         if let Some(file) = &self.token_file
             && let Some(name) = file.lookup(token)
         {
-            return Ok(Caller { name, method: "token-file" });
+            return Ok(Caller::new(name, "token-file"));
         }
         if let Some(review) = &self.token_review {
             match review.review(token).await {
-                Ok(Some(name)) => return Ok(Caller { name, method: "token-review" }),
+                Ok(Some(name)) => return Ok(Caller::new(name, "token-review")),
                 Ok(None) => {
                     return Err(ApiError::Unauthenticated(
                         "the bearer token is not valid for this audience".into(),
@@ -380,6 +419,45 @@ mod tests {
         assert!(!caller_allowed(&allowed, "alice2"));
         assert!(caller_allowed(&allowed, "system:serviceaccount:agents:bot"));
         assert!(!caller_allowed(&allowed, "system:serviceaccount:other:bot"));
+    }
+
+    fn authenticator(allowed: Option<&[&str]>, discovery: &[&str]) -> Authenticator {
+        let dir = std::env::temp_dir().join(format!("mcp-guard-auth-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, "alice-token-0123456789 alice\noperator-token-0123456789 system:sa:op\n")
+            .unwrap();
+        let auth = Authenticator::new(AuthConfig {
+            token_file: Some(tokens),
+            allowed_callers: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
+            discovery_callers: discovery.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        auth
+    }
+
+    #[tokio::test]
+    async fn discovery_callers_may_not_execute() {
+        for allowed in [Some(&["alice"][..]), None] {
+            let auth = authenticator(allowed, &["system:sa:*"]);
+            let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+            assert!(op.discovery_only, "{allowed:?}");
+            let e = op.may_execute().unwrap_err();
+            assert!(matches!(&e, ApiError::PermissionDenied(m) if m.contains("system:sa:op")), "{e:?}");
+            let alice = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap();
+            assert!(!alice.discovery_only);
+            assert!(alice.may_execute().is_ok());
+        }
+        // An identity on both lists keeps its right to execute.
+        let auth = authenticator(Some(&["system:sa:op"]), &["system:sa:op"]);
+        let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+        assert!(op.may_execute().is_ok());
+        // Neither list: refused.
+        let auth = authenticator(Some(&["bob"]), &["carol"]);
+        let e = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap_err();
+        assert!(matches!(e, ApiError::PermissionDenied(_)), "{e:?}");
     }
 
     #[test]

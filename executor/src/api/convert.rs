@@ -1,6 +1,9 @@
 //! The outcome and execution events as messages of the public API.
 
-use super::{pb, tools::ToolEntry};
+use super::{
+    pb,
+    tools::{ServerState, ToolEntry},
+};
 use crate::{
     engine::ExecutionEvent,
     host::ExecutionInfo,
@@ -109,4 +112,18 @@ pub fn outcome_json(execution: &ExecutionInfo, outcome: &Outcome) -> serde_json:
         map.insert("executionId".into(), serde_json::Value::String(execution.id.clone()));
     }
     value
+}
+
+/// One bound server as the proto's `Server`; `tools` are all bound tools (those of this server are
+/// counted).
+pub fn server(state: &ServerState, tools: &[ToolEntry]) -> pb::Server {
+    let count = tools.iter().filter(|t| t.server == state.name).count();
+    pb::Server {
+        name: state.name.clone(),
+        connected: state.connected,
+        server_name: state.server_name.clone(),
+        server_version: state.server_version.clone(),
+        tool_count: u32::try_from(count).unwrap_or(u32::MAX),
+        error: state.error.clone(),
+    }
 }

@@ -118,6 +118,8 @@ impl pb::executor_server::Executor for ExecutorService {
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let started = Instant::now();
         let caller = self.caller(&request).await?;
+        // Refused before the stream opens, so the caller sees the status at once.
+        caller.may_execute()?;
         let id = metadata_request_id(&request);
         let deadline = grpc_timeout(&request).map(|t| started + t);
         let body = request.into_inner();
@@ -173,7 +175,10 @@ impl pb::executor_server::Executor for ExecutorService {
     ) -> Result<Response<pb::ListToolsResponse>, Status> {
         self.caller(&request).await?;
         let index = self.state.tools();
-        Ok(Response::new(pb::ListToolsResponse { tools: index.tools().iter().map(convert::tool).collect() }))
+        Ok(Response::new(pb::ListToolsResponse {
+            tools: index.tools().iter().map(convert::tool).collect(),
+            servers: index.servers().iter().map(|s| convert::server(s, index.tools())).collect(),
+        }))
     }
 
     async fn describe_tools(

@@ -301,17 +301,22 @@ impl ApiState {
             Ok(response) => {
                 let index = ToolIndex::from_proxy(&response);
                 let ready = index.all_connected();
-                let changed = self.tools().fingerprint() != index.fingerprint();
+                let current = self.tools();
+                let changed = current.fingerprint() != index.fingerprint();
                 if changed {
                     let sandbox =
                         Sandbox::with_engine(self.engine.clone(), index.catalog(), self.host.clone());
                     if let Ok(mut current) = self.sandbox.write() {
                         *current = sandbox;
                     }
-                    if let Ok(mut tools) = self.tools.write() {
-                        *tools = Arc::new(index);
-                    }
                     tracing::info!("the bound tools changed; new executions see the new catalog");
+                }
+                // The servers' state (connected, handshake info) is kept current even when the tools
+                // stay the same: ListTools reports it.
+                if (changed || current.servers() != index.servers())
+                    && let Ok(mut tools) = self.tools.write()
+                {
+                    *tools = Arc::new(index);
                 }
                 self.ready.store(ready, Ordering::Release);
             }
@@ -366,6 +371,7 @@ impl ApiState {
 
     async fn execute_inner(&self, run: Run<'_>) -> Result<(Arc<ExecutionInfo>, Outcome), ApiError> {
         let Run { caller, code, overrides, deadline, events, request_id, .. } = run;
+        caller.may_execute()?;
         if self.draining() {
             return Err(ApiError::Unavailable("the server is shutting down".into()));
         }

@@ -33,6 +33,9 @@ pub struct ServerState {
     pub name: String,
     pub connected: bool,
     pub error: String,
+    /// The name and version the server reported in its initialize handshake (empty before one).
+    pub server_name: String,
+    pub server_version: String,
 }
 
 /// How much `search_tools` tells about each match.
@@ -95,7 +98,13 @@ impl ToolIndex {
         let servers = response
             .servers
             .iter()
-            .map(|s| ServerState { name: s.name.clone(), connected: s.connected, error: s.error.clone() })
+            .map(|s| ServerState {
+                name: s.name.clone(),
+                connected: s.connected,
+                error: s.error.clone(),
+                server_name: s.server_name.clone(),
+                server_version: s.server_version.clone(),
+            })
             .collect();
         ToolIndex { servers, tools, typescript: response.typescript.clone(), catalog }
     }
@@ -105,7 +114,13 @@ impl ToolIndex {
         let mut tools = Vec::new();
         let mut servers = Vec::new();
         for server in catalog.servers() {
-            servers.push(ServerState { name: server.name.clone(), connected: true, error: String::new() });
+            servers.push(ServerState {
+                name: server.name.clone(),
+                connected: true,
+                error: String::new(),
+                server_name: String::new(),
+                server_version: String::new(),
+            });
             for tool in &server.tools {
                 let input = serde_json::json!({"type": "object"});
                 let typescript = typescript::tool_declaration(&typescript::ToolDecl {
@@ -376,6 +391,40 @@ mod tests {
             }],
             typescript: String::new(),
         })
+    }
+
+    #[test]
+    fn servers_carry_their_handshake_and_tool_count() {
+        let mut response = internal::ListToolsResponse {
+            servers: vec![
+                internal::BoundServer {
+                    name: "up".into(),
+                    server_name: "upstream".into(),
+                    server_version: "1.2.3".into(),
+                    connected: true,
+                    tools: vec![
+                        internal::BoundTool { name: "a".into(), ..Default::default() },
+                        internal::BoundTool { name: "b".into(), ..Default::default() },
+                    ],
+                    ..Default::default()
+                },
+                internal::BoundServer { name: "down".into(), error: "refused".into(), ..Default::default() },
+            ],
+            typescript: String::new(),
+        };
+        let i = ToolIndex::from_proxy(&response);
+        let servers: Vec<_> =
+            i.servers().iter().map(|s| super::super::convert::server(s, i.tools())).collect();
+        assert_eq!(servers[0].server_name, "upstream");
+        assert_eq!(servers[0].server_version, "1.2.3");
+        assert_eq!(servers[0].tool_count, 2);
+        assert!(servers[0].connected);
+        assert_eq!((servers[1].tool_count, servers[1].connected), (0, false));
+        assert_eq!(servers[1].error, "refused");
+        // A change of connection state alone is a different server list (ListTools reports it).
+        response.servers[1].connected = true;
+        assert_ne!(ToolIndex::from_proxy(&response).servers(), i.servers());
+        assert_eq!(ToolIndex::from_proxy(&response).fingerprint(), i.fingerprint());
     }
 
     #[test]
