@@ -287,6 +287,7 @@ async fn tools_are_listed_and_described_with_typescript() {
     assert!(server.connected, "{server:?}");
     assert_eq!(server.server_name, "mcp-test-server");
     assert!(!server.server_version.is_empty(), "{server:?}");
+    assert!(server.protocol_version.starts_with("20"), "{server:?}");
     assert_eq!(server.tool_count as usize, tools.len());
     assert!(server.error.is_empty(), "{server:?}");
     let echo = tools.iter().find(|t| t.name == "echo").unwrap();

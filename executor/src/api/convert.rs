@@ -125,5 +125,6 @@ pub fn server(state: &ServerState, tools: &[ToolEntry]) -> pb::Server {
         server_version: state.server_version.clone(),
         tool_count: u32::try_from(count).unwrap_or(u32::MAX),
         error: state.error.clone(),
+        protocol_version: state.protocol_version.clone(),
     }
 }

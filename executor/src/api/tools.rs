@@ -36,6 +36,8 @@ pub struct ServerState {
     /// The name and version the server reported in its initialize handshake (empty before one).
     pub server_name: String,
     pub server_version: String,
+    /// The MCP protocol version agreed in that handshake.
+    pub protocol_version: String,
 }
 
 /// How much `search_tools` tells about each match.
@@ -104,6 +106,7 @@ impl ToolIndex {
                 error: s.error.clone(),
                 server_name: s.server_name.clone(),
                 server_version: s.server_version.clone(),
+                protocol_version: s.protocol_version.clone(),
             })
             .collect();
         ToolIndex { servers, tools, typescript: response.typescript.clone(), catalog }
@@ -120,6 +123,7 @@ impl ToolIndex {
                 error: String::new(),
                 server_name: String::new(),
                 server_version: String::new(),
+                protocol_version: String::new(),
             });
             for tool in &server.tools {
                 let input = serde_json::json!({"type": "object"});
@@ -401,6 +405,7 @@ mod tests {
                     name: "up".into(),
                     server_name: "upstream".into(),
                     server_version: "1.2.3".into(),
+                    protocol_version: "2025-06-18".into(),
                     connected: true,
                     tools: vec![
                         internal::BoundTool { name: "a".into(), ..Default::default() },
@@ -417,6 +422,7 @@ mod tests {
             i.servers().iter().map(|s| super::super::convert::server(s, i.tools())).collect();
         assert_eq!(servers[0].server_name, "upstream");
         assert_eq!(servers[0].server_version, "1.2.3");
+        assert_eq!(servers[0].protocol_version, "2025-06-18");
         assert_eq!(servers[0].tool_count, 2);
         assert!(servers[0].connected);
         assert_eq!((servers[1].tool_count, servers[1].connected), (0, false));

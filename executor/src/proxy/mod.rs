@@ -212,6 +212,7 @@ impl BindingProxy {
                 name: upstream.name().to_string(),
                 server_name,
                 server_version,
+                protocol_version: upstream.protocol_version().unwrap_or_default(),
                 connected,
                 tools: pb_tools,
                 error: if connected {

@@ -101,6 +101,7 @@ pub struct Upstream {
     conn: Mutex<Connection>,
     tools: StdMutex<BTreeMap<String, DiscoveredTool>>,
     server_info: StdMutex<Option<(String, String)>>,
+    protocol_version: StdMutex<Option<String>>,
     refresh: Arc<tokio::sync::Notify>,
 }
 
@@ -142,6 +143,7 @@ impl Upstream {
             conn: Mutex::new(Connection { session: None, failures: 0, retry_at: None, last_error: None }),
             tools: StdMutex::new(BTreeMap::new()),
             server_info: StdMutex::new(None),
+            protocol_version: StdMutex::new(None),
             refresh: Arc::new(tokio::sync::Notify::new()),
         });
         // Refresh the tool list whenever the server says it changed; the task ends with the upstream.
@@ -186,6 +188,11 @@ impl Upstream {
 
     pub fn server_info(&self) -> Option<(String, String)> {
         self.server_info.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The MCP protocol version agreed in the last successful handshake.
+    pub fn protocol_version(&self) -> Option<String> {
+        self.protocol_version.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub async fn connected(&self) -> bool {
@@ -332,9 +339,13 @@ impl Upstream {
                 )));
             }
         };
-        if let Some(implementation) = service.peer_info().and_then(|info| info.server_info.clone()) {
-            *self.server_info.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((implementation.name, implementation.version));
+        if let Some(info) = service.peer_info() {
+            if let Some(implementation) = &info.server_info {
+                *self.server_info.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((implementation.name.clone(), implementation.version.clone()));
+            }
+            *self.protocol_version.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(info.protocol_version.to_string());
         }
         Ok(Arc::new(service))
     }
