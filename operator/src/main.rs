@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use mcp_guard_operator::build::Settings;
+use mcp_guard_operator::build::{OperatorIdentity, Settings, parse_labels};
 use mcp_guard_operator::context::{Context, Metrics};
 use mcp_guard_operator::http::{self, HttpState};
 use mcp_guard_operator::leader::LeaderElector;
@@ -36,6 +36,21 @@ struct Args {
     /// Name of the leader Lease.
     #[arg(long, default_value = "mcp-guard-operator")]
     lease_name: String,
+    /// The operator's own namespace (downward API `metadata.namespace`). With the service account, it
+    /// lets executors admit the operator for tool discovery (ListTools only, never Execute).
+    #[arg(long, env = "MCP_GUARD_OPERATOR_NAMESPACE")]
+    operator_namespace: Option<String>,
+    /// The operator's own service account (downward API `spec.serviceAccountName`).
+    #[arg(long, env = "MCP_GUARD_OPERATOR_SERVICE_ACCOUNT")]
+    operator_service_account: Option<String>,
+    /// Labels of the operator's pods (`key=value,...`), which executor NetworkPolicies admit on the
+    /// gRPC port for tool discovery.
+    #[arg(
+        long,
+        env = "MCP_GUARD_OPERATOR_POD_LABELS",
+        default_value = "app.kubernetes.io/name=mcp-guard-operator"
+    )]
+    operator_pod_labels: String,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -103,6 +118,8 @@ async fn api_server_addresses(client: &Client) -> Vec<(String, i32)> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let operator_pod_labels =
+        parse_labels(&args.operator_pod_labels).map_err(|e| anyhow::anyhow!("--operator-pod-labels: {e}"))?;
     let client = Client::try_default().await?;
     let metrics = Metrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
@@ -129,7 +146,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let api_server = api_server_addresses(&client).await;
     info!(?api_server, image = %args.executor_image, "starting controllers");
-    let settings = Settings { executor_image: args.executor_image, api_server };
+    let operator = OperatorIdentity::new(args.operator_namespace, args.operator_service_account);
+    match &operator {
+        Some(o) => info!(identity = %o.username(), "tool discovery as a discovery caller of executors"),
+        None => warn!(
+            "MCP_GUARD_OPERATOR_NAMESPACE / MCP_GUARD_OPERATOR_SERVICE_ACCOUNT not set: executors with \
+             TokenReview auth will not admit the operator, and McpServer status will not list tools"
+        ),
+    }
+    let settings =
+        Settings { executor_image: args.executor_image, api_server, operator, operator_pod_labels };
     let ctx = Arc::new(Context::new(client.clone(), settings, metrics));
     ready.store(true, Ordering::Relaxed);
     let controllers = mcp_guard_operator::controllers::run(client, ctx);

@@ -9,7 +9,7 @@ use mcp_guard_crds::GuardConfig;
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
 use mcp_guard_operator::build::config::{ResolvedServer, render};
 use mcp_guard_operator::build::executor::{self, EXECUTOR_CONTAINER, PROXY_CONTAINER};
-use mcp_guard_operator::build::{Settings, network, server};
+use mcp_guard_operator::build::{OperatorIdentity, Settings, network, server};
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -48,8 +48,15 @@ fn settings() -> Settings {
     Settings {
         executor_image: "mcp-guard.local/mcp-guard:test".into(),
         api_server: vec![("10.96.0.1".into(), 443), ("192.0.2.2".into(), 6443)],
+        operator: Some(OperatorIdentity {
+            namespace: "mcp-guard-system".into(),
+            service_account: "mcp-guard".into(),
+        }),
+        ..Default::default()
     }
 }
+
+const OPERATOR: &str = "system:serviceaccount:mcp-guard-system:mcp-guard";
 
 fn executor_objects(w: &World) -> executor::ExecutorObjects {
     let resolved = w.resolved();
@@ -171,6 +178,12 @@ fn every_container_is_locked_down() {
     );
     assert!(args.contains("--token-review-audience mcpguard.io/team-a/agents"), "{args}");
     assert!(args.contains("--allowed-callers system:serviceaccount:agents:coder"), "{args}");
+    // The operator may discover tools, and is not among the callers that may execute.
+    assert!(args.contains(&format!("--discovery-callers {OPERATOR}")), "{args}");
+    let list = exec.args.clone().unwrap();
+    let allowed = list.iter().position(|a| a == "--allowed-callers").map(|i| list[i + 1].clone()).unwrap();
+    assert_eq!(allowed, "system:serviceaccount:agents:coder");
+    assert!(!allowed.contains("mcp-guard-system"), "{allowed}");
     let proxy = container(&pod, PROXY_CONTAINER);
     assert_eq!(
         proxy.args.clone().unwrap().join(" "),
@@ -185,6 +198,23 @@ fn without_token_review_the_executor_gets_no_token_either() {
     assert!(pod.volumes.iter().flatten().all(|v| v.projected.is_none()));
     let exec = container(&pod, EXECUTOR_CONTAINER);
     assert!(exec.volume_mounts.iter().flatten().all(|m| !m.mount_path.contains("serviceaccount")));
+    // Without authentication there is no discovery-only caller to be.
+    assert!(!exec.args.clone().unwrap().iter().any(|a| a.contains("discovery")));
+}
+
+#[test]
+fn an_operator_without_a_known_identity_adds_no_discovery_caller_or_ingress() {
+    let w = world("policy.yaml");
+    let resolved = w.resolved();
+    let rendered = render(&w.policy, &resolved).unwrap();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let anonymous = Settings { operator: None, ..settings() };
+    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &anonymous, &owner).unwrap();
+    let args = container(&pod(&o), EXECUTOR_CONTAINER).args.clone().unwrap().join(" ");
+    assert!(!args.contains("--discovery-callers"), "{args}");
+    assert!(args.contains("--allowed-callers system:serviceaccount:agents:coder"), "{args}");
+    let np = network::executor_policy(&w.policy, &resolved, &anonymous, &owner);
+    assert_eq!(np.spec.unwrap().ingress.unwrap().len(), 1);
 }
 
 #[test]
@@ -271,7 +301,18 @@ fn the_network_policy_denies_all_egress_but_dns_and_bound_servers() {
         ]
     );
     let ingress = spec.ingress.unwrap();
-    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress.len(), 2, "callers, and the operator for discovery");
+    // The operator's pods (its namespace AND its pod labels, in one peer), on the gRPC port only.
+    let operator = &ingress[1];
+    let ports: Vec<String> =
+        operator.ports.iter().flatten().map(|p| format!("{:?}", p.port.clone().unwrap())).collect();
+    assert_eq!(ports, ["Int(9090)"], "the operator gets the gRPC port only");
+    let peers = operator.from.clone().unwrap();
+    assert_eq!(peers.len(), 1);
+    let ns = peers[0].namespace_selector.clone().unwrap().match_labels.unwrap();
+    assert_eq!(ns, BTreeMap::from([("kubernetes.io/metadata.name".into(), "mcp-guard-system".into())]));
+    let pods = peers[0].pod_selector.clone().unwrap().match_labels.unwrap();
+    assert_eq!(pods, BTreeMap::from([("app.kubernetes.io/name".into(), "mcp-guard-operator".into())]));
     let ports: Vec<String> =
         ingress[0].ports.iter().flatten().map(|p| format!("{:?}", p.port.clone().unwrap())).collect();
     assert_eq!(ports, ["Int(9090)", "Int(8080)"], "API ports only; metrics stay closed");
@@ -289,7 +330,9 @@ fn a_policy_without_token_review_does_not_reach_the_api_server() {
     let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner);
     let spec = np.spec.unwrap();
     assert_eq!(spec.egress.unwrap().len(), 2, "DNS and the bound server only");
-    let from = spec.ingress.unwrap()[0].from.clone().unwrap();
+    let ingress = spec.ingress.unwrap();
+    assert_eq!(ingress.len(), 1, "without authentication the operator is not admitted");
+    let from = ingress[0].from.clone().unwrap();
     assert_eq!(
         from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values,
         Some(vec!["team-a".into()])

@@ -118,7 +118,11 @@ impl TestNs {
 
 /// Run both controllers in this test's runtime.
 fn start_operator(client: &Client) {
-    let settings = Settings { executor_image: "mcp-guard.local/mcp-guard:test".into(), api_server: vec![] };
+    let settings = Settings {
+        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        api_server: vec![],
+        ..Default::default()
+    };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::new().unwrap()));
     tokio::spawn(mcp_guard_operator::controllers::run(client.clone(), ctx));
 }

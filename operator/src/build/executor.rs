@@ -263,6 +263,11 @@ pub fn build(
             executor_args.push("--allowed-callers".into());
             executor_args.push(callers.join(","));
         }
+        // The operator may list the bound servers and tools (for McpServer status), never execute.
+        if let Some(operator) = &settings.operator {
+            executor_args.push("--discovery-callers".into());
+            executor_args.push(operator.username());
+        }
     } else {
         executor_args.push("--insecure-no-auth".into());
     }

@@ -31,11 +31,67 @@ pub struct Settings {
     /// Where pods reach the Kubernetes API (for TokenReview): the `kubernetes` Service's ClusterIP and
     /// port, and its endpoints' addresses and port (NetworkPolicy sees the translated address).
     pub api_server: Vec<(String, i32)>,
+    /// The operator's own service account, when known. Executors with TokenReview auth then admit it
+    /// as a discovery caller (ListTools and DescribeTools only, never Execute), and their NetworkPolicy
+    /// admits the operator's pods on the gRPC port.
+    pub operator: Option<OperatorIdentity>,
+    /// Labels of the operator's pods, for that NetworkPolicy rule.
+    pub operator_pod_labels: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { executor_image: "mcp-guard.local/mcp-guard:0.1.0".into(), api_server: Vec::new() }
+        Settings {
+            executor_image: "mcp-guard.local/mcp-guard:0.1.0".into(),
+            api_server: Vec::new(),
+            operator: None,
+            operator_pod_labels: default_operator_pod_labels(),
+        }
+    }
+}
+
+/// The labels the Helm chart gives the operator's pods.
+pub fn default_operator_pod_labels() -> BTreeMap<String, String> {
+    labels(&[("app.kubernetes.io/name", "mcp-guard-operator")])
+}
+
+/// Parse `key=value,key=value` (the `--operator-pod-labels` flag).
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not key=value"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(format!("`{pair}` has an empty key"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    if out.is_empty() {
+        return Err("no labels given".into());
+    }
+    Ok(out)
+}
+
+/// The operator's own service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorIdentity {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl OperatorIdentity {
+    /// Both parts, when both are set and non-empty.
+    pub fn new(namespace: Option<String>, service_account: Option<String>) -> Option<Self> {
+        let namespace = namespace.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())?;
+        let service_account = service_account.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())?;
+        Some(OperatorIdentity { namespace, service_account })
+    }
+
+    /// The user name TokenReview reports for its tokens.
+    pub fn username(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.service_account)
     }
 }
 
@@ -91,4 +147,26 @@ pub(crate) fn child_name(name: &str, suffix: &str, errors: &mut Vec<String>) -> 
         ));
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn label_flags_parse_strictly() {
+        assert_eq!(parse_labels("a=b, c=d").unwrap(), labels(&[("a", "b"), ("c", "d")]));
+        assert!(parse_labels("a").unwrap_err().contains("key=value"));
+        assert!(parse_labels("=b").unwrap_err().contains("empty key"));
+        assert!(parse_labels(" , ").is_err());
+    }
+
+    #[test]
+    fn the_identity_needs_both_parts() {
+        assert_eq!(OperatorIdentity::new(Some("ops".into()), Some(" ".into())), None);
+        assert_eq!(OperatorIdentity::new(None, Some("op".into())), None);
+        let id = OperatorIdentity::new(Some("ops".into()), Some("op".into())).unwrap();
+        assert_eq!(id.username(), "system:serviceaccount:ops:op");
+    }
 }

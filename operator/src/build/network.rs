@@ -1,6 +1,7 @@
 //! NetworkPolicies: an executor pod may reach DNS, its bound servers and (for TokenReview) the
 //! Kubernetes API, nothing else; only allowed callers reach its API ports. A deployed server admits only
-//! the executor pods of policies that bind it.
+//! the executor pods of policies that bind it. With TokenReview auth, the operator's own pods reach an
+//! executor's gRPC port (for tool discovery; the executor lets the operator list tools, never execute).
 
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -68,8 +69,23 @@ pub fn executor_policy(
     if let Some(sel) = &callers.namespace_selector {
         from.push(NetworkPolicyPeer { namespace_selector: Some(sel.clone()), ..Default::default() });
     }
-    let ingress =
+    let mut ingress =
         vec![NetworkPolicyIngressRule { from: Some(from), ports: Some(vec![tcp(GRPC_PORT), tcp(MCP_PORT)]) }];
+    // The operator's own pods, on the gRPC port only, to list the bound servers (ListTools). With
+    // TokenReview only: there the executor admits the operator as a discovery caller, which cannot
+    // execute; without authentication a network peer could run code.
+    if callers.auth == CallerAuth::ServiceAccountToken
+        && let Some(operator) = &settings.operator
+    {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(selector(labels(&[(NAMESPACE_NAME_LABEL, &operator.namespace)]))),
+                pod_selector: Some(selector(settings.operator_pod_labels.clone())),
+                ip_block: None,
+            }]),
+            ports: Some(vec![tcp(GRPC_PORT)]),
+        });
+    }
 
     // Egress: DNS in kube-system, each bound server, and the Kubernetes API for TokenReview.
     let mut egress = vec![NetworkPolicyEgressRule {
