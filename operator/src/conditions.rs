@@ -10,6 +10,9 @@ pub const READY: &str = "Ready";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
 /// The Deployment has enough ready pods.
 pub const AVAILABLE: &str = "Available";
+/// An McpServer's tools and `serverInfo` come from a live handshake, through a policy's executor.
+/// Informational: it never makes `Ready` false.
+pub const DISCOVERED: &str = "Discovered";
 
 pub const REASON_RESOLVED: &str = "Resolved";
 pub const REASON_SERVER_NOT_FOUND: &str = "McpServerNotFound";
@@ -22,6 +25,10 @@ pub const REASON_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
 pub const REASON_PENDING: &str = "Pending";
 pub const REASON_READY: &str = "Ready";
 pub const REASON_REMOTE: &str = "RemoteServer";
+pub const REASON_HANDSHAKE: &str = "Handshake";
+pub const REASON_NOT_BOUND: &str = "NotBound";
+pub const REASON_UNREACHABLE: &str = "Unreachable";
+pub const REASON_DISCONNECTED: &str = "Disconnected";
 
 /// A condition for `generation`; `now` is its `lastTransitionTime` unless `previous` has the same status.
 pub fn condition(

@@ -2,7 +2,7 @@
 //! failure counts that make transient errors back off.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
@@ -10,6 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use crate::build::Settings;
+use crate::discovery::{Discoverer, GrpcTransport, Transport};
 
 /// Every way a reconcile can fail. Invalid specs and missing references are not errors: they are
 /// reported in the status and wait for a change.
@@ -75,11 +76,23 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub settings: Settings,
+    /// Asks executors about their bound servers (McpServer status `tools`, `serverInfo`).
+    pub discovery: Discoverer,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
     pub fn new(client: Client, settings: Settings, metrics: Metrics) -> Self {
+        Self::with_transport(client, settings, metrics, Arc::new(GrpcTransport))
+    }
+
+    /// Like [`Context::new`], with another way to call executors (tests).
+    pub fn with_transport(
+        client: Client,
+        settings: Settings,
+        metrics: Metrics,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
         let reporter =
             Reporter { controller: "mcp-guard-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Context {
@@ -87,6 +100,7 @@ impl Context {
             client,
             metrics,
             settings,
+            discovery: Discoverer::new(transport),
             failures: Mutex::new(HashMap::new()),
         }
     }

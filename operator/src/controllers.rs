@@ -40,6 +40,15 @@ pub fn policies_binding(store: &Store<Policy>, ns: &str, name: &str) -> Vec<Obje
         .collect()
 }
 
+/// The servers a policy binds (by name, in its namespace; they may not exist).
+pub fn servers_bound_by(policy: Policy) -> Vec<ObjectRef<Server>> {
+    let ns = policy.namespace().unwrap_or_default();
+    match &policy.0 {
+        Ok(p) => p.spec.servers.iter().map(|b| ObjectRef::new(&b.name).within(&ns)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Whether server `s` is in `ns` and has a header from Secret `secret`.
 fn uses_secret(s: &Server, ns: &str, secret: &str) -> bool {
     s.namespace().as_deref() == Some(ns)
@@ -76,6 +85,9 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
         .owns(Api::<NetworkPolicy>::all(client.clone()), owned());
     let server_store = server_controller.store();
     let server_controller = server_controller
+        // A policy that changes (becomes Ready, binds or unbinds a server) brings its servers back for
+        // tool discovery at once, rather than at their next periodic recheck.
+        .watches(policies.clone(), watcher::Config::default(), servers_bound_by)
         .watches(secrets.clone(), watcher::Config::default(), {
             let store = server_store.clone();
             move |secret: PartialObjectMeta<Secret>| {
@@ -170,5 +182,22 @@ mod tests {
         assert_eq!(names(policies_using_secret(&policies, &servers, "a", "tok")), ["p1"]);
         assert!(policies_using_secret(&policies, &servers, "a", "other-secret").is_empty());
         assert!(policies_using_secret(&policies, &servers, "b", "tok").is_empty());
+    }
+
+    #[test]
+    fn a_policy_change_maps_to_the_servers_it_binds() {
+        let p: Policy = guard(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+            "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"servers": [{"name": "time", "alias": "clock"}, {"name": "github"}]}
+        }));
+        let refs = servers_bound_by(p);
+        let names: Vec<(String, Option<String>)> = refs.into_iter().map(|r| (r.name, r.namespace)).collect();
+        assert_eq!(names, [("time".into(), Some("a".into())), ("github".into(), Some("a".into()))]);
+        let broken: Policy = guard(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+            "metadata": {"name": "b", "namespace": "a"}, "spec": {"limits": {"memory": "lots"}}
+        }));
+        assert!(servers_bound_by(broken).is_empty());
     }
 }

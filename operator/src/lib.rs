@@ -6,6 +6,7 @@ pub mod build;
 pub mod conditions;
 pub mod context;
 pub mod controllers;
+pub mod discovery;
 pub mod http;
 pub mod leader;
 pub mod reconcile;

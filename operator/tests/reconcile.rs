@@ -2,7 +2,8 @@
 //! reconciler must send and what the "API server" answers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Request, Response};
@@ -10,8 +11,9 @@ use kube::Client;
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
-use mcp_guard_operator::build::Settings;
+use mcp_guard_operator::build::{OperatorIdentity, Settings};
 use mcp_guard_operator::context::{Context, Metrics};
+use mcp_guard_operator::discovery::{Transport, pb};
 use mcp_guard_operator::reconcile::{policy, server};
 use serde_json::{Value, json};
 
@@ -25,7 +27,11 @@ fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
 fn context() -> (Arc<Context>, Handle) {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(svc, "default");
-    let settings = Settings { executor_image: "mcp-guard.local/mcp-guard:test".into(), api_server: vec![] };
+    let settings = Settings {
+        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        api_server: vec![],
+        ..Default::default()
+    };
     (Arc::new(Context::new(client, settings, Metrics::new().unwrap())), handle)
 }
 
@@ -262,14 +268,205 @@ async fn a_deployed_server_gets_its_children_and_a_service_url() {
     )
     .await;
     api.apply("/apis/apps/v1/namespaces/team-a/deployments/time-mcp-server", json!({"status": {}})).await;
+    // No policy binds it yet: nothing to discover through.
+    api.expect(Method::GET, POLICIES, 200, |_| policy_list(vec![])).await;
     let status = api.status(&format!("{SERVERS}/time/status")).await;
     assert_eq!(status["status"]["url"], "http://10.96.7.7:8080/mcp");
     assert_eq!(condition(&status, "Available")["status"], "False");
     assert_eq!(condition(&status, "Ready")["reason"], "Pending");
+    let discovered = condition(&status, "Discovered");
+    assert_eq!(
+        (discovered["status"].as_str(), discovered["reason"].as_str()),
+        (Some("False"), Some("NotBound"))
+    );
+    assert!(status["status"].get("tools").is_none() && status["status"].get("toolCount").is_none());
     let event = api.event("team-a").await;
     assert_eq!(event["type"], "Normal", "waiting for pods is not a warning");
     api.done().await;
-    task.await.unwrap().unwrap();
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
+}
+
+fn policy_list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicyList",
+           "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// A policy as the API returns it: the fixture, with a Ready condition of `ready`.
+fn policy_json(fixture_name: &str, name: &str, ready: &str) -> Value {
+    let mut p: Value = serde_json::to_value(fixture::<McpGuardPolicy>(fixture_name)).unwrap();
+    p["metadata"]["name"] = json!(name);
+    p["status"] = json!({"conditions": [{"type": "Ready", "status": ready, "reason": "Ready", "message": "",
+                                         "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    p
+}
+
+/// Stands in for executors: records each call and answers from a script.
+#[derive(Default)]
+struct FakeExecutors {
+    calls: Mutex<Vec<(String, Option<String>)>>,
+    answers: Mutex<VecDeque<Result<pb::ListToolsResponse, String>>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for FakeExecutors {
+    async fn list_tools(
+        &self,
+        endpoint: &str,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<pb::ListToolsResponse, String> {
+        assert_eq!(timeout, Duration::from_secs(5));
+        self.calls.lock().unwrap().push((endpoint.to_string(), token.map(str::to_string)));
+        self.answers.lock().unwrap().pop_front().unwrap_or_else(|| Err("no scripted answer".into()))
+    }
+}
+
+fn time_tools() -> pb::ListToolsResponse {
+    let tool = |name: &str, description: &str| pb::Tool {
+        server: "clock".into(),
+        name: name.into(),
+        binding: format!("mcp.clock.{name}"),
+        description: description.into(),
+    };
+    pb::ListToolsResponse {
+        tools: vec![
+            tool("get-current-time", "The current time."),
+            tool("convert_time", ""),
+            pb::Tool { server: "github".into(), name: "get_issue".into(), ..Default::default() },
+        ],
+        servers: vec![
+            pb::Server {
+                name: "clock".into(),
+                connected: true,
+                server_name: "mcp-test-server".into(),
+                server_version: "0.1.0".into(),
+                tool_count: 2,
+                error: String::new(),
+                protocol_version: "2025-06-18".into(),
+            },
+            pb::Server {
+                name: "github".into(),
+                connected: false,
+                error: "refused".into(),
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn a_bound_server_reports_the_tools_and_server_info_its_policys_executor_discovered() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "default");
+    let settings = Settings {
+        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        operator: Some(OperatorIdentity {
+            namespace: "mcp-guard-system".into(),
+            service_account: "mcp-guard".into(),
+        }),
+        ..Default::default()
+    };
+    let executors = Arc::new(FakeExecutors::default());
+    executors
+        .answers
+        .lock()
+        .unwrap()
+        .extend([Ok(time_tools()), Err("ListTools at http://10.96.5.5:9090 timed out after 5s".into())]);
+    let ctx = Arc::new(Context::with_transport(client, settings, Metrics::new().unwrap(), executors.clone()));
+    let mut time: McpServer = fixture("server-remote.yaml");
+    time.metadata.name = Some("time".into());
+    time.spec.headers.clear();
+
+    let task = tokio::spawn(server::reconcile(Arc::new(time.clone()), ctx.clone()));
+    let mut api = ApiServer(handle);
+    // Only `agents` counts: Ready and binding `time` (as `clock`). `open` is not Ready; `other` does not
+    // bind it; a policy that does not parse is skipped.
+    let mut other = policy_json("policy.yaml", "other", "True");
+    other["spec"]["servers"] = json!([{"name": "github"}]);
+    let items = vec![
+        policy_json("policy-open.yaml", "open", "False"),
+        other,
+        policy_json("policy.yaml", "agents", "True"),
+        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+               "metadata": {"name": "odd", "namespace": "team-a"}, "spec": {"limits": {"memory": "lots"}}}),
+    ];
+    api.expect(Method::GET, POLICIES, 200, move |_| policy_list(items.clone())).await;
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/services/agents-mcp-guard", 200, |_| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "agents-mcp-guard", "namespace": "team-a"},
+               "spec": {"clusterIP": "10.96.5.5"}})
+    })
+    .await;
+    // A short-lived token of the operator's own service account, for the policy's audience.
+    let expires = k8s_openapi::jiff::Timestamp::now()
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(600))
+        .unwrap()
+        .to_string();
+    let request = api
+        .expect(
+            Method::POST,
+            "/api/v1/namespaces/mcp-guard-system/serviceaccounts/mcp-guard/token",
+            201,
+            move |body| {
+                let mut answer = body;
+                answer["status"] = json!({"token": "operator-token", "expirationTimestamp": expires});
+                answer
+            },
+        )
+        .await;
+    assert_eq!(request["spec"]["audiences"], json!(["mcpguard.io/team-a/agents"]));
+    assert_eq!(request["spec"]["expirationSeconds"], 600);
+    let status = api.status(&format!("{SERVERS}/time/status")).await;
+    let st = &status["status"];
+    assert_eq!(st["toolCount"], 2);
+    assert_eq!(
+        st["tools"],
+        json!([{"name": "convert_time"}, {"name": "get-current-time", "description": "The current time."}])
+    );
+    assert_eq!(
+        st["serverInfo"],
+        json!({"name": "mcp-test-server", "version": "0.1.0", "protocolVersion": "2025-06-18"})
+    );
+    let discovered = condition(&status, "Discovered");
+    assert_eq!(
+        (discovered["status"].as_str(), discovered["reason"].as_str()),
+        (Some("True"), Some("Handshake"))
+    );
+    assert!(discovered["message"].as_str().unwrap().contains("McpGuardPolicy agents"), "{discovered}");
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    api.event("team-a").await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(60)));
+    assert_eq!(
+        executors.calls.lock().unwrap().clone(),
+        [("http://10.96.5.5:9090".to_string(), Some("operator-token".to_string()))]
+    );
+
+    // Next round: the executor times out. The token comes from the cache; the last handshake's tools
+    // stay, Discovered says why it is stale, and Ready does not change.
+    time.status = Some(serde_json::from_value(st.clone()).unwrap());
+    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let items = vec![policy_json("policy.yaml", "agents", "True")];
+    api.expect(Method::GET, POLICIES, 200, move |_| policy_list(items.clone())).await;
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/services/agents-mcp-guard", 200, |_| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "agents-mcp-guard", "namespace": "team-a"},
+               "spec": {"clusterIP": "10.96.5.5"}})
+    })
+    .await;
+    let status = api.status(&format!("{SERVERS}/time/status")).await;
+    let discovered = condition(&status, "Discovered");
+    assert_eq!(
+        (discovered["status"].as_str(), discovered["reason"].as_str()),
+        (Some("False"), Some("Unreachable"))
+    );
+    assert_eq!(
+        discovered["message"],
+        "McpGuardPolicy agents: ListTools at http://10.96.5.5:9090 timed out after 5s"
+    );
+    assert_eq!(status["status"]["toolCount"], 2, "the last handshake's tools stay");
+    assert_eq!(status["status"]["serverInfo"]["name"], "mcp-test-server");
+    assert_eq!(condition(&status, "Ready")["status"], "True", "discovery never makes a server unready");
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(15)));
+    assert_eq!(executors.calls.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]

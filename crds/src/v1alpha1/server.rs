@@ -185,7 +185,9 @@ pub struct EgressPort {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpServerStatus {
-    /// `Ready`, `ResolvedRefs` and (for deployed servers) `Available`.
+    /// `Ready`, `ResolvedRefs`, `Discovered` and (for deployed servers) `Available`. `Discovered` says
+    /// whether `tools` and `serverInfo` come from a live handshake, through which policy, or why not
+    /// (`NotBound`, `Unreachable`, `Disconnected`); it never makes the server not Ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
@@ -194,13 +196,16 @@ pub struct McpServerStatus {
     /// The URL the binding proxy uses: `spec.url`, or the in-cluster Service URL of a deployed server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Tools the server offered at its last handshake (after `spec.tools`).
+    /// Tools the server offered at its last handshake, as bound by the Ready McpGuardPolicies that bind
+    /// it (after `spec.tools` and each policy's rules; their union, sorted by name). Reported by the
+    /// policies' binding proxies, which hold the credentials; kept while discovery fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSummary>,
     /// Number of entries in `tools`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
-    /// The server's self-description from its last handshake.
+    /// The server's self-description (`serverInfo` of the MCP initialize answer) from its last
+    /// handshake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_info: Option<ServerInfo>,
 }
