@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of MCP Guard, in the order a reviewer would want them: setup, formatting, lints,
 # the workspace tests, then the operator against a real single-node Kubernetes assembled from source
-# (e2e/cluster). Each phase prints how long it took.
+# (e2e/cluster), and the end-to-end suite: our images packed without Docker, `helm install`, agents calling
+# the executor in the cluster (e2e/run.sh). Each phase prints how long it took.
 #
 # MCP_GUARD_SKIP_CLUSTER=1 skips the real-cluster phases (they need root).
 set -euo pipefail
@@ -50,3 +51,5 @@ phase "cluster: up" e2e/cluster/up.sh
 phase "cluster: smoke (pods, services, NetworkPolicy enforcement)" e2e/cluster/smoke.sh
 phase "operator against the real cluster" cargo test -p mcp-guard-operator --locked --test cluster -- --ignored --test-threads=1
 phase "helm lint" "$HELM" lint charts/mcp-guard
+phase "e2e: static binaries packed into images, imported into the cluster" e2e/images.sh
+phase "e2e: CRDs, helm install, the end-to-end suite" e2e/run.sh

@@ -342,6 +342,72 @@ fn setup() -> R {
     Ok(())
 }
 
+fn server_status_lists_discovered_tools() -> R {
+    let s = wait_for("McpServer Discovered=True", Duration::from_secs(120), || {
+        let s = get_json(&["-n", GUARD, "mcpserver", SERVER])?;
+        match condition(&s, "Discovered") {
+            Some((st, reason, msg)) if st == "True" && reason == "Handshake" => {
+                if !msg.contains(POLICY) {
+                    return Err(format!("Discovered does not name the policy: {msg}"));
+                }
+                Ok(Some(s))
+            }
+            other => Err(format!("(Discovered: {other:?})")),
+        }
+    })?;
+    let st = &s["status"];
+    let tools: Vec<&str> =
+        st["tools"].as_array().ok_or("no status.tools")?.iter().filter_map(|t| t["name"].as_str()).collect();
+    for want in ["add", "echo", "slow"] {
+        if !tools.contains(&want) {
+            return Err(format!("status.tools lacks {want}: {tools:?}"));
+        }
+    }
+    let mut sorted = tools.clone();
+    sorted.sort();
+    if sorted != tools {
+        return Err(format!("status.tools is not sorted: {tools:?}"));
+    }
+    if st["toolCount"].as_u64() != Some(tools.len() as u64) {
+        return Err(format!("toolCount {} != {}", st["toolCount"], tools.len()));
+    }
+    if st["serverInfo"]["name"] != "mcp-test-server"
+        || st["serverInfo"]["version"].as_str().is_none_or(str::is_empty)
+    {
+        return Err(format!("serverInfo: {}", st["serverInfo"]));
+    }
+    if condition(&s, "Ready").map(|c| c.0) != Some("True".into()) {
+        return Err("discovery must not change Ready".into());
+    }
+    let col = kubectl(&[
+        "-n",
+        GUARD,
+        "get",
+        "mcps",
+        SERVER,
+        "--no-headers",
+        "-o",
+        "custom-columns=T:.status.toolCount",
+    ])?;
+    if col.trim() != tools.len().to_string() {
+        return Err(format!("Tools column shows {col:?}"));
+    }
+    // The operator is a discovery caller only: never in --allowed-callers.
+    let dep = get_json(&["-n", GUARD, "deployment", CHILD])?;
+    let containers = dep["spec"]["template"]["spec"]["containers"].as_array().ok_or("no containers")?;
+    let executor = containers.iter().find(|c| c["name"] == "executor").ok_or("no executor container")?;
+    let args: Vec<&str> =
+        executor["args"].as_array().ok_or("no args")?.iter().filter_map(|a| a.as_str()).collect();
+    let after = |flag: &str| args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).copied();
+    let discovery = after("--discovery-callers").ok_or(format!("no --discovery-callers in {args:?}"))?;
+    let allowed = after("--allowed-callers").unwrap_or_default();
+    if allowed.contains(discovery) {
+        return Err(format!("the operator ({discovery}) may execute code: --allowed-callers {allowed}"));
+    }
+    println!("   {} tools {tools:?} from {} (discovery caller {discovery})", tools.len(), st["serverInfo"]);
+    Ok(())
+}
+
 const TWO_CALLS: &str = "const r = await mcp.tools.add({a: 2, b: 3}); const e = await mcp.tools.echo({text: 'hi'}); return {r, e};";
 
 fn allowed_agent_calls_the_tool() -> R {
@@ -354,7 +420,7 @@ fn allowed_agent_calls_the_tool() -> R {
     {
         return Err(format!("unexpected outcome: {v}"));
     }
-    println!("   agent got: {detail}");
+    println!("   agent got: {detail} (connected after {} attempt(s))", v["connectAttempts"]);
     Ok(())
 }
 
@@ -371,7 +437,14 @@ fn auth_refuses_bad_callers() -> R {
 }
 
 fn disallowed_namespace_is_refused_by_the_network() -> R {
-    let v = run_agent(OUTSIDE, "agent-outside", "agent", true, "return 1", &["--timeout-secs", "8"])?;
+    let v = run_agent(
+        OUTSIDE,
+        "agent-outside",
+        "agent",
+        true,
+        "return 1",
+        &["--timeout-secs", "8", "--connect-retry-secs", "8"],
+    )?;
     let code = v["code"].as_str().unwrap_or_default();
     // Reaching the executor would give PermissionDenied (valid token, caller not allowed).
     if !["connect", "timeout", "Unavailable", "DeadlineExceeded", "Cancelled"].contains(&code) {
@@ -418,10 +491,11 @@ fn executor_container_holds_no_credential() -> R {
     // PID 1's environment and root filesystem.
     let script = format!(
         "echo uid=$(id -u); echo cmd=$(tr '\\0' ' ' < /proc/1/cmdline); \
-         if tr '\\0' '\\n' < /proc/1/environ > /tmp/env; then echo environ=readable; grep -c . /tmp/env | sed 's/^/envcount=/'; \
-         grep -q '{BEARER}' /tmp/env && echo ENV-HAS-SECRET; \
-         cut -d= -f1 /tmp/env | tr '\\n' ' ' | sed 's/^/envnames: /'; echo; \
-         cut -d= -f1 /tmp/env | grep -iE 'token|secret|passw|bearer|key|auth|cred' | sed 's/^/CREDENTIAL-LIKE-ENV: /'; \
+         if env=$(tr '\\0' '\\n' < /proc/1/environ); then echo environ=readable; \
+         echo \"envcount=$(printf '%s' \"$env\" | grep -c .)\"; \
+         printf '%s\\n' \"$env\" | grep -q '{BEARER}' && echo ENV-HAS-SECRET; \
+         echo \"envnames: $(printf '%s\\n' \"$env\" | cut -d= -f1 | tr '\\n' ' ')\"; \
+         printf '%s\\n' \"$env\" | cut -d= -f1 | grep -iE 'token|secret|passw|bearer|key|auth|cred' | sed 's/^/CREDENTIAL-LIKE-ENV: /'; \
          else echo environ=unreadable; fi; \
          if ls /proc/1/root/ >/dev/null 2>&1; then echo root=readable; \
            ls -R /proc/1/root/var/run/secrets 2>/dev/null | sed 's/^/secrets: /'; \
@@ -440,6 +514,14 @@ fn executor_container_holds_no_credential() -> R {
     );
     if !exec_out.contains("cmd=/mcp-guard serve") {
         return Err("the ephemeral container did not see the executor's process".into());
+    }
+    // Not vacuous: the look must have read the executor's environment, and it is empty (the executor
+    // re-executes itself with no environment before it takes any input).
+    if !exec_out.contains("environ=readable") {
+        return Err(format!("could not read the executor's environment:\n{exec_out}"));
+    }
+    if !exec_out.contains("envcount=0") {
+        return Err(format!("the executor's environment is not empty:\n{exec_out}"));
     }
     if exec_out.contains("ENV-HAS-SECRET") || exec_out.contains("FILE-HAS-SECRET") {
         return Err("the executor container holds the Secret".into());
@@ -495,6 +577,23 @@ fn egress_is_enforced() -> R {
         kubectl(&["-n", GUARD, "delete", "networkpolicy", CHILD, "--wait=true"])?;
         let out = egress_until(&pod, "egress-without-policy", &unbound, &bound, "unbound=reached")?;
         println!("   without the NetworkPolicy: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+        // The second layer: with the network open, the pod of the namespace the policy does not allow
+        // reaches the executor and is refused by authentication (its token is valid, its identity is not
+        // an allowed caller).
+        let v = run_agent(
+            OUTSIDE,
+            "agent-outside-open",
+            "agent",
+            true,
+            "return 1",
+            &["--timeout-secs", "8", "--connect-retry-secs", "15"],
+        )?;
+        if v["code"] != "PermissionDenied" {
+            return Err(format!(
+                "without the NetworkPolicy, the outside namespace's agent should get PermissionDenied: {v}"
+            ));
+        }
+        println!("   without the NetworkPolicy, the outside agent: {}", v["code"]);
         Ok(())
     })();
     operator_scale(1)?;
@@ -621,6 +720,10 @@ fn end_to_end() {
     }
     let phases: &[Phase] = &[
         ("setup: Secret, McpServer (test server demanding the bearer), McpGuardPolicy Ready", setup),
+        (
+            "McpServer status: tools and server info from the proxy's handshake, via the executor",
+            server_status_lists_discovered_tools,
+        ),
         ("allowed agent pod: gRPC Execute calls the tools", allowed_agent_calls_the_tool),
         (
             "auth: no token -> UNAUTHENTICATED, other service account -> PERMISSION_DENIED",
@@ -635,7 +738,8 @@ fn end_to_end() {
             executor_container_holds_no_credential,
         ),
         (
-            "egress: unbound server blocked, bound one only via the proxy; reachable without the policy",
+            "egress: unbound server blocked, bound one only via the proxy; reachable without the policy \
+             (and then auth alone refuses the outside namespace)",
             egress_is_enforced,
         ),
         ("limits change rolls the pods and the new limit applies", limits_change_rolls_the_pods),

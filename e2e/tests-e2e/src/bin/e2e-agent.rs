@@ -1,6 +1,10 @@
 //! The e2e agent: runs in a pod, calls the executor's gRPC `Execute` and prints one JSON line.
 //!
-//! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N]`
+//! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]`
+//!
+//! A refused or failed connection is retried every 500 ms for `--connect-retry-secs` (default 20), as a
+//! real client would: a NetworkPolicy enforcer admits a new pod's address only once it has seen the pod,
+//! which can be after the pod's first packet. The JSON line says how many attempts it took.
 //!
 //! Output: `{"status":"ok","outcome":"completed|rejected|threw|limit_exceeded","detail":...}` or
 //! `{"status":"error","code":"<gRPC code or connect|timeout>","message":...}`. Always exits 0 after
@@ -16,14 +20,29 @@ fn arg_after(args: &[String], flag: &str) -> Option<String> {
     args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
 }
 
-async fn execute(endpoint: String, code: String, token: Option<String>, timeout: Duration) -> Value {
-    let channel = match tonic::transport::Endpoint::from_shared(endpoint) {
+async fn execute(
+    endpoint: String,
+    code: String,
+    token: Option<String>,
+    timeout: Duration,
+    connect_retry: Duration,
+) -> Value {
+    let endpoint = match tonic::transport::Endpoint::from_shared(endpoint) {
         Ok(e) => e.connect_timeout(Duration::from_secs(5)).timeout(timeout),
         Err(e) => return json!({"status": "error", "code": "bad-endpoint", "message": e.to_string()}),
     };
-    let channel = match channel.connect().await {
-        Ok(c) => c,
-        Err(e) => return json!({"status": "error", "code": "connect", "message": format!("{e:?}")}),
+    let started = std::time::Instant::now();
+    let mut attempts = 0u32;
+    let channel = loop {
+        attempts += 1;
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(e) if started.elapsed() >= connect_retry => {
+                return json!({"status": "error", "code": "connect", "message": format!("{e:?}"),
+                              "connectAttempts": attempts});
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
     };
     let mut client = ExecutorClient::new(channel);
     let mut req = tonic::Request::new(pb::ExecuteRequest { code, limits: None });
@@ -45,9 +64,11 @@ async fn execute(endpoint: String, code: String, token: Option<String>, timeout:
                 Some(St::LimitExceeded(l)) => ("limit_exceeded", format!("{}: {}", l.limit, l.message)),
                 None => ("none", String::new()),
             };
-            json!({"status": "ok", "outcome": kind, "detail": detail, "toolCalls": o.tool_calls.len()})
+            json!({"status": "ok", "outcome": kind, "detail": detail, "toolCalls": o.tool_calls.len(),
+                   "connectAttempts": attempts})
         }
-        Err(s) => json!({"status": "error", "code": format!("{:?}", s.code()), "message": s.message()}),
+        Err(s) => json!({"status": "error", "code": format!("{:?}", s.code()), "message": s.message(),
+                         "connectAttempts": attempts}),
     }
 }
 
@@ -71,9 +92,11 @@ async fn main() {
             };
             let secs = arg_after(&args, "--timeout-secs").and_then(|s| s.parse().ok()).unwrap_or(30);
             let timeout = Duration::from_secs(secs);
+            let retry = arg_after(&args, "--connect-retry-secs").and_then(|s| s.parse().ok()).unwrap_or(20);
+            let retry = Duration::from_secs(retry);
             match tokio::time::timeout(
-                timeout + Duration::from_secs(10),
-                execute(args[1].clone(), args[2].clone(), token, timeout),
+                retry + timeout + Duration::from_secs(10),
+                execute(args[1].clone(), args[2].clone(), token, timeout, retry),
             )
             .await
             {
@@ -82,7 +105,7 @@ async fn main() {
             }
         }
         _ => {
-            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N]"})
+            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]"})
         }
     };
     println!("{out}");
