@@ -198,10 +198,12 @@ pub struct McpServerStatus {
     pub url: Option<String>,
     /// Tools the server offered at its last handshake, as bound by the Ready McpGuardPolicies that bind
     /// it (after `spec.tools` and each policy's rules; their union, sorted by name). Reported by the
-    /// policies' binding proxies, which hold the credentials; kept while discovery fails.
+    /// policies' binding proxies, which hold the credentials; kept while discovery fails. At most 256
+    /// entries, descriptions cut at 256 characters (an upstream server cannot grow this object
+    /// without bound).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSummary>,
-    /// Number of entries in `tools`.
+    /// Number of tools discovered (may exceed the entries listed in `tools`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
     /// The server's self-description (`serverInfo` of the MCP initialize answer) from its last

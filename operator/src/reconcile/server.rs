@@ -27,6 +27,35 @@ const RECHECK: Duration = Duration::from_secs(300);
 pub const DISCOVERY_REFRESH: Duration = Duration::from_secs(60);
 /// How soon discovery is tried again while a binding policy's executor is unreachable or not connected.
 pub const DISCOVERY_RETRY: Duration = Duration::from_secs(15);
+/// An upstream server is untrusted input and a Kubernetes object has a size limit (etcd: ~1.5 MiB), so
+/// the status lists at most this many tools (`toolCount` stays the real number)...
+pub const MAX_STATUS_TOOLS: usize = 256;
+/// ...with descriptions of at most this many characters, and names and server info cut likewise.
+pub const MAX_STATUS_DESCRIPTION: usize = 256;
+pub const MAX_STATUS_NAME: usize = 128;
+
+/// The tools as the status lists them: the first [`MAX_STATUS_TOOLS`], strings cut.
+pub fn bounded_tools(tools: Vec<ToolSummary>) -> Vec<ToolSummary> {
+    tools
+        .into_iter()
+        .take(MAX_STATUS_TOOLS)
+        .map(|t| ToolSummary {
+            name: bounded(&t.name, MAX_STATUS_NAME),
+            description: t.description.map(|d| bounded(&d, MAX_STATUS_DESCRIPTION)),
+        })
+        .collect()
+}
+
+/// `s` cut to at most `max` characters (on a character boundary), marked with `…` when cut.
+pub fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => {
+            let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+            format!("{cut}…")
+        }
+    }
+}
 
 #[instrument(skip(mcp, ctx), fields(server = %mcp.name_any()))]
 pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -132,16 +161,21 @@ pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action,
     // A failed discovery keeps what the last handshake reported; the condition says it may be stale.
     let last = mcp.status.as_ref();
     let (tools, server_info) = match found.tools {
-        Some(tools) => (Some(tools), found.server_info),
-        None => match last.filter(|s| s.tool_count.is_some()) {
-            Some(s) => (Some(s.tools.clone()), s.server_info.clone()),
+        Some(tools) => (Some((tools.len(), tools)), found.server_info),
+        None => match last.and_then(|s| s.tool_count.map(|n| (n, s))) {
+            Some((n, s)) => (Some((usize::try_from(n).unwrap_or(0), s.tools.clone())), s.server_info.clone()),
             None => (None, last.and_then(|s| s.server_info.clone())),
         },
     };
-    if let Some(tools) = tools {
-        status["toolCount"] = json!(tools.len());
-        status["tools"] = serde_json::to_value(tools)?;
+    if let Some((count, tools)) = tools {
+        status["toolCount"] = json!(count);
+        status["tools"] = serde_json::to_value(bounded_tools(tools))?;
     }
+    let server_info = server_info.map(|i| ServerInfo {
+        name: bounded(&i.name, MAX_STATUS_NAME),
+        version: i.version.map(|v| bounded(&v, MAX_STATUS_NAME)),
+        protocol_version: i.protocol_version.map(|v| bounded(&v, MAX_STATUS_NAME)),
+    });
     if let Some(info) = server_info {
         status["serverInfo"] = serde_json::to_value(info)?;
     }
@@ -310,6 +344,31 @@ async fn discover(ctx: &Context, mcp: &McpServer, ns: &str) -> Discovery {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn status_tools_are_bounded_whatever_the_upstream_sends() {
+        // 5,000 tools with 10,000-character multi-byte descriptions would make a ~100 MB status.
+        let tools: Vec<ToolSummary> = (0..5000)
+            .map(|i| ToolSummary {
+                name: format!("{i:05}{}", "n".repeat(1000)),
+                description: Some("é".repeat(10_000)),
+            })
+            .collect();
+        let listed = super::bounded_tools(tools);
+        assert_eq!(listed.len(), super::MAX_STATUS_TOOLS);
+        assert_eq!(listed[0].name.chars().count(), super::MAX_STATUS_NAME);
+        assert!(listed[0].name.starts_with("00000") && listed[0].name.ends_with('…'));
+        let d = listed[255].description.as_deref().unwrap();
+        assert_eq!(d.chars().count(), super::MAX_STATUS_DESCRIPTION);
+        assert!(d.ends_with('…'));
+        let bytes = serde_json::to_vec(&listed).unwrap().len();
+        assert!(bytes < 300 * 1024, "status tools take {bytes} bytes");
+        // Short strings are untouched.
+        assert_eq!(super::bounded("get_issue", 128), "get_issue");
+        assert_eq!(super::bounded("", 3), "");
+        assert_eq!(super::bounded("abcd", 4), "abcd");
+        assert_eq!(super::bounded("abcde", 4), "abc…");
+    }
 
     fn report(name: &str, connected: bool, tools: &[(&str, &str)]) -> ServerReport {
         ServerReport {
