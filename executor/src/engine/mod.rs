@@ -1,6 +1,7 @@
 //! Layer 2 of the defence: the isolate engine. An [`Engine`] runs validated code in a fresh, disposable
 //! isolate under host-enforced limits and returns its [`Outcome`]. The QuickJS implementation lives in
-//! [`quickjs`]; a second engine can be added behind the same trait.
+//! [`quickjs`]; a second engine can be added behind the same trait. The OS threads that run isolates
+//! ([`pool`]) confine themselves with Landlock and seccomp first ([`confine`], layer 3 in the process).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::{
     validator::Prepared,
 };
 
+pub mod confine;
 pub mod pool;
 pub mod quickjs;
 

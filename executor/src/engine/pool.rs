@@ -1,7 +1,8 @@
 //! A growable pool of OS threads for isolates. QuickJS runs synchronously, so each execution occupies a
 //! thread for its whole life (including while it waits for tool calls); running them here keeps the async
 //! runtime free, and one execution stuck in a loop never stalls another. Threads are reused (so the
-//! per-thread compiler stays warm) and exit after being idle for a while.
+//! per-thread compiler stays warm) and exit after being idle for a while. Each thread confines itself
+//! with Landlock and seccomp (`confine.rs`) before it runs its first job.
 
 use std::{
     sync::{
@@ -96,6 +97,9 @@ impl IsolatePool {
 }
 
 fn worker(rx: Receiver<Job>, shared: Arc<Shared>) {
+    // Before any job: the thread gives up files, new sockets and new processes for good (layer 3, see
+    // `confine.rs`). A kernel without part of it is logged once; jobs run either way.
+    let _ = super::confine::confine_isolate_thread();
     loop {
         shared.idle.fetch_add(1, Ordering::AcqRel);
         let job = rx.recv_timeout(IDLE_EXIT);

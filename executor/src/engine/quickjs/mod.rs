@@ -59,6 +59,22 @@ impl QuickJsEngine {
     pub fn threads(&self) -> usize {
         self.pool.threads()
     }
+
+    /// Run `f` on one of the engine's isolate threads and return its result (`None` if the thread could
+    /// not be started or `f` panicked). For tests that inspect an isolate thread (its confinement).
+    #[doc(hidden)]
+    pub async fn run_on_isolate_thread<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        self.pool
+            .spawn(move || {
+                let _ = tx.send(f());
+            })
+            .ok()?;
+        rx.await.ok()
+    }
 }
 
 #[async_trait]
