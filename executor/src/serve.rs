@@ -22,7 +22,7 @@ use mcp_guard_executor::{
         tls::TlsFiles,
         tools::ToolIndex,
     },
-    engine::quickjs::QuickJsEngine,
+    engine::{confine::isolate_confinement, quickjs::QuickJsEngine},
     host::{Catalog, ToolHost, testing::ScriptedHost},
     proxy::client::ProxyToolHost,
 };
@@ -374,7 +374,11 @@ async fn second_stage(
         "tools": state.tools().tools().len(),
         "ready": state.ready(),
     });
-    tracing::info!(listening = %announce, "serving");
+    let confinement = match isolate_confinement() {
+        Ok(report) => report.to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    tracing::info!(listening = %announce, isolate_confinement = %confinement, "serving");
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{announce}");

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the API, served as text on `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::Door;
@@ -25,6 +25,8 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// Authentication and authorisation failures, by door and reason.
     pub auth_failures: IntCounterVec,
+    /// 1 for each confinement layer in force on isolate threads, 0 for each the kernel lacks.
+    pub confinement: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +87,26 @@ impl Metrics {
             "Requests refused by authentication or authorisation, by door and reason.",
             &["door", "reason"],
         )?;
+        let confinement = IntGaugeVec::new(
+            Opts::new(
+                "isolate_confinement",
+                "1 when the layer confines the threads that run isolates, 0 when the kernel lacks it \
+                 (layer: landlock_fs, landlock_net, landlock_scope, seccomp, no_new_privs).",
+            ),
+            &["layer"],
+        )?;
+        registry.register(Box::new(confinement.clone()))?;
+        let report = crate::engine::confine::isolate_confinement().ok();
+        let on = |f: fn(&crate::engine::confine::ConfineReport) -> bool| report.as_ref().is_some_and(f);
+        for (layer, value) in [
+            ("landlock_fs", on(|r| r.landlock_fs)),
+            ("landlock_net", on(|r| r.landlock_net)),
+            ("landlock_scope", on(|r| r.landlock_scope)),
+            ("seccomp", on(|r| r.seccomp)),
+            ("no_new_privs", on(|r| r.no_new_privs)),
+        ] {
+            confinement.with_label_values(&[layer]).set(i64::from(value));
+        }
         Ok(Metrics {
             registry,
             executions,
@@ -94,6 +116,7 @@ impl Metrics {
             active,
             refused,
             auth_failures,
+            confinement,
         })
     }
 
