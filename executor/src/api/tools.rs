@@ -28,7 +28,7 @@ pub struct ToolEntry {
 }
 
 /// One bound server's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
     pub name: String,
     pub connected: bool,
@@ -117,14 +117,7 @@ impl ToolIndex {
         let mut tools = Vec::new();
         let mut servers = Vec::new();
         for server in catalog.servers() {
-            servers.push(ServerState {
-                name: server.name.clone(),
-                connected: true,
-                error: String::new(),
-                server_name: String::new(),
-                server_version: String::new(),
-                protocol_version: String::new(),
-            });
+            servers.push(ServerState { name: server.name.clone(), connected: true, ..Default::default() });
             for tool in &server.tools {
                 let input = serde_json::json!({"type": "object"});
                 let typescript = typescript::tool_declaration(&typescript::ToolDecl {

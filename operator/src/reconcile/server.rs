@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
@@ -33,6 +34,21 @@ pub const MAX_STATUS_TOOLS: usize = 256;
 /// ...with descriptions of at most this many characters, and names and server info cut likewise.
 pub const MAX_STATUS_DESCRIPTION: usize = 256;
 pub const MAX_STATUS_NAME: usize = 128;
+
+/// An invalid spec: status with its conditions, an event on the transition, then wait for a change.
+async fn invalid_spec(
+    ctx: &Context,
+    mcp: &McpServer,
+    generation: Option<i64>,
+    refs: Condition,
+    ready: Condition,
+    previous: &[Condition],
+) -> Result<Action, Error> {
+    apply_status(&ctx.client, mcp, json!({"conditions": [refs, ready], "observedGeneration": generation}))
+        .await?;
+    announce(ctx, mcp, previous, &ready).await;
+    Ok(Action::await_change())
+}
 
 /// The tools as the status lists them: the first [`MAX_STATUS_TOOLS`], strings cut.
 pub fn bounded_tools(tools: Vec<ToolSummary>) -> Vec<ToolSummary> {
@@ -106,14 +122,7 @@ pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action,
             match server::build(&mcp, deploy, &owner) {
                 Err(invalid) => {
                     let ready = cond(READY, false, REASON_INVALID_SPEC, invalid.to_string());
-                    apply_status(
-                        &ctx.client,
-                        mcp.as_ref(),
-                        json!({"conditions": [refs, ready], "observedGeneration": generation}),
-                    )
-                    .await?;
-                    announce(&ctx, mcp.as_ref(), &previous, &ready).await;
-                    return Ok(Action::await_change());
+                    return invalid_spec(&ctx, &mcp, generation, refs, ready, &previous).await;
                 }
                 Ok(objects) => {
                     apply(&ctx.client, &network::server_policy(&mcp, deploy.port, &owner)).await?;
@@ -142,14 +151,7 @@ pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action,
         }
         _ => {
             let ready = cond(READY, false, REASON_INVALID_SPEC, "set exactly one of url or deploy".into());
-            apply_status(
-                &ctx.client,
-                mcp.as_ref(),
-                json!({"conditions": [refs, ready], "observedGeneration": generation}),
-            )
-            .await?;
-            announce(&ctx, mcp.as_ref(), &previous, &ready).await;
-            return Ok(Action::await_change());
+            return invalid_spec(&ctx, &mcp, generation, refs, ready, &previous).await;
         }
     };
     conditions.push(ready.clone());
