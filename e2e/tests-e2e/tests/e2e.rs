@@ -220,56 +220,18 @@ fn ok_outcome(v: &Value) -> R<&str> {
 
 fn operator_scale(replicas: u32) -> R {
     let ns = std::env::var("MCP_GUARD_E2E_OPERATOR_NS").unwrap_or_else(|_| "mcp-guard-system".into());
-    kubectl(&[
-        "-n",
-        &ns,
-        "scale",
-        "deployment",
-        "-l",
-        "app.kubernetes.io/name=mcp-guard-operator",
-        &format!("--replicas={replicas}"),
-    ])?;
+    let selector = "app.kubernetes.io/name=mcp-guard-operator";
+    let pods = |output: &str| kubectl(&["-n", &ns, "get", "pods", "-l", selector, "-o", output]);
+    kubectl(&["-n", &ns, "scale", "deployment", "-l", selector, &format!("--replicas={replicas}")])?;
     if replicas == 0 {
         wait_for("operator scaled to 0", Duration::from_secs(60), || {
-            let pods = kubectl(&[
-                "-n",
-                &ns,
-                "get",
-                "pods",
-                "-l",
-                "app.kubernetes.io/name=mcp-guard-operator",
-                "-o",
-                "name",
-            ])?;
-            Ok(pods.trim().is_empty().then_some(()))
+            Ok(pods("name")?.trim().is_empty().then_some(()))
         })
     } else {
-        kubectl(&[
-            "-n",
-            &ns,
-            "rollout",
-            "status",
-            "deployment",
-            "-l",
-            "app.kubernetes.io/name=mcp-guard-operator",
-            "--timeout=120s",
-        ])
-        .or_else(|_| {
-            wait_for("operator Ready", Duration::from_secs(120), || {
-                let out = kubectl(&[
-                    "-n",
-                    &ns,
-                    "get",
-                    "pods",
-                    "-l",
-                    "app.kubernetes.io/name=mcp-guard-operator",
-                    "-o",
-                    "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-                ])?;
-                Ok(out.contains("True").then_some(String::new()))
-            })
+        wait_for("operator Ready", Duration::from_secs(120), || {
+            let ready = pods("jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}")?;
+            Ok(ready.contains("True").then_some(()))
         })
-        .map(|_| ())
     }
 }
 
