@@ -5,7 +5,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --target x86_64-unknown-linux-gnu -p mcp-guard-executor --bin mcp-guard
+    cargo build --release --locked --target x86_64-unknown-linux-gnu -p mcp-guard --bin mcp-guard
 
 FROM scratch
 # The binding proxy's TLS client needs the CA bundle to reach https:// MCP servers.

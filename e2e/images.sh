@@ -23,7 +23,7 @@ phase() { echo "== images: $1 took $((SECONDS - phase_start)) s"; phase_start=$S
 echo "== images: static build (target dir $TARGET_DIR)"
 (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$TARGET_DIR" \
   cargo build --release --locked --target "$TRIPLE" \
-    -p mcp-guard-executor --bin mcp-guard \
+    -p mcp-guard --bin mcp-guard \
     -p mcp-guard-operator --bin mcp-guard-operator \
     -p mcp-guard-test-server --bin mcp-test-server \
     -p mcp-guard-e2e --bin e2e-agent)

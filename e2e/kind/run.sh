@@ -26,12 +26,11 @@ phase "cluster"
 # The test workloads use a local busybox image under the same name as on the source-built cluster.
 docker pull -q busybox:1.35.0
 docker tag busybox:1.35.0 mcp-guard.local/busybox:1.35
-for spec in "mcp-guard-executor mcp-guard" "mcp-guard-operator mcp-guard-operator" \
+for spec in "mcp-guard mcp-guard" "mcp-guard-operator mcp-guard-operator" \
             "mcp-guard-test-server mcp-test-server" "mcp-guard-e2e e2e-agent"; do
   set -- $spec
   docker build -f - -t "mcp-guard.local/$2:$TAG" "$ROOT" <<DOCKERFILE
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/src/target --mount=type=cache,target=/usr/local/cargo/registry \

@@ -3,7 +3,7 @@
 //! one tool call; beside it, in the same run, a Deno subprocess per execution with all permissions denied
 //! running the same snippet. Prints the machine, then each figure beside its goal.
 //!
-//!     cargo bench -p mcp-guard-executor --bench api
+//!     cargo bench -p mcp-guard --bench api
 //!
 //! Deno comes from `scripts/setup-api-tests.sh` (npm `deno`); without it the baseline is skipped. The
 //! tool in the one-tool-call script is an in-process host tool on the MCP Guard side and an in-script
@@ -20,18 +20,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mcp_guard_crds::Limits;
-use mcp_guard_executor::{
-    api::{
-        ApiState, EdgeLimits,
-        auth::{AuthConfig, Authenticator},
-        pb::{self, executor_client::ExecutorClient},
-        server::{ServeOptions, serve},
-        tools::ToolIndex,
-    },
-    engine::quickjs::QuickJsEngine,
-    host::testing::ScriptedHost,
+use mcp_guard_api::{
+    ApiState, EdgeLimits,
+    auth::{AuthConfig, Authenticator},
+    pb::{self, executor_client::ExecutorClient},
+    server::{ServeOptions, serve},
 };
+use mcp_guard_crds::Limits;
+use mcp_guard_sandbox::{engine::quickjs::QuickJsEngine, host::testing::ScriptedHost};
+use mcp_guard_tools::ToolIndex;
 use tonic::transport::Channel;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
@@ -56,7 +53,7 @@ fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
 
 async fn start_server() -> String {
     let host = ScriptedHost::new().tool("bench", "echo", |args| async move { Ok(args) });
-    let tools = ToolIndex::from_catalog(host.catalog());
+    let tools = ToolIndex::from_catalog(&host.catalog());
     let dir = std::env::temp_dir().join(format!("mcp-guard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let tokens = dir.join("tokens");

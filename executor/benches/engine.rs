@@ -1,7 +1,7 @@
 //! Engine benchmark: fresh-isolate executions, in process, at concurrency 1 and 16, for a trivial script
 //! and for a script making one host tool call. Prints the machine, then each figure beside its goal.
 //!
-//!     cargo bench -p mcp-guard-executor --bench engine
+//!     cargo bench -p mcp-guard --bench engine
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod support;
@@ -14,7 +14,7 @@ use std::{
 };
 
 use mcp_guard_crds::Limits;
-use mcp_guard_executor::{
+use mcp_guard_sandbox::{
     host::testing::ScriptedHost,
     sandbox::Sandbox,
     validator::{ValidateOptions, validate},

@@ -2,7 +2,7 @@
 //! (gRPC over a Unix socket) to a local upstream MCP server, against a direct rmcp client call to the same
 //! upstream, in the same run. Prints the machine, p50/p99 of each, and their ratio.
 //!
-//!     cargo bench -p mcp-guard-executor --bench proxy
+//!     cargo bench -p mcp-guard --bench proxy
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod support;
@@ -17,10 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use mcp_guard_binding_client::ProxyToolHost;
+use mcp_guard_binding_proxy::{BindingProxy, audit::AuditLog, service};
 use mcp_guard_crds::GuardConfig;
-use mcp_guard_executor::{
+use mcp_guard_sandbox::{
     host::{ExecutionInfo, ToolHost},
-    proxy::{BindingProxy, audit::AuditLog, client::ProxyToolHost, service},
     sandbox::Sandbox,
 };
 use rmcp::{
@@ -120,7 +121,7 @@ fn main() {
             }
         }
         // From sandbox code: one execution making 100 sequential calls; per-call time.
-        let catalog = host.catalog().await.unwrap();
+        let catalog = mcp_guard_tools::ToolIndex::new(host.list_tools().await.unwrap()).catalog();
         let sandbox = Sandbox::new(catalog, Arc::new(host.clone()));
         let code = "for (let i = 0; i < 100; i++) { await mcp.bench.echo({ text: 'ping' }); } return 1;";
         let mut sandbox_lat = Vec::new();

@@ -11,13 +11,15 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
+use mcp_guard_binding_client::ProxyToolHost;
+use mcp_guard_binding_proxy::{BindingProxy, audit::AuditLog, service};
 use mcp_guard_crds::GuardConfig;
-use mcp_guard_executor::{
-    host::{Catalog, ToolHost, testing::ScriptedHost},
+use mcp_guard_sandbox::{
+    host::{NoTools, ToolHost, discovery::DiscoveryHost},
     outcome::Outcome,
-    proxy::{BindingProxy, audit::AuditLog, client::ProxyToolHost, service},
     sandbox::Sandbox,
 };
+use mcp_guard_tools::{Catalog, ToolIndex};
 
 /// Exit codes besides the outcome's own (0 completed, 3 rejected, 4 threw, 5 limit exceeded).
 const EXIT_USAGE: u8 = 2;
@@ -160,17 +162,20 @@ fn exec(
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
     let result = runtime.block_on(async {
-        let (catalog, host): (Catalog, Arc<dyn ToolHost>) = match &proxy_socket {
+        let (index, host): (ToolIndex, Arc<dyn ToolHost>) = match &proxy_socket {
             Some(socket) => {
                 let host = ProxyToolHost::connect(socket.clone()).map_err(|e| e.to_string())?;
                 host.wait_ready(Duration::from_secs(30))
                     .await
                     .map_err(|e| format!("the binding proxy did not start: {}", e.message()))?;
-                let catalog = host.catalog().await.map_err(|e| e.message().to_string())?;
-                (catalog, Arc::new(host))
+                let servers = host.list_tools().await.map_err(|e| e.message().to_string())?;
+                (ToolIndex::new(servers), Arc::new(host))
             }
-            None => (Catalog::default(), Arc::new(ScriptedHost::new())),
+            None => (ToolIndex::from_catalog(&Catalog::default()), Arc::new(NoTools)),
         };
+        // Running code has the same discovery (`mcp.$search`, `mcp.$describe`) as under `serve`.
+        let catalog = index.catalog();
+        let host = Arc::new(DiscoveryHost::new(host, Arc::new(std::sync::RwLock::new(Arc::new(index)))));
         let sandbox = Sandbox::new(catalog, host);
         sandbox.run_as(&local_caller(), &code, &config.limits).await.map_err(|e| e.to_string())
     });

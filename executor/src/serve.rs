@@ -13,19 +13,19 @@ use std::{
     time::Duration,
 };
 
-use mcp_guard_crds::{ByteSize, GuardConfig};
-use mcp_guard_executor::{
-    api::{
-        ApiState, EdgeLimits,
-        auth::{AuthConfig, Authenticator, TokenReviewConfig},
-        server::{ServeOptions, serve},
-        tls::TlsFiles,
-        tools::ToolIndex,
-    },
-    engine::{confine::isolate_confinement, quickjs::QuickJsEngine},
-    host::{Catalog, ToolHost, testing::ScriptedHost},
-    proxy::client::ProxyToolHost,
+use mcp_guard_api::{
+    ApiState, EdgeLimits,
+    auth::{AuthConfig, Authenticator, TokenReviewConfig},
+    server::{ServeOptions, serve},
+    tls::TlsFiles,
 };
+use mcp_guard_binding_client::ProxyToolHost;
+use mcp_guard_crds::{ByteSize, GuardConfig};
+use mcp_guard_sandbox::{
+    engine::{confine::isolate_confinement, quickjs::QuickJsEngine},
+    host::{NoTools, ToolHost},
+};
+use mcp_guard_tools::{Catalog, ToolIndex};
 
 use crate::{EXIT_INTERNAL, EXIT_USAGE, fail, runtime};
 
@@ -331,7 +331,7 @@ async fn second_stage(
     args: ServeArgs,
     config: GuardConfig,
     auth: Authenticator,
-    tls: Option<mcp_guard_executor::api::tls::TlsMaterial>,
+    tls: Option<mcp_guard_api::tls::TlsMaterial>,
     addrs: [Option<SocketAddr>; 3],
 ) -> Result<(), (u8, String)> {
     let grpc = bind(addrs[0], "gRPC").await?;
@@ -346,9 +346,9 @@ async fn second_stage(
                 .await
                 .map_err(|e| (EXIT_INTERNAL, format!("the binding proxy did not start: {}", e.message())))?;
             let response = host.list_tools().await.map_err(|e| (EXIT_INTERNAL, e.message().to_string()))?;
-            (Arc::new(host.clone()), ToolIndex::from_proxy(&response), Some(host))
+            (Arc::new(host.clone()), ToolIndex::new(response), Some(host))
         }
-        None => (Arc::new(ScriptedHost::new()), ToolIndex::from_catalog(Catalog::default()), None),
+        None => (Arc::new(NoTools), ToolIndex::from_catalog(&Catalog::default()), None),
     };
     let edge = EdgeLimits {
         max_message_bytes: args.max_message_size.as_usize(),

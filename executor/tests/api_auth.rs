@@ -193,7 +193,7 @@ async fn mtls_callers_are_their_certificate_cn_on_both_doors() {
     )
     .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(s.mcp.starts_with("https://"), "{}", s.mcp);
-    use mcp_guard_executor::api::pb::executor_client::ExecutorClient;
+    use mcp_guard_proto::v1::executor_client::ExecutorClient;
 
     let mut carol = ExecutorClient::new(tls_channel(&s.grpc, pki.path(), Some("carol")).await.unwrap());
     assert_eq!(completed(&carol.execute(code("return 'carol'")).await.unwrap().into_inner()), "carol");
@@ -240,7 +240,7 @@ async fn mtls_callers_are_their_certificate_cn_on_both_doors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_callers_list_tools_but_may_not_execute() {
     use api_support::{BOB, faults_config, serve};
-    use mcp_guard_executor::api::pb;
+    use mcp_guard_proto::v1 as pb;
     use rmcp::{
         ServiceExt,
         model::CallToolRequestParams,

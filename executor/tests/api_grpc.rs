@@ -7,7 +7,7 @@ mod api_support;
 use std::time::{Duration, Instant};
 
 use api_support::{ALICE, BOB, authed, code, completed, faults_config, serve, status_of, try_serve};
-use mcp_guard_executor::api::pb;
+use mcp_guard_proto::v1 as pb;
 use tonic::{Code, transport::Channel};
 
 const NO_SERVERS: &str = "limits:\n  wallTime: 10s\n  codeSize: 1Ki\n";

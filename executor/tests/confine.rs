@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::*;
-use mcp_guard_executor::{
+use mcp_guard_sandbox::{
     engine::{
         Engine,
         confine::{self, ConfineReport, Layers},

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
-use mcp_guard_executor::{outcome::ToolCallStatus, sandbox::Sandbox};
+use mcp_guard_sandbox::{outcome::ToolCallStatus, sandbox::Sandbox};
 use serde_json::json;
 
 /// Run `code`, expect `kind`, then prove the same sandbox still runs ordinary code.
@@ -17,7 +17,7 @@ async fn trips(
     code: &str,
     limits: &Limits,
     kind: LimitKind,
-) -> mcp_guard_executor::outcome::Outcome {
+) -> mcp_guard_sandbox::outcome::Outcome {
     let outcome = sb.run(code, limits).await;
     assert_eq!(limit(&outcome), kind, "{code}");
     let next = sb.run("return [1, 2, 3].map(x => x * 2)", &fast_limits()).await;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{upstream::*, *};
 use mcp_guard_crds::LimitKind;
-use mcp_guard_executor::{outcome::ToolCallStatus, proxy::pb};
+use mcp_guard_proto::internal as pb;
+use mcp_guard_sandbox::outcome::ToolCallStatus;
+use mcp_guard_tools::ToolIndex;
 use serde_json::json;
 
 const TOKEN: &str = "tok-3f9a71c2e8-the-upstream-bearer";
@@ -35,9 +37,11 @@ async fn stdio_tools_return_plain_values_with_typed_declarations() {
         r,
         json!({"echo": "hi", "sum": {"sum": 5.5}, "t": {"time": "12:00:00Z"}, "many": {"items": [0, 1, 2]}})
     );
-    let tools = f.host.list_tools().await.unwrap();
-    assert!(tools.typescript.contains("faults: {"), "{}", tools.typescript);
-    let add = tools.servers[0].tools.iter().find(|t| t.name == "add").unwrap();
+    // The proxy reports names and schemas; the executor's tool index derives the declarations.
+    let servers = f.host.list_tools().await.unwrap();
+    let tools = ToolIndex::new(servers.clone());
+    assert!(tools.typescript().contains("faults: {"), "{}", tools.typescript());
+    let add = tools.tools().iter().find(|t| t.name == "add").unwrap();
     assert!(
         add.typescript.contains("add(args: {") && add.typescript.contains("a: number"),
         "{}",
@@ -48,9 +52,10 @@ async fn stdio_tools_return_plain_values_with_typed_declarations() {
         "{}",
         add.typescript
     );
-    let echo = tools.servers[0].tools.iter().find(|t| t.name == "echo").unwrap();
+    let echo = tools.tools().iter().find(|t| t.name == "echo").unwrap();
     assert!(echo.typescript.contains("Promise<unknown>"), "{}", echo.typescript);
-    assert_eq!(add.pinned_sha256.len(), 64);
+    let pinned = servers[0].tools.iter().find(|t| t.name == "add").unwrap();
+    assert_eq!(pinned.pinned_sha256.len(), 64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +182,7 @@ async fn a_crashed_upstream_is_a_clean_error_and_the_next_call_works() {
     let mut last = json!(null);
     for _ in 0..50 {
         let o = f.sandbox.run("return await mcp.faults.echo({ text: 'back' })", &f.config.limits).await;
-        if let mcp_guard_executor::outcome::Status::Completed { result } = &o.status {
+        if let mcp_guard_sandbox::outcome::Status::Completed { result } = &o.status {
             last = result.clone();
             break;
         }
@@ -196,8 +201,8 @@ async fn the_address_guard_refuses_private_and_metadata_endpoints() {
     ))
     .await;
     let tools = f.host.list_tools().await.unwrap();
-    let error = |name: &str| tools.servers.iter().find(|s| s.name == name).unwrap().error.clone();
-    assert!(tools.servers.iter().all(|s| !s.connected && s.tools.is_empty()), "{tools:?}");
+    let error = |name: &str| tools.iter().find(|s| s.name == name).unwrap().error.clone();
+    assert!(tools.iter().all(|s| !s.connected && s.tools.is_empty()), "{tools:?}");
     assert!(error("loopback").contains("127.0.0.1: it is a loopback address"), "{}", error("loopback"));
     assert!(error("loopback").contains("allowPrivateEndpoint"), "{}", error("loopback"));
     assert!(
@@ -393,7 +398,7 @@ async fn a_changed_tool_definition_is_reported_or_refused() {
     assert!(servers.contains(&"strict") && servers.contains(&"lenient"), "{changes:?}");
     // The new tool is discovered.
     let tools = f.proxy.list_tools().await;
-    let lenient = tools.servers.iter().find(|s| s.name == "lenient").unwrap();
+    let lenient = tools.iter().find(|s| s.name == "lenient").unwrap();
     assert!(lenient.tools.iter().any(|t| t.name == "added-later"));
 }
 
@@ -427,8 +432,8 @@ async fn real_servers_everything_and_time_over_stdio() {
     assert_eq!(r["dow"], "string");
     assert_eq!(r["tokyo"], "21:00");
     assert_eq!(r["bad"], json!(["McpToolError", "tool_error"]));
-    let tools = f.host.list_tools().await.unwrap();
-    let ts = &tools.typescript;
+    let tools = ToolIndex::new(f.host.list_tools().await.unwrap());
+    let ts = tools.typescript();
     assert!(ts.contains("get_current_time(args: {") && ts.contains("timezone: string"), "{ts}");
     assert!(ts.contains("day_of_week"), "typed result from the output schema: {ts}");
     assert!(ts.contains("get_sum(args: {"), "{ts}");

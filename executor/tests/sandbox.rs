@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use mcp_guard_executor::outcome::{ConsoleLevel, Status, ToolCallStatus};
+use mcp_guard_sandbox::outcome::{ConsoleLevel, Status, ToolCallStatus};
 use serde_json::json;
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn outcome_json_has_the_documented_shape() {
     assert_eq!(v["toolCalls"][0]["status"], "ok");
     assert!(v["metrics"]["wallMs"].as_f64().unwrap() > 0.0);
     assert!(v["metrics"]["peakHeapBytes"].as_u64().unwrap() > 0);
-    let back: mcp_guard_executor::outcome::Outcome = serde_json::from_value(v).unwrap();
+    let back: mcp_guard_sandbox::outcome::Outcome = serde_json::from_value(v).unwrap();
     assert_eq!(back, o);
 }
 
@@ -268,7 +268,7 @@ async fn a_lone_function_declaration_is_called() {
 #[tokio::test]
 async fn discovery_from_running_code_goes_to_the_hosts_directory() {
     let host = test_host().tool("$", "search", |args| async move { Ok(json!({ "asked": args })) });
-    let sandbox = mcp_guard_executor::sandbox::Sandbox::new(host.catalog(), std::sync::Arc::new(host));
+    let sandbox = mcp_guard_sandbox::sandbox::Sandbox::new(host.catalog(), std::sync::Arc::new(host));
     let o = sandbox.run("return await mcp.$search('echo')", &fast_limits()).await;
     assert_eq!(completed(&o), &json!({ "asked": { "query": "echo", "detail": "summaries" } }));
     assert!(o.tool_calls.is_empty(), "discovery is not a tool call");

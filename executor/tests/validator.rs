@@ -4,7 +4,7 @@
 //! size limits and pathological input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use mcp_guard_executor::validator::{Prepared, Rejection, ValidateOptions, rules, validate};
+use mcp_guard_sandbox::validator::{Prepared, Rejection, ValidateOptions, rules, validate};
 
 fn options() -> ValidateOptions {
     ValidateOptions { max_code_bytes: 4 << 20 }

@@ -8,7 +8,8 @@
 //! short-lived, cached per audience), which the executor admits for `ListTools`/`DescribeTools` only,
 //! never for `Execute`. The executor is reached at its Service's ClusterIP (no cluster DNS needed).
 //!
-//! The gRPC call is behind [`Transport`], so reconcile tests can stand in for an executor.
+//! The gRPC call is behind [`Transport`], so reconcile tests can stand in for an executor. How the
+//! answers of several policies become one McpServer status: [`summarize`] and [`merge()`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,16 @@ use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, ToolSummary};
 use crate::build::executor::{GRPC_PORT, audience, executor_name};
 use crate::build::{OperatorIdentity, Settings};
 
-/// The client side of the executor's public API, `proto/mcpguard/v1/executor.proto`.
-pub mod pb {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("mcpguard.v1");
-}
+mod merge;
+
+pub(crate) use merge::discover;
+pub use merge::{
+    DISCOVERY_REFRESH, DISCOVERY_RETRY, Discovery, MAX_STATUS_DESCRIPTION, MAX_STATUS_NAME, MAX_STATUS_TOOLS,
+    PolicyAnswer, bounded, bounded_tools, merge, summarize,
+};
+
+/// The executor's public API, `proto/mcpguard/v1/executor.proto` (the operator uses its client only).
+pub use mcp_guard_proto::v1 as pb;
 
 /// How long one ListTools call (connect included) may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);

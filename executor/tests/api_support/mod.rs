@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mcp_guard_executor::api::pb::{self, executor_client::ExecutorClient};
+use mcp_guard_proto::v1::{self as pb, executor_client::ExecutorClient};
 use tonic::transport::Channel;
 
 /// Tokens of the default token file.

@@ -6,7 +6,7 @@ pub mod upstream;
 use std::{sync::Arc, time::Duration};
 
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
-use mcp_guard_executor::{
+use mcp_guard_sandbox::{
     engine::{Engine, ExecutionRequest, quickjs::QuickJsEngine},
     host::{ExecutionInfo, ToolError, testing::ScriptedHost},
     outcome::{Outcome, Status},

@@ -10,11 +10,11 @@ use std::{
     time::Duration,
 };
 
+use mcp_guard_binding_client::ProxyToolHost;
+use mcp_guard_binding_proxy::{BindingProxy, audit::AuditLog, service};
 use mcp_guard_crds::GuardConfig;
-use mcp_guard_executor::{
-    proxy::{BindingProxy, audit::AuditLog, client::ProxyToolHost, service},
-    sandbox::Sandbox,
-};
+use mcp_guard_sandbox::sandbox::Sandbox;
+use mcp_guard_tools::ToolIndex;
 
 /// The workspace's target directory (where `cargo test` put this test binary).
 fn target_dir() -> PathBuf {
@@ -167,7 +167,7 @@ pub async fn proxy_fixture(yaml: &str) -> ProxyFixture {
     });
     let host = ProxyToolHost::connect(socket.clone()).unwrap();
     host.wait_ready(Duration::from_secs(10)).await.unwrap();
-    let catalog = host.catalog().await.unwrap();
+    let catalog = ToolIndex::new(host.list_tools().await.unwrap()).catalog();
     let sandbox = Sandbox::new(catalog, Arc::new(host.clone()));
     ProxyFixture { proxy, host, sandbox, config, audit, socket, _dir: dir, shutdown: Some(tx) }
 }

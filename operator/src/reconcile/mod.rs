@@ -1,4 +1,6 @@
 //! The reconcilers. Each one reads as its pipeline: dereference → validate → build → apply → status.
+//! What the steps of both share is here: server-side apply, the typed status apply, the Ready Event, the
+//! one invalid-spec report, and [`Run`], the state of one reconcile.
 
 pub mod policy;
 pub mod server;
@@ -6,33 +8,52 @@ pub mod server;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
+use kube::core::object::HasStatus;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource, ResourceExt};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicyStatus, McpServerStatus};
+use prometheus::HistogramTimer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::conditions::{READY, REASON_PENDING, status_of};
+use crate::conditions::{
+    AVAILABLE, READY, REASON_AVAILABLE, REASON_INVALID_SPEC, REASON_PENDING, REASON_UNAVAILABLE, condition,
+    status_of,
+};
 use crate::context::{Context, Error};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "mcp-guard";
 
+/// How long a reconciled object waits before looking again when nothing it watches changes.
+pub const RECHECK: Duration = Duration::from_secs(300);
+
+/// A namespaced object this operator reads and applies: a child, a custom resource, or a
+/// [`DeserializeGuard`] of one.
+pub trait Object:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned
+{
+}
+
+impl<K> Object for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned
+{
+}
+
 /// Server-side apply a namespaced child, taking ownership of every field it sets (so a hand edit of
 /// those fields is reverted on the next reconcile).
 pub async fn apply<K>(client: &Client, obj: &K) -> Result<K, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: Object + Serialize,
 {
     let ns = obj.meta().namespace.as_deref().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = obj.meta().name.as_deref().ok_or(Error::MissingField("metadata.name"))?;
@@ -41,10 +62,7 @@ where
 }
 
 /// Delete a namespaced child if it exists.
-pub async fn delete_if_present<K>(client: &Client, ns: &str, name: &str) -> Result<(), Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
-{
+pub async fn delete_if_present<K: Object>(client: &Client, ns: &str, name: &str) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -83,19 +101,27 @@ where
     }
 }
 
+/// The body of a status apply: the kind's type information, then its typed status. `None` and empty
+/// fields are left out (`skip_serializing_if` on the status types), so an apply drops a field this
+/// manager set before and does not set now, as a partial apply should.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a S,
+}
+
 /// Server-side apply the status subresource of a custom resource.
-pub async fn apply_status<K>(client: &Client, obj: &K, status: serde_json::Value) -> Result<(), Error>
+pub async fn apply_status<K, S>(client: &Client, obj: &K, status: &S) -> Result<(), Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Object,
+    S: Serialize + Debug,
 {
     let ns = obj.meta().namespace.as_deref().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = obj.meta().name.as_deref().ok_or(Error::MissingField("metadata.name"))?;
     let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
+    let body = StatusApply { api_version: &K::api_version(&()), kind: &K::kind(&()), status };
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
     Ok(())
 }
@@ -125,6 +151,125 @@ where
     }
 }
 
+/// What both status types share: conditions and the generation they describe. One trait, so that one
+/// helper ([`invalid_spec`]) writes the status of an invalid spec for either kind.
+pub trait Conditioned: Serialize + Debug + Default {
+    fn conditions(&self) -> &[Condition];
+    /// A status of only these conditions: every other field is left out of the apply, so dropped.
+    fn with_conditions(conditions: Vec<Condition>, observed_generation: Option<i64>) -> Self;
+}
+
+macro_rules! conditioned {
+    ($($status:ty),*) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn with_conditions(conditions: Vec<Condition>, observed_generation: Option<i64>) -> Self {
+                Self { conditions, observed_generation, ..Default::default() }
+            }
+        }
+    )*};
+}
+conditioned!(McpGuardPolicyStatus, McpServerStatus);
+
+/// How one reconcile stamps its conditions: with the object's generation and one `now`, keeping a
+/// condition's `lastTransitionTime` while its status holds (hence the conditions it had).
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub generation: Option<i64>,
+    pub previous: Vec<Condition>,
+    pub now: Timestamp,
+}
+
+impl Stamp {
+    pub fn condition(&self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) -> Condition {
+        condition(type_, ok, reason, message, self.generation, &self.previous, self.now)
+    }
+}
+
+/// One reconcile of one object: what its steps share. Starting it counts the reconcile and times it
+/// until it is dropped.
+pub struct Run<'a, K> {
+    pub ctx: &'a Context,
+    pub obj: &'a K,
+    pub ns: String,
+    /// `Kind/namespace/name`, the key of the failure backoff (as [`error_policy`] names it).
+    pub key: String,
+    pub stamp: Stamp,
+    _timer: HistogramTimer,
+}
+
+impl<'a, K> Run<'a, K>
+where
+    K: Object + HasStatus,
+    K::Status: Conditioned,
+{
+    pub fn start(ctx: &'a Context, obj: &'a K) -> Result<Self, Error> {
+        let kind = K::kind(&());
+        let timer = ctx.metrics.duration.with_label_values(&[&kind]).start_timer();
+        ctx.metrics.reconciliations.with_label_values(&[&kind]).inc();
+        let ns = obj.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+        let key = format!("{kind}/{ns}/{}", obj.name_any());
+        let stamp = Stamp {
+            generation: obj.meta().generation,
+            previous: obj.status().map(|s| s.conditions().to_vec()).unwrap_or_default(),
+            now: Timestamp::now(),
+        };
+        Ok(Run { ctx, obj, ns, key, stamp, _timer: timer })
+    }
+
+    pub fn condition(&self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) -> Condition {
+        self.stamp.condition(type_, ok, reason, message)
+    }
+
+    /// `Available`: at least one of the `want` `pods` pods is ready (or none is wanted).
+    pub fn available(&self, ready: i32, want: i32, pods: &str) -> Condition {
+        let message = format!("{ready} of {want} {pods} pods ready");
+        if ready >= want.min(1) {
+            self.condition(AVAILABLE, true, REASON_AVAILABLE, message)
+        } else {
+            self.condition(AVAILABLE, false, REASON_UNAVAILABLE, message)
+        }
+    }
+
+    /// Apply the status, then announce a change of its Ready condition.
+    pub async fn report(&self, status: &K::Status, ready: &Condition) -> Result<(), Error> {
+        apply_status(&self.ctx.client, self.obj, status).await?;
+        announce(self.ctx, self.obj, &self.stamp.previous, ready).await;
+        Ok(())
+    }
+
+    /// [`invalid_spec`] for this object: `held` are the conditions that still hold before `Ready`.
+    pub async fn invalid_spec(&self, held: Vec<Condition>, message: String) -> Result<Action, Error> {
+        invalid_spec::<_, K::Status>(self.ctx, self.obj, &self.stamp, held, message, self.stamp.generation)
+            .await
+    }
+}
+
+/// The one way an invalid spec is reported, for either kind and for an object that does not even parse:
+/// a status of `held` and `Ready=False`/`InvalidSpec` with `message`, an Event on the transition, and no
+/// requeue, as only a change of the spec can fix it.
+pub async fn invalid_spec<K, S>(
+    ctx: &Context,
+    obj: &K,
+    stamp: &Stamp,
+    held: Vec<Condition>,
+    message: String,
+    observed_generation: Option<i64>,
+) -> Result<Action, Error>
+where
+    K: Object,
+    S: Conditioned,
+{
+    let ready = stamp.condition(READY, false, REASON_INVALID_SPEC, message);
+    let mut conditions = held;
+    conditions.push(ready.clone());
+    apply_status(&ctx.client, obj, &S::with_conditions(conditions, observed_generation)).await?;
+    announce(ctx, obj, &stamp.previous, &ready).await;
+    Ok(Action::await_change())
+}
+
 /// A watched object that does not deserialize (written against another version of the CRD, say) is
 /// reported on its own status and waits for a change; the controller keeps serving every other object.
 pub async fn reconcile_guarded<K, F, Fut>(
@@ -133,7 +278,8 @@ pub async fn reconcile_guarded<K, F, Fut>(
     reconcile: F,
 ) -> Result<Action, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Object + HasStatus,
+    K::Status: Conditioned,
     F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, Error>>,
 {
@@ -142,20 +288,14 @@ where
         Err(invalid) => {
             let name = invalid.metadata.name.clone().unwrap_or_default();
             warn!(kind = %K::kind(&()), %name, error = %invalid.error, "cannot read the object");
-            let previous: Vec<Condition> = Vec::new();
-            let ready = crate::conditions::condition(
-                READY,
-                false,
-                crate::conditions::REASON_INVALID_SPEC,
-                format!("the operator cannot read this object: {}", invalid.error),
-                invalid.metadata.generation,
-                &previous,
-                k8s_openapi::jiff::Timestamp::now(),
-            );
-            apply_status(&ctx.client, obj.as_ref(), serde_json::json!({"conditions": [ready.clone()]}))
-                .await?;
-            announce(&ctx, obj.as_ref(), &previous, &ready).await;
-            Ok(Action::await_change())
+            let stamp = Stamp {
+                generation: invalid.metadata.generation,
+                previous: Vec::new(),
+                now: Timestamp::now(),
+            };
+            let message = format!("the operator cannot read this object: {}", invalid.error);
+            // No observedGeneration: the operator has not read the spec of any generation.
+            invalid_spec::<_, K::Status>(&ctx, obj.as_ref(), &stamp, Vec::new(), message, None).await
         }
     }
 }

@@ -1,30 +1,30 @@
 //! `McpGuardPolicy` → ConfigMap, ServiceAccount, Deployment, Service, NetworkPolicy, PodDisruptionBudget.
+//!
+//! One function per step, as `pipeline` reads: [`dereference`] → `validate` → `build` → `apply_children`
+//! → `status`. Only dereference and apply talk to the API server; validate and build are pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
-use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpServer};
-use serde_json::json;
+use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpGuardPolicyStatus, McpServer};
 use tracing::{info, instrument};
 
-use super::{announce, apply, apply_cluster, apply_status, delete_cluster_if_present, delete_if_present};
-use crate::build::config::{ResolvedServer, render};
+use super::{Conditioned, RECHECK, Run, apply, apply_cluster, delete_cluster_if_present, delete_if_present};
+use crate::build::config::{Rendered, ResolvedServer, render};
+use crate::build::executor::ExecutorObjects;
 use crate::build::{Invalid, executor, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
-
-/// How long a policy waits before looking again when nothing it watches changes.
-const RECHECK: Duration = Duration::from_secs(300);
 
 /// What a policy references, fetched.
 #[derive(Debug, Default)]
@@ -113,39 +113,57 @@ async fn cleanup(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result<Actio
     Ok(Action::await_change())
 }
 
+/// Any outcome of the pipeline but an error resets the failure backoff: the status says what is wrong.
 async fn apply_policy(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.duration.with_label_values(&["McpGuardPolicy"]).start_timer();
-    ctx.metrics.reconciliations.with_label_values(&["McpGuardPolicy"]).inc();
-    let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = policy.name_any();
-    let key = format!("McpGuardPolicy/{ns}/{name}");
-    let status = policy.status.clone().unwrap_or_default();
-    let previous = status.conditions.clone();
-    let generation = policy.metadata.generation;
-    let now = Timestamp::now();
-    let cond = |t: &str, ok: bool, reason: &str, msg: String| {
-        condition(t, ok, reason, msg, generation, &previous, now)
-    };
+    let run = Run::start(&ctx, policy.as_ref())?;
+    let action = pipeline(&run, &policy).await?;
+    ctx.succeeded(&run.key);
+    Ok(action)
+}
 
-    // Dereference.
-    let refs = dereference(&policy, &ctx.client, &ns).await?;
+/// The pipeline. A missing reference and an invalid spec end it early, each with its status.
+async fn pipeline(run: &Run<'_, McpGuardPolicy>, policy: &McpGuardPolicy) -> Result<Action, Error> {
+    let refs = dereference(policy, &run.ctx.client, &run.ns).await?;
     if let Some((reason, message)) = &refs.problem {
-        let ready = cond(READY, false, reason, message.clone());
-        let conditions = vec![cond(RESOLVED_REFS, false, reason, message.clone()), ready.clone()];
-        apply_status(
-            &ctx.client,
-            policy.as_ref(),
-            json!({"conditions": conditions, "observedGeneration": generation}),
-        )
-        .await?;
-        announce(&ctx, policy.as_ref(), &previous, &ready).await;
-        ctx.succeeded(&key);
-        // The McpServer and Secret watches bring the policy back as soon as the reference appears.
-        return Ok(Action::requeue(RECHECK));
+        return unresolved(run, reason, message).await;
     }
+    let owner = policy.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
+    let built = match validate(policy, &refs).and_then(|valid| build(run, &refs, valid, &owner)) {
+        Ok(built) => built,
+        Err(Invalid(errors)) => {
+            let message = format!("the policy cannot be rendered: {}", errors.join("; "));
+            return run.invalid_spec(vec![resolved(run)], message).await;
+        }
+    };
+    let deployment = apply_children(run, &built).await?;
+    status(run, &built, &deployment).await
+}
 
-    // Validate and build (pure).
-    let resolved: Vec<ResolvedServer<'_>> = policy
+/// The `ResolvedRefs` condition once every reference exists.
+fn resolved(run: &Run<'_, McpGuardPolicy>) -> Condition {
+    run.condition(RESOLVED_REFS, true, REASON_RESOLVED, String::new())
+}
+
+/// A reference is missing or not ready: say which, and look again (the McpServer and Secret watches
+/// bring the policy back as soon as the reference appears).
+async fn unresolved(run: &Run<'_, McpGuardPolicy>, reason: &str, message: &str) -> Result<Action, Error> {
+    let ready = run.condition(READY, false, reason, message);
+    let conditions = vec![run.condition(RESOLVED_REFS, false, reason, message), ready.clone()];
+    let status = McpGuardPolicyStatus::with_conditions(conditions, run.stamp.generation);
+    run.report(&status, &ready).await?;
+    Ok(Action::requeue(RECHECK))
+}
+
+/// A policy whose references all resolved, with its config rendered and validated.
+struct Valid<'a> {
+    servers: Vec<ResolvedServer<'a>>,
+    rendered: Rendered,
+}
+
+/// Validate: pair each binding with its McpServer and render the config, which checks it as local mode
+/// does ([`mcp_guard_crds::GuardConfig::validate`]).
+fn validate<'a>(policy: &'a McpGuardPolicy, refs: &'a Refs) -> Result<Valid<'a>, Invalid> {
+    let servers: Vec<ResolvedServer<'a>> = policy
         .spec
         .servers
         .iter()
@@ -156,91 +174,95 @@ async fn apply_policy(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result<
                 .map(|server| ResolvedServer { binding: b, server })
         })
         .collect();
-    let owner = policy.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let bound: Vec<String> = resolved.iter().map(|r| r.binding.name.clone()).collect();
-    let built = render(&policy, &resolved).and_then(|rendered| {
-        let objects =
-            executor::build(&policy, &rendered, &bound, &refs.secret_versions, &ctx.settings, &owner)?;
-        Ok((rendered, objects))
-    });
-    let (rendered, objects) = match built {
-        Ok(b) => b,
-        Err(Invalid(errors)) => {
-            let message = format!("the policy cannot be rendered: {}", errors.join("; "));
-            let ready = cond(READY, false, REASON_INVALID_SPEC, message.clone());
-            let conditions = vec![cond(RESOLVED_REFS, true, REASON_RESOLVED, String::new()), ready.clone()];
-            apply_status(
-                &ctx.client,
-                policy.as_ref(),
-                json!({"conditions": conditions, "observedGeneration": generation}),
-            )
-            .await?;
-            announce(&ctx, policy.as_ref(), &previous, &ready).await;
-            ctx.succeeded(&key);
-            // An invalid spec waits for a change of the spec.
-            return Ok(Action::await_change());
-        }
-    };
-    let netpol = network::executor_policy(&policy, &resolved, &ctx.settings, &owner);
+    let rendered = render(policy, &servers)?;
+    Ok(Valid { servers, rendered })
+}
 
-    // Apply.
-    apply(&ctx.client, &objects.config_map).await?;
-    apply(&ctx.client, &objects.service_account).await?;
-    apply(&ctx.client, &netpol).await?;
-    apply(&ctx.client, &objects.service).await?;
-    let deployment = apply(&ctx.client, &objects.deployment).await?;
+/// Everything a policy runs as, and what its status reports of it.
+struct Built {
+    objects: ExecutorObjects,
+    network: NetworkPolicy,
+    /// What the user should know, for the Ready message.
+    notes: Vec<String>,
+    /// The names sandboxed code calls the bound servers by.
+    sandbox_names: Vec<String>,
+}
+
+/// Build (pure): the executor's objects and its NetworkPolicy.
+fn build(
+    run: &Run<'_, McpGuardPolicy>,
+    refs: &Refs,
+    valid: Valid<'_>,
+    owner: &OwnerReference,
+) -> Result<Built, Invalid> {
+    let (policy, settings) = (run.obj, &run.ctx.settings);
+    let bound: Vec<String> = valid.servers.iter().map(|r| r.binding.name.clone()).collect();
+    let objects = executor::build(policy, &valid.rendered, &bound, &refs.secret_versions, settings, owner)?;
+    Ok(Built {
+        objects,
+        network: network::executor_policy(policy, &valid.servers, settings, owner),
+        notes: valid.rendered.notes,
+        sandbox_names: valid.servers.iter().map(|r| r.sandbox_name().to_string()).collect(),
+    })
+}
+
+/// Apply every child, and remove the optional ones the spec no longer asks for. Returns the Deployment
+/// as applied, for its ready replicas.
+async fn apply_children(run: &Run<'_, McpGuardPolicy>, built: &Built) -> Result<Deployment, Error> {
+    let (client, policy, objects) = (&run.ctx.client, run.obj, &built.objects);
+    let name = policy.name_any();
+    apply(client, &objects.config_map).await?;
+    apply(client, &objects.service_account).await?;
+    apply(client, &built.network).await?;
+    apply(client, &objects.service).await?;
+    let deployment = apply(client, &objects.deployment).await?;
     match &objects.pdb {
         Some(pdb) => {
-            apply(&ctx.client, pdb).await?;
+            apply(client, pdb).await?;
         }
         None => {
-            delete_if_present::<PodDisruptionBudget>(&ctx.client, &ns, &executor::executor_name(&name))
-                .await?
+            delete_if_present::<PodDisruptionBudget>(client, &run.ns, &executor::executor_name(&name)).await?
         }
     }
     // TokenReview needs a cluster-scoped binding; without that auth mode, none may linger.
     if policy.spec.callers.auth == CallerAuth::ServiceAccountToken {
-        apply_cluster(&ctx.client, &executor::token_review_binding(&policy)).await?;
+        apply_cluster(client, &executor::token_review_binding(policy)).await?;
     } else {
-        let binding = executor::token_review_binding_name(&ns, &name);
-        delete_cluster_if_present::<ClusterRoleBinding>(&ctx.client, &binding).await?;
+        let binding = executor::token_review_binding_name(&run.ns, &name);
+        delete_cluster_if_present::<ClusterRoleBinding>(client, &binding).await?;
     }
+    Ok(deployment)
+}
 
-    // Status.
-    let want = policy.spec.executor.replicas;
+/// Status: Ready once enough executor pods are; the endpoint, the bound servers and the config hash the
+/// pods run with.
+async fn status(
+    run: &Run<'_, McpGuardPolicy>,
+    built: &Built,
+    deployment: &Deployment,
+) -> Result<Action, Error> {
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-    let available = ready_replicas >= want.min(1);
-    let available_cond = if available {
-        cond(AVAILABLE, true, REASON_AVAILABLE, format!("{ready_replicas} of {want} executor pods ready"))
-    } else {
-        cond(AVAILABLE, false, REASON_UNAVAILABLE, format!("{ready_replicas} of {want} executor pods ready"))
-    };
+    let available_cond = run.available(ready_replicas, run.obj.spec.executor.replicas, "executor");
+    let available = available_cond.status == "True";
     let mut ready_message =
         if available { "the executor is serving".to_string() } else { "waiting for executor pods".into() };
-    for note in &rendered.notes {
+    for note in &built.notes {
         ready_message.push_str("; ");
         ready_message.push_str(note);
     }
-    let ready = cond(READY, available, if available { REASON_READY } else { REASON_PENDING }, ready_message);
-    let conditions: Vec<Condition> =
-        vec![cond(RESOLVED_REFS, true, REASON_RESOLVED, String::new()), available_cond, ready.clone()];
-    let sandbox_names: Vec<&str> = resolved.iter().map(|r| r.sandbox_name()).collect();
-    apply_status(
-        &ctx.client,
-        policy.as_ref(),
-        json!({
-            "conditions": conditions,
-            "observedGeneration": generation,
-            "endpoint": executor::endpoint(&name, &ns),
-            "readyReplicas": ready_replicas,
-            "boundServers": sandbox_names,
-            "serverCount": sandbox_names.len(),
-            "configHash": objects.config_hash,
-        }),
-    )
-    .await?;
-    announce(&ctx, policy.as_ref(), &previous, &ready).await;
-    ctx.succeeded(&key);
-    info!(ready = available, hash = %objects.config_hash, "reconciled");
+    let reason = if available { REASON_READY } else { REASON_PENDING };
+    let ready = run.condition(READY, available, reason, ready_message);
+    let config_hash = &built.objects.config_hash;
+    let status = McpGuardPolicyStatus {
+        conditions: vec![resolved(run), available_cond, ready.clone()],
+        observed_generation: run.stamp.generation,
+        endpoint: Some(executor::endpoint(&run.obj.name_any(), &run.ns)),
+        ready_replicas: Some(ready_replicas),
+        server_count: Some(i32::try_from(built.sandbox_names.len()).unwrap_or(i32::MAX)),
+        bound_servers: built.sandbox_names.clone(),
+        config_hash: Some(config_hash.clone()),
+    };
+    run.report(&status, &ready).await?;
+    info!(ready = available, hash = %config_hash, "reconciled");
     Ok(Action::requeue(RECHECK))
 }

@@ -1,0 +1,470 @@
+//! Caller authentication for both doors, on by default.
+//!
+//! A caller proves who it is with `authorization: Bearer <token>` (gRPC metadata or HTTP header), or
+//! with a client certificate (mTLS; the caller is the certificate subject's CN). Bearer tokens are
+//! checked against, in order:
+//! - a static token file (`<token> <caller-name>` per line; `#` comments), re-read when it changes;
+//! - the Kubernetes TokenReview API with an audience: the token must be valid *for that audience*, and
+//!   the caller is the reviewed user name (`system:serviceaccount:<namespace>:<name>`).
+//!
+//! Then the caller must be on the allowed-callers list when there is one (`*` at the end of an entry
+//! matches any rest, e.g. `system:serviceaccount:agents:*`): a valid caller that is not gets
+//! PERMISSION_DENIED / 403. Without credentials, or with bad ones: UNAUTHENTICATED / 401.
+//!
+//! Discovery callers (same syntax) may list and describe the bound tools but never run code: a caller
+//! that matches a discovery entry and no allowed-callers entry is let in as discovery-only, and
+//! `Execute`, `ExecuteStream` and `execute_code` refuse it with PERMISSION_DENIED. The operator uses
+//! this to read the bound servers' state without being able to execute anything.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime},
+};
+
+use sha2::Digest;
+
+use crate::ApiError;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The identity recorded in audit records and used as the rate-limit key.
+    pub name: String,
+    /// How it was established: `token-file`, `token-review`, `mtls` or `none`.
+    pub method: &'static str,
+    /// Let in as a discovery caller only: may list and describe tools, may not run code.
+    pub discovery_only: bool,
+}
+
+impl Caller {
+    /// A caller that may run code.
+    pub fn new(name: impl Into<String>, method: &'static str) -> Self {
+        Caller { name: name.into(), method, discovery_only: false }
+    }
+
+    /// `Ok` when this caller may run code; PERMISSION_DENIED for a discovery-only caller.
+    pub fn may_execute(&self) -> Result<(), ApiError> {
+        if self.discovery_only {
+            return Err(ApiError::PermissionDenied(format!(
+                "caller `{}` is a discovery caller: it may list and describe tools but not execute code",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How callers are authenticated.
+#[derive(Debug, Default)]
+pub struct AuthConfig {
+    pub token_file: Option<PathBuf>,
+    pub token_review: Option<TokenReviewConfig>,
+    /// Accept a verified client certificate's CN as the caller.
+    pub mtls: bool,
+    /// Allowed callers (exact names, or prefixes ending in `*`); `None`: every authenticated caller.
+    pub allowed_callers: Option<Vec<String>>,
+    /// Callers allowed ListTools and DescribeTools only (exact names, or prefixes ending in `*`).
+    pub discovery_callers: Vec<String>,
+    /// No authentication at all: every request is the caller `anonymous`.
+    pub insecure_no_auth: bool,
+}
+
+/// Where and how to call the Kubernetes TokenReview API.
+#[derive(Debug, Clone)]
+pub struct TokenReviewConfig {
+    /// The API server's base URL, e.g. `https://10.96.0.1:443`.
+    pub api_server: String,
+    /// The audience tokens must be issued for.
+    pub audience: String,
+    /// This pod's own service-account token, re-read on every review (projected tokens rotate).
+    pub token_file: PathBuf,
+    /// CA bundle of the API server (PEM); `None`: the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long a successful review is remembered.
+    pub cache_ttl: Duration,
+}
+
+impl TokenReviewConfig {
+    /// The in-cluster defaults: the service-account files under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/`.
+    pub fn in_cluster(api_server: String, audience: String) -> Self {
+        let dir = PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount");
+        TokenReviewConfig {
+            api_server,
+            audience,
+            token_file: dir.join("token"),
+            ca_file: Some(dir.join("ca.crt")),
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+type Digest32 = [u8; 32];
+
+fn digest(token: &str) -> Digest32 {
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The static token file, re-read when its modification time, size or inode changes.
+#[derive(Debug)]
+struct TokenFile {
+    path: PathBuf,
+    state: Mutex<TokenFileState>,
+}
+
+#[derive(Debug, Default)]
+struct TokenFileState {
+    stamp: Option<(SystemTime, u64, u64)>,
+    /// sha256(token) -> caller; looking tokens up by digest keeps comparisons independent of the token.
+    tokens: HashMap<Digest32, String>,
+}
+
+impl TokenFile {
+    fn load(path: PathBuf) -> Result<Self, String> {
+        let file = TokenFile { path, state: Mutex::new(TokenFileState::default()) };
+        file.refresh()?;
+        Ok(file)
+    }
+
+    fn stamp(&self) -> std::io::Result<(SystemTime, u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.path)?;
+        Ok((m.modified()?, m.len(), m.ino()))
+    }
+
+    /// Re-read the file when it changed. A file that cannot be read or parsed keeps the last good set.
+    fn refresh(&self) -> Result<(), String> {
+        let stamp = self.stamp().map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let mut state = self.state.lock().map_err(|_| "token file state poisoned".to_string())?;
+        if state.stamp == Some(stamp) {
+            return Ok(());
+        }
+        let text =
+            std::fs::read_to_string(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let tokens = parse_token_file(&text).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if state.stamp.is_some() {
+            tracing::info!(path = %self.path.display(), callers = tokens.len(), "reloaded the token file");
+        }
+        state.tokens = tokens;
+        state.stamp = Some(stamp);
+        Ok(())
+    }
+
+    fn lookup(&self, token: &str) -> Option<String> {
+        if let Err(e) = self.refresh() {
+            tracing::warn!(error = %e, "cannot reload the token file; keeping the last good one");
+        }
+        let state = self.state.lock().ok()?;
+        state.tokens.get(&digest(token)).cloned()
+    }
+}
+
+/// `<token> <caller-name>` per line; blank lines and `#` comments are skipped.
+pub fn parse_token_file(text: &str) -> Result<HashMap<Digest32, String>, String> {
+    let mut tokens = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(token), Some(caller), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("line {}: expected `<token> <caller-name>`", i + 1));
+        };
+        if token.len() < 16 {
+            return Err(format!("line {}: the token is shorter than 16 characters", i + 1));
+        }
+        if tokens.insert(digest(token), caller.to_string()).is_some() {
+            return Err(format!("line {}: the same token appears twice", i + 1));
+        }
+    }
+    Ok(tokens)
+}
+
+/// Kubernetes TokenReview.
+#[derive(Debug)]
+struct TokenReview {
+    config: TokenReviewConfig,
+    client: reqwest::Client,
+    cache: Mutex<HashMap<Digest32, (String, Instant)>>,
+}
+
+const MAX_CACHED_REVIEWS: usize = 4096;
+
+impl TokenReview {
+    fn new(config: TokenReviewConfig) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy();
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder = builder.tls_certs_only([cert]);
+        }
+        let client = builder.build().map_err(|e| format!("cannot build the TokenReview client: {e}"))?;
+        Ok(TokenReview { config, client, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// `Ok(Some(user))` for a token valid for our audience, `Ok(None)` for any other token, `Err` when
+    /// the API server cannot answer.
+    async fn review(&self, token: &str) -> Result<Option<String>, String> {
+        let key = digest(token);
+        if let Ok(cache) = self.cache.lock()
+            && let Some((user, at)) = cache.get(&key)
+            && at.elapsed() < self.config.cache_ttl
+        {
+            return Ok(Some(user.clone()));
+        }
+        let own = std::fs::read_to_string(&self.config.token_file)
+            .map_err(|e| format!("cannot read {}: {e}", self.config.token_file.display()))?;
+        let url = format!(
+            "{}/apis/authentication.k8s.io/v1/tokenreviews",
+            self.config.api_server.trim_end_matches('/')
+        );
+        let body = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": { "token": token, "audiences": [self.config.audience] },
+        });
+        let response = self
+            .client
+            .post(&url)
+            .bearer_auth(own.trim())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("TokenReview request failed: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("TokenReview answered HTTP {status}"));
+        }
+        let review: serde_json::Value =
+            response.json().await.map_err(|e| format!("TokenReview answer is not JSON: {e}"))?;
+        let s = &review["status"];
+        let authenticated = s["authenticated"].as_bool() == Some(true);
+        let audience_ok = s["audiences"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(self.config.audience.as_str())));
+        let user = s["user"]["username"].as_str().filter(|u| !u.is_empty());
+        match (authenticated, audience_ok, user) {
+            (true, true, Some(user)) => {
+                if let Ok(mut cache) = self.cache.lock() {
+                    if cache.len() >= MAX_CACHED_REVIEWS {
+                        let ttl = self.config.cache_ttl;
+                        cache.retain(|_, (_, at)| at.elapsed() < ttl);
+                        if cache.len() >= MAX_CACHED_REVIEWS {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(key, (user.to_string(), Instant::now()));
+                }
+                Ok(Some(user.to_string()))
+            }
+            _ => {
+                tracing::debug!(
+                    authenticated,
+                    audience_ok,
+                    error = s["error"].as_str().unwrap_or_default(),
+                    "TokenReview refused a token"
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Authenticates callers; see the module documentation.
+#[derive(Debug)]
+pub struct Authenticator {
+    token_file: Option<TokenFile>,
+    token_review: Option<TokenReview>,
+    mtls: bool,
+    allowed: Option<Vec<String>>,
+    discovery: Vec<String>,
+    insecure: bool,
+}
+
+/// Whether `caller` matches one of `allowed` (exact, or a prefix ending in `*`).
+pub fn caller_allowed(allowed: &[String], caller: &str) -> bool {
+    allowed.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => caller.starts_with(prefix),
+        None => a == caller,
+    })
+}
+
+/// The token of an `authorization` value `Bearer <token>` (scheme case-insensitive).
+pub fn bearer_token(value: &str) -> Result<&str, ApiError> {
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthenticated("malformed authorization: expected `Bearer <token>`".into()));
+    }
+    Ok(token)
+}
+
+impl Authenticator {
+    pub fn new(config: AuthConfig) -> Result<Self, String> {
+        let methods = config.token_file.is_some() || config.token_review.is_some() || config.mtls;
+        if !methods && !config.insecure_no_auth {
+            return Err(
+                "no caller authentication is configured: give --auth-tokens, --token-review-audience \
+                 or --client-ca (or, for local experiments only, --insecure-no-auth)"
+                    .into(),
+            );
+        }
+        let token_file = config.token_file.map(TokenFile::load).transpose()?;
+        let token_review = config.token_review.map(TokenReview::new).transpose()?;
+        Ok(Authenticator {
+            token_file,
+            token_review,
+            mtls: config.mtls,
+            allowed: config.allowed_callers,
+            discovery: config.discovery_callers,
+            insecure: config.insecure_no_auth,
+        })
+    }
+
+    /// An authenticator that lets everyone in as `anonymous` (`--insecure-no-auth`).
+    pub fn insecure() -> Self {
+        Authenticator {
+            token_file: None,
+            token_review: None,
+            mtls: false,
+            allowed: None,
+            discovery: Vec::new(),
+            insecure: true,
+        }
+    }
+
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Authenticate from the `authorization` value (if any) and a verified client certificate's CN
+    /// (if any), then authorise against the allowed callers.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client_cn: Option<String>,
+    ) -> Result<Caller, ApiError> {
+        if self.insecure {
+            return Ok(Caller::new("anonymous", "none"));
+        }
+        let mut caller = match authorization {
+            Some(value) => self.check_bearer(bearer_token(value)?).await?,
+            None => match client_cn.filter(|_| self.mtls) {
+                Some(cn) => Caller::new(cn, "mtls"),
+                None => {
+                    return Err(ApiError::Unauthenticated(
+                        "no credentials: send `authorization: Bearer <token>` or a client certificate".into(),
+                    ));
+                }
+            },
+        };
+        // `None`: there is no allowed-callers list (every authenticated caller may execute).
+        let listed = self.allowed.as_ref().map(|allowed| caller_allowed(allowed, &caller.name));
+        if listed != Some(true) && caller_allowed(&self.discovery, &caller.name) {
+            // Least privilege: a discovery caller runs no code, even when every caller may.
+            caller.discovery_only = true;
+        } else if listed == Some(false) {
+            return Err(ApiError::PermissionDenied(format!(
+                "caller `{}` is not allowed by this policy",
+                caller.name
+            )));
+        }
+        Ok(caller)
+    }
+
+    async fn check_bearer(&self, token: &str) -> Result<Caller, ApiError> {
+        if let Some(file) = &self.token_file
+            && let Some(name) = file.lookup(token)
+        {
+            return Ok(Caller::new(name, "token-file"));
+        }
+        if let Some(review) = &self.token_review {
+            match review.review(token).await {
+                Ok(Some(name)) => return Ok(Caller::new(name, "token-review")),
+                Ok(None) => {
+                    return Err(ApiError::Unauthenticated(
+                        "the bearer token is not valid for this audience".into(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot review a token");
+                    return Err(ApiError::Unavailable("cannot verify the token right now".into()));
+                }
+            }
+        }
+        Err(ApiError::Unauthenticated("the bearer token is not valid".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn token_files_are_strict() {
+        assert!(parse_token_file("# c\n\n0123456789abcdef alice\n").unwrap().len() == 1);
+        assert!(parse_token_file("short alice").unwrap_err().contains("shorter than 16"));
+        assert!(parse_token_file("0123456789abcdef").unwrap_err().contains("line 1"));
+        assert!(parse_token_file("0123456789abcdef a\n0123456789abcdef b").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn allowed_callers_match_exactly_or_by_prefix() {
+        let allowed = vec!["alice".to_string(), "system:serviceaccount:agents:*".to_string()];
+        assert!(caller_allowed(&allowed, "alice"));
+        assert!(!caller_allowed(&allowed, "alice2"));
+        assert!(caller_allowed(&allowed, "system:serviceaccount:agents:bot"));
+        assert!(!caller_allowed(&allowed, "system:serviceaccount:other:bot"));
+    }
+
+    fn authenticator(allowed: Option<&[&str]>, discovery: &[&str]) -> Authenticator {
+        let dir = std::env::temp_dir().join(format!("mcp-guard-auth-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, "alice-token-0123456789 alice\noperator-token-0123456789 system:sa:op\n")
+            .unwrap();
+        let auth = Authenticator::new(AuthConfig {
+            token_file: Some(tokens),
+            allowed_callers: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
+            discovery_callers: discovery.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        auth
+    }
+
+    #[tokio::test]
+    async fn discovery_callers_may_not_execute() {
+        for allowed in [Some(&["alice"][..]), None] {
+            let auth = authenticator(allowed, &["system:sa:*"]);
+            let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+            assert!(op.discovery_only, "{allowed:?}");
+            let e = op.may_execute().unwrap_err();
+            assert!(matches!(&e, ApiError::PermissionDenied(m) if m.contains("system:sa:op")), "{e:?}");
+            let alice = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap();
+            assert!(!alice.discovery_only);
+            assert!(alice.may_execute().is_ok());
+        }
+        // An identity on both lists keeps its right to execute.
+        let auth = authenticator(Some(&["system:sa:op"]), &["system:sa:op"]);
+        let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+        assert!(op.may_execute().is_ok());
+        // Neither list: refused.
+        let auth = authenticator(Some(&["bob"]), &["carol"]);
+        let e = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap_err();
+        assert!(matches!(e, ApiError::PermissionDenied(_)), "{e:?}");
+    }
+
+    #[test]
+    fn bearer_values_are_parsed() {
+        assert_eq!(bearer_token("Bearer abc").unwrap(), "abc");
+        assert_eq!(bearer_token("bearer  abc ").unwrap(), "abc");
+        assert!(bearer_token("Basic abc").is_err());
+        assert!(bearer_token("Bearer").is_err());
+    }
+}

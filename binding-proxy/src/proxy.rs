@@ -1,0 +1,93 @@
+//! The binding proxy's state: its configuration, the upstream sessions, the redactor, the audit log and
+//! the open executions. What it does lives beside it: [`crate::executions`] (opening and closing
+//! executions), [`crate::enforce`] (tool calls) and [`crate::describe`] (the bound tools).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mcp_guard_crds::GuardConfig;
+
+use crate::{
+    audit::AuditLog,
+    credentials::Credentials,
+    enforce::{KeyedLimiter, limiter},
+    executions::Execution,
+    redact::Redactor,
+    upstream::Upstream,
+};
+
+/// The binding proxy's state.
+pub struct BindingProxy {
+    pub(crate) config: GuardConfig,
+    pub(crate) upstreams: Vec<Arc<Upstream>>,
+    pub(crate) redactor: Arc<Redactor>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) executions: Mutex<HashMap<String, Execution>>,
+    pub(crate) per_caller: Option<KeyedLimiter>,
+    pub(crate) per_tool: Option<KeyedLimiter>,
+}
+
+impl std::fmt::Debug for BindingProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BindingProxy").field("policy", &self.config.policy).finish()
+    }
+}
+
+impl BindingProxy {
+    /// Build the proxy from its configuration; `audit` receives the records.
+    pub fn new(config: GuardConfig, audit: AuditLog) -> Arc<Self> {
+        let redactor = Arc::new(Redactor::default());
+        let credentials = Arc::new(Credentials::new(redactor.clone()));
+        let audit = Arc::new(audit);
+        let upstreams = config
+            .servers
+            .iter()
+            .map(|s| Upstream::new(s.clone(), credentials.clone(), redactor.clone(), audit.clone()))
+            .collect();
+        let proxy = Arc::new(BindingProxy {
+            per_caller: limiter(&config.binding.rate_limits.per_caller),
+            per_tool: limiter(&config.binding.rate_limits.per_tool),
+            config,
+            upstreams,
+            redactor,
+            audit,
+            executions: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&proxy);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(proxy) = weak.upgrade() else { return };
+                proxy.close_abandoned();
+            }
+        });
+        proxy
+    }
+
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Connect to every server and discover its tools; failures are logged and retried on use.
+    pub async fn connect_all(&self) {
+        let attempts =
+            self.upstreams.iter().map(|u| async move { (u.name().to_string(), u.ensure_connected().await) });
+        for (name, result) in futures::future::join_all(attempts).await {
+            if let Err(e) = result {
+                tracing::warn!(server = %name, error = %e, "server not available yet");
+            }
+        }
+    }
+
+    pub(crate) fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name() == server)
+    }
+}

@@ -1,0 +1,639 @@
+//! One execution in one fresh QuickJS runtime: set up the sandbox, run the code, drive its event loop
+//! (promise jobs, tool-call completions, timers) until it settles or a limit trips, and extract the
+//! result. Runs on an isolate thread; everything here is synchronous.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+    rc::Rc,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use mcp_guard_crds::LimitKind;
+use rquickjs::{
+    Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value, context::intrinsic,
+    promise::PromiseState,
+};
+
+use super::{
+    alloc::{HeapMeter, MeteredAllocator},
+    bytecode,
+    control::Control,
+};
+use crate::{
+    engine::{ExecutionEvent, ExecutionRequest},
+    host::ToolError,
+    outcome::{ConsoleLevel, ConsoleLine, Status, ThrownError, ToolCallRecord, ToolCallStatus},
+};
+
+/// The intrinsics of an isolate's context: everything but `Eval` (see `bytecode.rs`) and `Performance`
+/// (replaced by a frozen clock).
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+    intrinsic::WeakRef,
+);
+
+/// The file name the submitted code has inside the isolate; stack frames in it are kept and mapped back.
+pub(crate) const SCRIPT_NAME: &str = "sandbox.js";
+const PRELUDE_NAME: &str = "mcp-guard:prelude";
+const PRELUDE_SOURCE: &str = include_str!("prelude.js");
+/// At most this many timers may be pending at once.
+const MAX_TIMERS: usize = 10_000;
+/// Repeating timers fire at most once per millisecond.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// QuickJS-ng's message for a stack overflow.
+const STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
+
+/// What the isolate thread records while the code runs; the async side reads it when the execution ends,
+/// even if the isolate is stuck.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    pub(crate) console: Vec<ConsoleLine>,
+    pub(crate) output_bytes: usize,
+    pub(crate) calls: Vec<CallEntry>,
+}
+
+/// How a call ended: its duration, status and, on error, (code, message).
+type Finished = (Duration, ToolCallStatus, Option<(String, String)>);
+
+#[derive(Debug)]
+pub(crate) struct CallEntry {
+    server: String,
+    tool: String,
+    started: Instant,
+    finished: Option<Finished>,
+}
+
+impl Journal {
+    /// The tool calls as outcome records; calls without a result are `cancelled`.
+    pub(crate) fn tool_calls(&self, now: Instant) -> Vec<ToolCallRecord> {
+        (0..self.calls.len()).filter_map(|i| self.record(i, now)).collect()
+    }
+
+    /// One tool call as an outcome record.
+    pub(crate) fn record(&self, index: usize, now: Instant) -> Option<ToolCallRecord> {
+        let c = self.calls.get(index)?;
+        let (duration, status, error) = c.finished.clone().unwrap_or((
+            now.saturating_duration_since(c.started),
+            ToolCallStatus::Cancelled,
+            None,
+        ));
+        Some(ToolCallRecord {
+            server: c.server.clone(),
+            tool: c.tool.clone(),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            status,
+            error_code: error.as_ref().map(|(code, _)| code.clone()),
+            error: error.map(|(_, message)| message),
+        })
+    }
+}
+
+pub(crate) type SharedJournal = Arc<Mutex<Journal>>;
+
+fn lock(journal: &SharedJournal) -> std::sync::MutexGuard<'_, Journal> {
+    // A poisoned journal only means a panic elsewhere; its data is still the best record we have.
+    journal.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Everything an isolate needs, owned by the isolate thread.
+pub(crate) struct Isolate {
+    pub(crate) request: ExecutionRequest,
+    pub(crate) control: Arc<Control>,
+    pub(crate) journal: SharedJournal,
+    pub(crate) meter: Arc<HeapMeter>,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) prelude: Arc<Vec<u8>>,
+}
+
+/// An engine failure that is not the guest's doing.
+#[derive(Debug, thiserror::Error)]
+#[error("isolate failure: {0}")]
+pub struct IsolateError(pub String);
+
+/// Compile the prelude (once per process).
+pub(crate) fn compile_prelude() -> Result<Vec<u8>, IsolateError> {
+    bytecode::compile(PRELUDE_SOURCE, PRELUDE_NAME)
+        .map_err(|e| IsolateError(format!("prelude does not compile: {}: {}", e.name, e.message)))
+}
+
+struct Timer {
+    callback: Persistent<Function<'static>>,
+    interval: Option<Duration>,
+}
+
+/// The event loop's state, shared with the host functions installed in the context.
+#[derive(Default)]
+struct LoopState {
+    /// Resolve/reject functions of tool calls in flight, by call index.
+    pending: HashMap<usize, (Persistent<Function<'static>>, Persistent<Function<'static>>)>,
+    /// Timers by (due, id); `timer_due` finds a timer's key from its id.
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_due: HashMap<u64, Instant>,
+    next_timer: u64,
+    /// What `Date.now()` returns: frozen while code runs, advanced when the loop waits.
+    clock_ms: f64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Discovery calls made so far (their indexes start at `DISCOVERY_BASE`).
+    discovery_calls: usize,
+}
+
+/// Pending-call indexes of discovery calls, apart from the journal's tool-call indexes.
+const DISCOVERY_BASE: usize = usize::MAX / 2;
+
+type Completion = (usize, Result<serde_json::Value, ToolError>);
+
+impl Isolate {
+    /// Run the execution to its end and return its status. Console lines and tool calls are in the journal.
+    pub(crate) fn run(self) -> Result<Status, IsolateError> {
+        self.control.start_cpu_clock();
+        let user = match bytecode::compile(&self.request.code.script, SCRIPT_NAME) {
+            Ok(b) => b,
+            Err(e) => {
+                return Ok(Status::Threw {
+                    error: ThrownError { name: e.name, message: e.message, stack: String::new() },
+                });
+            }
+        };
+        let limits = &self.request.limits;
+        let allocator =
+            MeteredAllocator::new(limits.memory.as_usize(), self.meter.clone(), self.control.clone());
+        let rt = Runtime::new_with_alloc(allocator).map_err(|e| IsolateError(e.to_string()))?;
+        rt.set_max_stack_size(limits.stack.as_usize());
+        let control = self.control.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || control.should_interrupt())));
+        let ctx = match Context::custom::<Intrinsics>(&rt) {
+            Ok(ctx) => ctx,
+            Err(_) if self.control.tripped().is_some() => return Ok(self.limit_status()),
+            Err(e) => return Err(IsolateError(e.to_string())),
+        };
+        let status = ctx.with(|ctx| {
+            let state = Rc::new(RefCell::new(LoopState { clock_ms: epoch_ms(), ..LoopState::default() }));
+            let status = self.drive(&ctx, &state, &user);
+            // Handles into the context must go before the context does; tasks in flight are cancelled.
+            let mut s = state.borrow_mut();
+            for task in s.tasks.drain(..) {
+                task.abort();
+            }
+            s.pending.clear();
+            s.timers.clear();
+            status
+        });
+        drop(ctx);
+        drop(rt);
+        Ok(status)
+    }
+
+    fn limit_status(&self) -> Status {
+        let limit = self.control.tripped().unwrap_or(LimitKind::WallTime);
+        Status::LimitExceeded { limit, message: limit.describe(&self.request.limits) }
+    }
+
+    /// The guest's error, or the limit that caused it.
+    fn failure<'js>(&self, ctx: &Ctx<'js>, describe: &Function<'js>, error: Value<'js>) -> Status {
+        if self.control.tripped().is_some() {
+            return self.limit_status();
+        }
+        let parts: Vec<String> = describe.call((error,)).unwrap_or_else(|_| {
+            ctx.catch();
+            Vec::new()
+        });
+        let mut parts = parts.into_iter();
+        let name = parts.next().unwrap_or_else(|| "Error".into());
+        let message = parts.next().unwrap_or_else(|| "[unprintable thrown value]".into());
+        let stack = parts.next().unwrap_or_default();
+        if self.control.tripped().is_some() {
+            return self.limit_status();
+        }
+        if name == "RangeError" && message == STACK_OVERFLOW {
+            return Status::LimitExceeded {
+                limit: LimitKind::Stack,
+                message: LimitKind::Stack.describe(&self.request.limits),
+            };
+        }
+        let stack = self.sandbox_stack(&stack);
+        Status::Threw { error: ThrownError { name, message, stack } }
+    }
+
+    /// Keep only frames of the submitted code, with positions mapped back to its source.
+    fn sandbox_stack(&self, stack: &str) -> String {
+        let marker = format!("{SCRIPT_NAME}:");
+        let mut out = Vec::new();
+        for line in stack.lines() {
+            let Some(at) = line.find(&marker) else { continue };
+            let rest = &line[at + marker.len()..];
+            let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+            let (Some(l), Some(c)) = (nums.next(), nums.next()) else { continue };
+            let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
+            let Some((line_no, col)) = self.request.code.positions.original(l, c) else { continue };
+            let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
+            let func = if func.is_empty() || func.contains(&marker) || func == "<eval>" {
+                "<anonymous>"
+            } else {
+                func
+            };
+            out.push(format!("    at {func} (sandbox:{line_no}:{col})"));
+        }
+        out.join("\n")
+    }
+
+    fn drive<'js>(&self, ctx: &Ctx<'js>, state: &Rc<RefCell<LoopState>>, user: &[u8]) -> Status {
+        let (tx, rx) = mpsc::channel::<Completion>();
+        macro_rules! guest {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(_) => {
+                        let err = ctx.catch();
+                        if self.control.tripped().is_some() {
+                            return self.limit_status();
+                        }
+                        return Status::Threw {
+                            error: ThrownError {
+                                name: "InternalError".into(),
+                                message: format!(
+                                    "the sandbox could not start: {}",
+                                    err.as_exception().and_then(|e| e.message()).unwrap_or_default()
+                                ),
+                                stack: String::new(),
+                            },
+                        };
+                    }
+                }
+            };
+        }
+        let host = guest!(self.host_object(ctx, state, tx));
+        let catalog = guest!(ctx.json_parse(self.request.catalog.json().as_bytes().to_vec()));
+        let setup: Function = guest!(bytecode::load(ctx, &self.prelude).and_then(|v| v.get()));
+        let api: Object = guest!(setup.call((host, catalog)));
+        let start: Function = guest!(api.get("start"));
+        let describe: Function = guest!(api.get("describe"));
+        // The submitted code: evaluating its bytecode yields the function to call.
+        let user_fn = match bytecode::load(ctx, user) {
+            Ok(v) => v,
+            Err(_) => {
+                let err = ctx.catch();
+                return self.failure(ctx, &describe, err);
+            }
+        };
+        let main: Promise = match start.call((user_fn,)) {
+            Ok(p) => p,
+            Err(_) => {
+                let err = ctx.catch();
+                return self.failure(ctx, &describe, err);
+            }
+        };
+        loop {
+            // Run every queued promise job.
+            while ctx.execute_pending_job() {
+                if self.control.tripped().is_some() {
+                    return self.limit_status();
+                }
+            }
+            if self.control.tripped().is_some() {
+                return self.limit_status();
+            }
+            match main.state() {
+                PromiseState::Resolved => return self.completed(ctx, &main, &describe),
+                PromiseState::Rejected => {
+                    // `result` throws the rejection reason into the context; `catch` takes it back.
+                    let _ = main.result::<Value>();
+                    let err = ctx.catch();
+                    return self.failure(ctx, &describe, err);
+                }
+                PromiseState::Pending => {}
+            }
+            // Nothing runnable: wait for a tool call to finish or a timer to be due.
+            let (has_calls, next_due) = {
+                let s = state.borrow();
+                (!s.pending.is_empty(), s.timers.keys().next().map(|(due, _)| *due))
+            };
+            if !has_calls && next_due.is_none() {
+                return Status::Threw {
+                    error: ThrownError {
+                        name: "Error".into(),
+                        message: "the code's promise can never settle: it awaits something that no tool call or timer will resolve".into(),
+                        stack: String::new(),
+                    },
+                };
+            }
+            let wake = next_due.map_or(self.control.deadline, |d| d.min(self.control.deadline));
+            let timeout = wake.saturating_duration_since(Instant::now());
+            let completion = if has_calls {
+                match rx.recv_timeout(timeout) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    // Cannot happen while the host object (which holds a sender) is alive.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                std::thread::sleep(timeout);
+                None
+            };
+            state.borrow_mut().clock_ms = epoch_ms();
+            if Instant::now() >= self.control.deadline {
+                self.control.trip(LimitKind::WallTime);
+                return self.limit_status();
+            }
+            if let Some((index, result)) = completion
+                && let Err(status) = self.deliver(ctx, state, index, result, &describe)
+            {
+                return status;
+            }
+            if let Err(status) = self.fire_timers(ctx, state, &describe) {
+                return status;
+            }
+        }
+    }
+
+    fn completed<'js>(&self, ctx: &Ctx<'js>, main: &Promise<'js>, describe: &Function<'js>) -> Status {
+        let text: String = match main.result::<String>() {
+            Some(Ok(t)) => t,
+            _ => {
+                ctx.catch();
+                return Status::Threw {
+                    error: ThrownError {
+                        name: "TypeError".into(),
+                        message: "the result is not JSON-serialisable".into(),
+                        stack: String::new(),
+                    },
+                };
+            }
+        };
+        let _ = describe;
+        let output = lock(&self.journal).output_bytes + text.len();
+        if output > self.request.limits.output.as_usize() {
+            self.control.trip(LimitKind::Output);
+            return self.limit_status();
+        }
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(result) => Status::Completed { result },
+            Err(e) => Status::Threw {
+                error: ThrownError {
+                    name: "TypeError".into(),
+                    message: format!(
+                        "the result is not valid JSON ({e}); strings must not contain lone surrogates"
+                    ),
+                    stack: String::new(),
+                },
+            },
+        }
+    }
+
+    /// Settle the promise of a finished tool call.
+    fn deliver<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        state: &Rc<RefCell<LoopState>>,
+        index: usize,
+        result: Result<serde_json::Value, ToolError>,
+        describe: &Function<'js>,
+    ) -> Result<(), Status> {
+        let Some((resolve, reject)) = state.borrow_mut().pending.remove(&index) else { return Ok(()) };
+        {
+            let mut journal = lock(&self.journal);
+            if let Some(entry) = journal.calls.get_mut(index) {
+                let (status, error) = match &result {
+                    Ok(_) => (ToolCallStatus::Ok, None),
+                    Err(e) => (ToolCallStatus::Error, Some((e.code.as_str().to_string(), e.message.clone()))),
+                };
+                entry.finished = Some((entry.started.elapsed(), status, error));
+            }
+            if let Some(events) = &self.request.events
+                && let Some(record) = journal.record(index, Instant::now())
+            {
+                let _ = events.send(ExecutionEvent::ToolCallFinished(record));
+            }
+        }
+        let settled = match result {
+            Ok(value) => {
+                let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+                resolve.restore(ctx).and_then(|f| f.call::<_, ()>((text,)))
+            }
+            Err(e) => reject.restore(ctx).and_then(|f| {
+                let reason = rquickjs::Array::new(ctx.clone())?;
+                reason.set(0, e.code.as_str())?;
+                reason.set(1, e.message)?;
+                f.call::<_, ()>((reason,))
+            }),
+        };
+        if settled.is_err() {
+            let err = ctx.catch();
+            return Err(self.failure(ctx, describe, err));
+        }
+        Ok(())
+    }
+
+    fn fire_timers<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        state: &Rc<RefCell<LoopState>>,
+        describe: &Function<'js>,
+    ) -> Result<(), Status> {
+        let now = Instant::now();
+        loop {
+            let due = {
+                let mut s = state.borrow_mut();
+                match s.timers.keys().next().copied() {
+                    Some(key) if key.0 <= now => s.timers.remove(&key).map(|t| (key.1, t)),
+                    _ => None,
+                }
+            };
+            let Some((id, timer)) = due else { return Ok(()) };
+            let callback = match timer.callback.clone().restore(ctx) {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+            {
+                let mut s = state.borrow_mut();
+                s.timer_due.remove(&id);
+                if let Some(every) = timer.interval {
+                    let next = Instant::now() + every;
+                    s.timers.insert((next, id), Timer { callback: timer.callback, interval: timer.interval });
+                    s.timer_due.insert(id, next);
+                }
+            }
+            // An exception escaping a timer callback ends the execution, as an uncaught error would.
+            if callback.call::<_, ()>(()).is_err() {
+                let err = ctx.catch();
+                return Err(self.failure(ctx, describe, err));
+            }
+            if self.control.tripped().is_some() {
+                return Err(self.limit_status());
+            }
+        }
+    }
+
+    /// The host functions the prelude receives. They are never reachable from the global object.
+    fn host_object<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        state: &Rc<RefCell<LoopState>>,
+        tx: mpsc::Sender<Completion>,
+    ) -> rquickjs::Result<Object<'js>> {
+        let host = Object::new(ctx.clone())?;
+        let output_limit = self.request.limits.output.as_usize();
+
+        let journal = self.journal.clone();
+        let control = self.control.clone();
+        let events = self.request.events.clone();
+        host.set(
+            "log",
+            Function::new(ctx.clone(), move |level: String, message: String| {
+                let level = match level.as_str() {
+                    "debug" => ConsoleLevel::Debug,
+                    "info" => ConsoleLevel::Info,
+                    "warn" => ConsoleLevel::Warn,
+                    "error" => ConsoleLevel::Error,
+                    _ => ConsoleLevel::Log,
+                };
+                let mut j = lock(&journal);
+                j.output_bytes = j.output_bytes.saturating_add(message.len() + 1);
+                if j.output_bytes > output_limit {
+                    control.trip(LimitKind::Output);
+                    return;
+                }
+                let line = ConsoleLine { level, message };
+                if let Some(events) = &events {
+                    let _ = events.send(ExecutionEvent::Console(line.clone()));
+                }
+                j.console.push(line);
+            })?,
+        )?;
+
+        let s = state.clone();
+        host.set("now", Function::new(ctx.clone(), move || s.borrow().clock_ms)?)?;
+
+        let s = state.clone();
+        host.set(
+            "setTimer",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>, callback: Function<'js>, delay: f64, repeat: bool| {
+                    let mut st = s.borrow_mut();
+                    if st.timers.len() >= MAX_TIMERS {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            "too many pending timers in this execution",
+                        ));
+                    }
+                    let delay = if delay.is_finite() && delay > 0.0 {
+                        Duration::from_secs_f64((delay / 1000.0).min(1e9))
+                    } else {
+                        Duration::ZERO
+                    };
+                    let interval = repeat.then(|| delay.max(MIN_INTERVAL));
+                    st.next_timer += 1;
+                    let id = st.next_timer;
+                    let due = Instant::now() + delay;
+                    st.timers
+                        .insert((due, id), Timer { callback: Persistent::save(&ctx, callback), interval });
+                    st.timer_due.insert(id, due);
+                    Ok(id as f64)
+                },
+            )?,
+        )?;
+
+        let s = state.clone();
+        host.set(
+            "clearTimer",
+            Function::new(ctx.clone(), move |id: f64| {
+                let mut st = s.borrow_mut();
+                let id = id as u64;
+                if let Some(due) = st.timer_due.remove(&id) {
+                    st.timers.remove(&(due, id));
+                }
+            })?,
+        )?;
+
+        let s = state.clone();
+        let journal = self.journal.clone();
+        let control = self.control.clone();
+        let catalog = self.request.catalog.clone();
+        let tool_host = self.request.host.clone();
+        let execution = self.request.execution.clone();
+        let call_events = self.request.events.clone();
+        let handle = self.handle.clone();
+        let max_calls = self.request.limits.tool_calls as usize;
+        host.set(
+            "call",
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>, server: String, tool: String, args: String| -> rquickjs::Result<Promise<'js>> {
+                let (promise, resolve, reject) = ctx.promise()?;
+                let arguments = match serde_json::from_str::<serde_json::Value>(&args) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        reject.call::<_, ()>((reason(&ctx, "invalid_arguments", &format!("the arguments are not valid JSON ({e}); strings must not contain lone surrogates"))?,))?;
+                        return Ok(promise);
+                    }
+                };
+                // `$` is the host's own discovery server (mcp.$search / mcp.$describe): no side effects, so
+                // it is neither counted against the tool-call limit nor listed among the tool calls.
+                let discovery = server == "$" && (tool == "search" || tool == "describe");
+                if discovery {
+                    let tool_host = tool_host.clone();
+                    let execution = execution.clone();
+                    let tx = tx.clone();
+                    let mut st = s.borrow_mut();
+                    let index = DISCOVERY_BASE + st.discovery_calls;
+                    st.discovery_calls += 1;
+                    st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
+                    st.tasks.push(handle.spawn(async move {
+                        let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                        let _ = tx.send((index, result));
+                    }));
+                    return Ok(promise);
+                }
+                if !catalog.contains(&server, &tool) {
+                    reject.call::<_, ()>((reason(&ctx, "denied", &format!("unknown tool {server}.{tool}"))?,))?;
+                    return Ok(promise);
+                }
+                let index = {
+                    let mut j = lock(&journal);
+                    if j.calls.len() >= max_calls {
+                        control.trip(LimitKind::ToolCalls);
+                        drop(j);
+                        reject.call::<_, ()>((reason(&ctx, "quota_exceeded", "tool call limit reached")?,))?;
+                        return Ok(promise);
+                    }
+                    j.calls.push(CallEntry { server: server.clone(), tool: tool.clone(), started: Instant::now(), finished: None });
+                    if let Some(events) = &call_events {
+                        let _ = events.send(ExecutionEvent::ToolCallStarted { server: server.clone(), tool: tool.clone() });
+                    }
+                    j.calls.len() - 1
+                };
+                let mut st = s.borrow_mut();
+                st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
+                let tool_host = tool_host.clone();
+                let execution = execution.clone();
+                let tx = tx.clone();
+                st.tasks.push(handle.spawn(async move {
+                    let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                    let _ = tx.send((index, result));
+                }));
+                Ok(promise)
+            })?,
+        )?;
+        Ok(host)
+    }
+}
+
+/// The rejection reason of a binding's promise: `[code, message]`, turned into an `McpToolError` by the
+/// prelude.
+fn reason<'js>(ctx: &Ctx<'js>, code: &str, message: &str) -> rquickjs::Result<rquickjs::Array<'js>> {
+    let a = rquickjs::Array::new(ctx.clone())?;
+    a.set(0, code)?;
+    a.set(1, message)?;
+    Ok(a)
+}
+
+fn epoch_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}

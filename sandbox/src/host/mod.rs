@@ -1,0 +1,174 @@
+//! The bindings' host side: the [`ToolHost`] that serves the sandbox's tool calls. In production the
+//! host forwards to the binding proxy (`mcp-guard-binding-client`); [`NoTools`] serves a sandbox with
+//! nothing bound; [`discovery::DiscoveryHost`] answers `mcp.$search`/`mcp.$describe` in front of either.
+//! Tests use `testing::ScriptedHost` (feature `testing`).
+
+pub mod discovery;
+
+use async_trait::async_trait;
+pub use mcp_guard_tools::FailureKind;
+
+/// A tool call failed. The message is shown to the sandboxed code as the thrown error's message, so it
+/// must never carry credentials or host details.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolError {
+    /// What happened: the tool said so, or what the binding proxy refused.
+    pub code: FailureKind,
+    pub message: String,
+}
+
+impl ToolError {
+    /// An error the tool itself reported.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { code: FailureKind::ToolError, message: message.into() }
+    }
+
+    /// The tool host could not be reached.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { code: FailureKind::Unavailable, message: message.into() }
+    }
+
+    /// A failure of a given kind.
+    pub fn of(code: FailureKind, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Who runs what: the identity of one execution, as the tool host and the audit log see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionInfo {
+    /// Unique per execution.
+    pub id: String,
+    /// The authenticated caller.
+    pub caller: String,
+    /// sha256 of the submitted code, hex.
+    pub code_sha256: String,
+}
+
+impl ExecutionInfo {
+    /// A new execution of `code` by `caller`, with a fresh id.
+    pub fn new(caller: &str, code: &str) -> Self {
+        use sha2::Digest;
+        ExecutionInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            caller: caller.to_string(),
+            code_sha256: hex::encode(sha2::Sha256::digest(code.as_bytes())),
+        }
+    }
+}
+
+/// Serves tool calls for the sandbox. Implementations must be cancel-safe: when an execution ends early
+/// the future of an in-flight call is dropped.
+#[async_trait]
+pub trait ToolHost: Send + Sync + 'static {
+    /// An execution starts (before validation). A host that audits must record it before returning;
+    /// an error stops the execution from running.
+    async fn begin(&self, _execution: &ExecutionInfo) -> Result<(), ToolError> {
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        execution: &ExecutionInfo,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError>;
+
+    /// The execution ended with `outcome`.
+    async fn end(&self, _execution: &ExecutionInfo, _outcome: &crate::outcome::Outcome) {}
+}
+
+/// The host of a sandbox with no MCP server bound: every call is refused as `denied`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTools;
+
+#[async_trait]
+impl ToolHost for NoTools {
+    async fn call(
+        &self,
+        _execution: &ExecutionInfo,
+        server: &str,
+        tool: &str,
+        _arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError> {
+        Err(ToolError::of(
+            FailureKind::Denied,
+            format!("tool {server}.{tool} is not bound: no MCP server is configured"),
+        ))
+    }
+}
+
+/// Hosts for tests, examples and benchmarks (feature `testing`; never in the `mcp-guard` binary).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
+
+    use async_trait::async_trait;
+
+    use mcp_guard_tools::Catalog;
+
+    use super::{ExecutionInfo, ToolError, ToolHost};
+
+    type Handler = Arc<
+        dyn Fn(
+                serde_json::Value,
+            ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, ToolError>> + Send>>
+            + Send
+            + Sync,
+    >;
+
+    /// A tool host whose tools are Rust closures.
+    #[derive(Default, Clone)]
+    pub struct ScriptedHost {
+        tools: HashMap<(String, String), Handler>,
+    }
+
+    impl ScriptedHost {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Add a tool whose result is computed by an async closure.
+        pub fn tool<F, Fut>(mut self, server: &str, tool: &str, f: F) -> Self
+        where
+            F: Fn(serde_json::Value) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<serde_json::Value, ToolError>> + Send + 'static,
+        {
+            self.tools.insert((server.to_string(), tool.to_string()), Arc::new(move |v| Box::pin(f(v))));
+            self
+        }
+
+        /// The catalog of the tools added so far.
+        pub fn catalog(&self) -> Catalog {
+            let mut by_server: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (s, t) in self.tools.keys() {
+                by_server.entry(s).or_default().push(t);
+            }
+            Catalog::new(by_server)
+        }
+
+        pub fn into_arc(self) -> Arc<dyn ToolHost> {
+            Arc::new(self)
+        }
+    }
+
+    #[async_trait]
+    impl ToolHost for ScriptedHost {
+        async fn call(
+            &self,
+            _execution: &ExecutionInfo,
+            server: &str,
+            tool: &str,
+            arguments: serde_json::Value,
+        ) -> Result<serde_json::Value, ToolError> {
+            let handler = self
+                .tools
+                .get(&(server.to_string(), tool.to_string()))
+                .cloned()
+                .ok_or_else(|| ToolError::new(format!("unknown tool {server}.{tool}")))?;
+            handler(arguments).await
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The outcome of one execution: one type, serialised as JSON with a stable schema
+//! (`sandbox/outcome.schema.json`, checked by a test). Every execution ends in exactly one of four
+//! states, and whenever code ran the outcome lists the tool calls it made, so a caller knows which side
+//! effects may have happened.
+
+use mcp_guard_crds::LimitKind;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use crate::validator::Rejection;
+
+/// What happened to one submitted piece of code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// How the execution ended.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Console lines the code printed, in order.
+    pub console: Vec<ConsoleLine>,
+    /// Every tool call the code started, in the order it started them.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Resource use of the execution.
+    pub metrics: Metrics,
+}
+
+/// How an execution ended. Serialised with an `outcome` tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Status {
+    /// Validation refused the code; it did not run.
+    Rejected { rejection: Rejection },
+    /// The code ran and returned this JSON value (`null` when it returned nothing).
+    Completed { result: serde_json::Value },
+    /// The code ran and threw (or returned a value that is not JSON).
+    Threw { error: ThrownError },
+    /// The host stopped the code because it exceeded a limit.
+    LimitExceeded {
+        limit: LimitKind,
+        /// One line naming the limit and its configured value.
+        message: String,
+    },
+}
+
+impl Status {
+    /// The outcome tag as it appears in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Status::Rejected { .. } => "rejected",
+            Status::Completed { .. } => "completed",
+            Status::Threw { .. } => "threw",
+            Status::LimitExceeded { .. } => "limit_exceeded",
+        }
+    }
+}
+
+/// An error thrown by sandboxed code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrownError {
+    /// The error's `name` (`TypeError`, `McpToolError`, ...), or `NonError` when a non-Error value was thrown.
+    pub name: String,
+    /// The error's message.
+    pub message: String,
+    /// Stack frames inside the submitted code only, as `at fn (sandbox:line:column)` lines that refer to
+    /// the submitted source. Never contains host paths.
+    pub stack: String,
+}
+
+/// One console line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleLine {
+    pub level: ConsoleLevel,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleLevel {
+    Debug,
+    Log,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One tool call the code started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCallRecord {
+    /// Server name as configured (not the JavaScript identifier).
+    pub server: String,
+    /// Tool name as the server reports it.
+    pub tool: String,
+    /// Time from the call until its result arrived (or until it was cancelled).
+    pub duration_ms: f64,
+    pub status: ToolCallStatus,
+    /// The error message, when the call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the call failed: `tool_error` (the tool said so) or what the binding proxy refused
+    /// (`denied`, `quota_exceeded`, `budget_exceeded`, `rate_limited`, `timeout`, `unavailable`,
+    /// `definition_changed`, `address_refused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolCallStatus {
+    /// The tool returned a result.
+    Ok,
+    /// The tool (or the binding) returned an error.
+    Error,
+    /// The execution ended before the result arrived; the call may or may not have taken effect.
+    Cancelled,
+}
+
+/// Resource use of one execution.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// CPU time the isolate spent, in milliseconds.
+    pub cpu_ms: f64,
+    /// Wall-clock time of the execution, in milliseconds.
+    pub wall_ms: f64,
+    /// Highest heap size of the isolate, in bytes.
+    pub peak_heap_bytes: u64,
+}
+
+impl Outcome {
+    /// An outcome for code that was rejected before it ran.
+    pub fn rejected(rejection: Rejection) -> Self {
+        Outcome {
+            status: Status::Rejected { rejection },
+            console: Vec::new(),
+            tool_calls: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// An execution that could not start because the host failed (not the code's doing).
+    pub fn host_failure(message: String) -> Self {
+        Outcome {
+            status: Status::Threw {
+                error: ThrownError { name: "InternalError".into(), message, stack: String::new() },
+            },
+            console: Vec::new(),
+            tool_calls: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Exit code of `mcp-guard exec` for this outcome: 0 only for `completed`.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            Status::Completed { .. } => 0,
+            Status::Rejected { .. } => 3,
+            Status::Threw { .. } => 4,
+            Status::LimitExceeded { .. } => 5,
+        }
+    }
+
+    /// The JSON schema of the outcome.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Outcome)).unwrap_or_default()
+    }
+}
