@@ -6,7 +6,8 @@
 #
 # Phases (each timed): CRDs (kubectl apply -f crds/yaml/), `helm upgrade --install` of charts/mcp-guard
 # into namespace mcp-guard-system, wait for the operator to be Ready, then the Rust suite
-# (`cargo test -p mcp-guard-e2e` with MCP_GUARD_E2E=1). E2E_SKIP_TESTS=1 stops after the install;
+# (`cargo test -p mcp-guard-e2e` with MCP_GUARD_E2E=1; its last phase applies examples/kubernetes/ as it
+# is, so the images must carry the tags written there). E2E_SKIP_TESTS=1 stops after the install;
 # E2E_UNINSTALL=1 uninstalls the release at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,6 +60,9 @@ if [[ -z ${E2E_SKIP_TESTS:-} ]]; then
     echo "== e2e: FAILED; the test namespaces' pods and their logs, then the operator's log tail:" >&2
     "$KUBECTL" get pods -n e2e-guard -o wide >&2 || true
     "$KUBECTL" logs -n e2e-guard --all-containers --prefix --tail=15 -l app.kubernetes.io/managed-by=mcp-guard-operator >&2 || true
+    # examples/kubernetes (the last phase), when it got that far
+    "$KUBECTL" get pods,jobs,mcps,mgp -n mcp-guard-example -o wide >&2 2>/dev/null || true
+    "$KUBECTL" logs -n mcp-guard-example --all-containers --prefix --tail=15 -l app.kubernetes.io/managed-by=mcp-guard-operator >&2 2>/dev/null || true
     "$KUBECTL" -n "$NS" logs -l app.kubernetes.io/instance="$RELEASE" --tail=30 >&2 || true
   fi
 fi

@@ -10,9 +10,13 @@
 //! One test, run as ordered phases sharing one deployment; each phase is timed and reported PASS/FAIL,
 //! and the test fails if any phase failed. A failing run leaves its namespaces for inspection
 //! (`kubectl get all,mcps,mgp,netpol,events -n e2e-guard`); the next run deletes them first.
+//!
+//! The last phase applies `examples/kubernetes/*.yaml` as they are (the documented example, into its own
+//! namespace `mcp-guard-example`) and checks what its README promises.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,23 @@ const CHILD: &str = "agents-mcp-guard";
 const SERVER: &str = "tools";
 const BEARER: &str = "e2e-bearer-6f1c0d9a7b";
 const AUDIENCE: &str = "mcpguard.io/e2e-guard/agents";
+
+/// `examples/kubernetes/`: its namespace, objects, and files in the order its README applies them, the
+/// agent Job last (once the policy is Ready: the Job's pod finds the executor through the Service
+/// environment variables of the Services that exist when it starts).
+const EXAMPLE_NS: &str = "mcp-guard-example";
+const EXAMPLE_POLICY: &str = "agents";
+const EXAMPLE_SERVERS: [&str; 2] = ["remote-tools", "deployed-tools"];
+const EXAMPLE_JOB: &str = "example-agent";
+const EXAMPLE_FILES: [&str; 6] = [
+    "00-namespace.yaml",
+    "10-secret.yaml",
+    "20-upstream.yaml",
+    "30-mcpserver-remote.yaml",
+    "31-mcpserver-deployed.yaml",
+    "40-policy.yaml",
+];
+const EXAMPLE_JOB_FILE: &str = "50-agent-job.yaml";
 
 type R<T = ()> = Result<T, String>;
 type Phase = (&'static str, fn() -> R);
@@ -678,6 +699,168 @@ fn deleting_the_policy_removes_its_children() -> R {
     })
 }
 
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kubernetes")
+}
+
+/// Checks, before applying anything, that the suite knows every file of `examples/kubernetes/` (a new
+/// one must get its place in [`EXAMPLE_FILES`]) and that their images are the ones `e2e/images.sh` built.
+fn example_files_match() -> R {
+    let dir = examples_dir();
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml") || n.ends_with(".json"))
+        .collect();
+    found.sort();
+    let mut known: Vec<String> =
+        EXAMPLE_FILES.iter().chain([&EXAMPLE_JOB_FILE]).map(|s| s.to_string()).collect();
+    known.sort();
+    if found != known {
+        return Err(format!("examples/kubernetes holds {found:?}; the suite applies {known:?}"));
+    }
+    let want = tag();
+    for f in &found {
+        let text = std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{f}: {e}"))?;
+        let images = text.lines().filter_map(|l| l.trim().strip_prefix("image:")).map(str::trim);
+        for image in images.filter(|i| i.starts_with("mcp-guard.local/")) {
+            if image.rsplit_once(':').map(|(_, t)| t) != Some(want.as_str()) {
+                return Err(format!(
+                    "{f}: image {image}, but e2e/images.sh built tag {want} (charts/mcp-guard appVersion or \
+                     MCP_GUARD_E2E_TAG): update the example"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn example_diagnostics() -> String {
+    let get = kubectl(&["-n", EXAMPLE_NS, "get", "pods,jobs,mcps,mgp", "-o", "wide"]).unwrap_or_else(|e| e);
+    let logs = kubectl(&["-n", EXAMPLE_NS, "logs", "-l", "app=example-agent", "--tail=5", "--prefix"])
+        .unwrap_or_else(|e| e);
+    format!("\n{get}\nagent logs:\n{logs}")
+}
+
+fn kubernetes_example() -> R {
+    example_files_match()?;
+    if exists(&["namespace", EXAMPLE_NS])? {
+        let _ = kubectl(&[
+            "-n",
+            EXAMPLE_NS,
+            "delete",
+            "mcpguardpolicies",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        kubectl(&["delete", "namespace", EXAMPLE_NS, "--wait=true", "--timeout=120s"])?;
+    }
+    let dir = examples_dir();
+    let file = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    for f in EXAMPLE_FILES {
+        kubectl(&["apply", "-f", &file(f)])?;
+    }
+    wait_for("the example's McpGuardPolicy Ready=True", Duration::from_secs(240), || {
+        let p = get_json(&["-n", EXAMPLE_NS, "mcpguardpolicy", EXAMPLE_POLICY])?;
+        match condition(&p, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(Some(())),
+            other => Err(format!("(Ready: {other:?})")),
+        }
+    })
+    .map_err(|e| format!("{e}{}", example_diagnostics()))?;
+    for server in EXAMPLE_SERVERS {
+        let s = get_json(&["-n", EXAMPLE_NS, "mcpserver", server])?;
+        if condition(&s, "Ready").map(|c| c.0) != Some("True".into()) {
+            return Err(format!("McpServer {server} is not Ready: {}", s["status"]));
+        }
+    }
+
+    kubectl(&["apply", "-f", &file(EXAMPLE_JOB_FILE)])?;
+    let job = wait_for("the example's agent Job to complete", Duration::from_secs(240), || {
+        let j = get_json(&["-n", EXAMPLE_NS, "job", EXAMPLE_JOB])?;
+        if j["status"]["succeeded"].as_u64().unwrap_or(0) >= 1 {
+            return Ok(Some(Ok(())));
+        }
+        match condition(&j, "Failed") {
+            Some((s, reason, msg)) if s == "True" => {
+                Ok(Some(Err(format!("the Job failed: {reason}: {msg}"))))
+            }
+            _ => Ok(None),
+        }
+    });
+    job.and_then(|j| j).map_err(|e| format!("{e}{}", example_diagnostics()))?;
+    let pods = get_json(&["-n", EXAMPLE_NS, "pods", "-l", &format!("job-name={EXAMPLE_JOB}")])?;
+    let pod = pods["items"]
+        .as_array()
+        .and_then(|v| v.iter().find(|p| p["status"]["phase"] == "Succeeded"))
+        .and_then(|p| p["metadata"]["name"].as_str())
+        .ok_or(format!("no Succeeded pod of Job {EXAMPLE_JOB}"))?
+        .to_string();
+    let log = kubectl(&["-n", EXAMPLE_NS, "logs", &pod])?;
+    let line =
+        log.lines().rev().find(|l| l.starts_with('{')).ok_or(format!("no JSON in the Job's log: {log}"))?;
+    println!("   kubectl logs job/{EXAMPLE_JOB}: {line}");
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    if ok_outcome(&v)? != "completed" {
+        return Err(format!("the example's agent should complete: {v}"));
+    }
+    let result: Value = serde_json::from_str(v["detail"].as_str().unwrap_or_default())
+        .map_err(|e| format!("the result is not JSON ({e}): {v}"))?;
+    if result["sum"] != 42 || result["echoed"] != "hello through the binding proxy" {
+        return Err(format!("the tools' results: {result}"));
+    }
+    // The denied tool is not bound: the sandbox's TypeError lists what the policy does bind.
+    let whoami = result["whoami"].as_str().unwrap_or_default();
+    let available = whoami.split_once("available: ").map(|(_, a)| a).unwrap_or_default();
+    let available: Vec<&str> = available.split(", ").collect();
+    if !whoami.starts_with("TypeError: unknown tool 'whoami'") || !available.contains(&"echo") {
+        return Err(format!("whoami should be unknown in the sandbox: {whoami:?}"));
+    }
+    for denied in ["whoami", "env", "slow", "hang", "crash", "huge", "many", "mutate_tools"] {
+        if available.contains(&denied) {
+            return Err(format!("{denied} is bound on the remote server: {whoami:?}"));
+        }
+    }
+
+    // What the README shows: both servers' tools, after each one's and the policy's rules.
+    for (server, want) in
+        [("deployed-tools", Some(vec!["add", "echo", "get-current-time"])), ("remote-tools", None)]
+    {
+        let s = wait_for(&format!("McpServer {server} Discovered=True"), Duration::from_secs(120), || {
+            let s = get_json(&["-n", EXAMPLE_NS, "mcpserver", server])?;
+            match condition(&s, "Discovered") {
+                Some((st, _, _)) if st == "True" => Ok(Some(s)),
+                other => Err(format!("(Discovered: {other:?})")),
+            }
+        })?;
+        let tools: Vec<&str> = s["status"]["tools"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|t| t["name"].as_str()).collect())
+            .unwrap_or_default();
+        let ok = match &want {
+            Some(want) => &tools == want,
+            None => {
+                tools.contains(&"echo")
+                    && !tools.iter().any(|t| ["whoami", "env", "slow", "mutate-tools"].contains(t))
+            }
+        };
+        if !ok {
+            return Err(format!("McpServer {server} lists the tools {tools:?}"));
+        }
+    }
+    let table = kubectl(&["-n", EXAMPLE_NS, "get", "mcps,mgp"])?;
+    println!("{}", table.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n"));
+    Ok(())
+}
+
+/// Offline, in every `cargo test`: the suite knows each file of `examples/kubernetes/`, and their images
+/// carry the tag `e2e/images.sh` builds (so a version bump cannot leave the example behind unnoticed).
+#[test]
+fn kubernetes_example_files_are_known() {
+    example_files_match().unwrap();
+}
+
 /// Needs a cluster with the CRDs, the operator and the images: run it through `e2e/run.sh`.
 #[test]
 #[ignore = "needs a real cluster: run e2e/run.sh"]
@@ -718,6 +901,10 @@ fn end_to_end() {
             killing_an_executor_mid_execution,
         ),
         ("deleting the policy removes its children", deleting_the_policy_removes_its_children),
+        (
+            "examples/kubernetes applied as they are: policy Ready, agent Job completes with the tools' results",
+            kubernetes_example,
+        ),
     ];
     let total = Instant::now();
     let mut failed = Vec::new();
@@ -743,7 +930,7 @@ fn end_to_end() {
     }
     println!("== e2e: {passed} passed, {} failed, {:.1} s", failed.len(), total.elapsed().as_secs_f64());
     if failed.is_empty() {
-        for ns in [GUARD, AGENTS, OUTSIDE] {
+        for ns in [GUARD, AGENTS, OUTSIDE, EXAMPLE_NS] {
             let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
         }
     }

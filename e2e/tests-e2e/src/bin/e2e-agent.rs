@@ -1,19 +1,21 @@
 //! The e2e agent: runs in a pod, calls the executor's gRPC `Execute` and prints one JSON line.
 //!
-//! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]`
+//! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]
+//! [--fail-on-error]`
 //!
 //! A refused or failed connection is retried every 500 ms for `--connect-retry-secs` (default 20), as a
 //! real client would: a NetworkPolicy enforcer admits a new pod's address only once it has seen the pod,
 //! which can be after the pod's first packet. The JSON line says how many attempts it took.
 //!
 //! Output: `{"status":"ok","outcome":"completed|rejected|threw|limit_exceeded","detail":...}` or
-//! `{"status":"error","code":"<gRPC code or connect|timeout>","message":...}`. Always exits 0 after
-//! printing, so the test reads the result from the pod's log.
+//! `{"status":"error","code":"<gRPC code or connect|timeout>","message":...}`. Exits 0 after printing,
+//! so the test reads the result from the pod's log; with `--fail-on-error`, exits 1 when there is no
+//! outcome (`"status":"error"`), so a Kubernetes Job retries in a new pod (examples/kubernetes/).
 #![allow(clippy::print_stdout)]
 
 use std::time::Duration;
 
-use mcp_guard_executor::api::pb::{self, executor_client::ExecutorClient, outcome::Status as St};
+use mcp_guard_proto::v1::{self as pb, executor_client::ExecutorClient, outcome::Status as St};
 use serde_json::{Value, json};
 
 fn arg_after(args: &[String], flag: &str) -> Option<String> {
@@ -76,37 +78,36 @@ async fn execute(
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = match args.first().map(String::as_str) {
-        Some("execute") if args.len() >= 3 => {
-            let token = match arg_after(&args, "--token-file") {
-                Some(p) => match std::fs::read_to_string(&p) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        println!(
-                            "{}",
-                            json!({"status": "error", "code": "token-file", "message": e.to_string()})
-                        );
-                        return;
-                    }
-                },
-                None => None,
-            };
-            let secs = arg_after(&args, "--timeout-secs").and_then(|s| s.parse().ok()).unwrap_or(30);
-            let timeout = Duration::from_secs(secs);
-            let retry = arg_after(&args, "--connect-retry-secs").and_then(|s| s.parse().ok()).unwrap_or(20);
-            let retry = Duration::from_secs(retry);
-            match tokio::time::timeout(
-                retry + timeout + Duration::from_secs(10),
-                execute(args[1].clone(), args[2].clone(), token, timeout, retry),
-            )
-            .await
-            {
-                Ok(v) => v,
-                Err(_) => json!({"status": "error", "code": "timeout", "message": "no answer"}),
-            }
-        }
+        Some("execute") if args.len() >= 3 => run(&args).await,
         _ => {
-            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]"})
+            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N] [--fail-on-error]"})
         }
     };
     println!("{out}");
+    if out["status"] != "ok" && args.iter().any(|a| a == "--fail-on-error") {
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: &[String]) -> Value {
+    let token = match arg_after(args, "--token-file") {
+        Some(p) => match std::fs::read_to_string(&p) {
+            Ok(t) => Some(t),
+            Err(e) => return json!({"status": "error", "code": "token-file", "message": e.to_string()}),
+        },
+        None => None,
+    };
+    let secs = arg_after(args, "--timeout-secs").and_then(|s| s.parse().ok()).unwrap_or(30);
+    let timeout = Duration::from_secs(secs);
+    let retry = arg_after(args, "--connect-retry-secs").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let retry = Duration::from_secs(retry);
+    match tokio::time::timeout(
+        retry + timeout + Duration::from_secs(10),
+        execute(args[1].clone(), args[2].clone(), token, timeout, retry),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(_) => json!({"status": "error", "code": "timeout", "message": "no answer"}),
+    }
 }
