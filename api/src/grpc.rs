@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 
 use mcp_guard_tools as tools;
 
-use crate::{ApiState, Door, LimitOverrides, Run, auth::Caller, convert, pb, request_id};
+use mcp_guard_proto::v1 as pb;
+
+use crate::{ApiState, Door, LimitOverrides, Run, auth::Caller, convert, request_id};
 
 pub use pb::executor_server::ExecutorServer;
 

@@ -15,13 +15,11 @@ pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod limits;
+pub mod listen;
 pub mod mcp;
 pub mod metrics;
-pub mod server;
 pub mod state;
 pub mod tls;
-
-pub use mcp_guard_proto::v1 as pb;
 
 pub use self::{
     error::ApiError,

@@ -5,7 +5,7 @@ use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use serde_json::{Map, Value, json};
 
 /// Longest error message, in bytes (including the "…" that marks a cut).
-pub const MAX_MESSAGE_BYTES: usize = 2048;
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 2048;
 
 /// The message of an `is_error` result that carries no text.
 pub const DEFAULT_ERROR_MESSAGE: &str = "the tool reported an error";
@@ -108,17 +108,17 @@ pub fn error_message(result: &CallToolResult) -> String {
 
 /// Upstream-provided message text made safe to show: control characters other than `\n` and `\t` removed
 /// (a `\r\n` becomes `\n`), as are Unicode bidirectional override/isolate characters; then truncated to
-/// at most [`MAX_MESSAGE_BYTES`] bytes on a char boundary, ending in "…" when cut (the "…" counts).
+/// at most [`MAX_ERROR_MESSAGE_BYTES`] bytes on a char boundary, ending in "…" when cut (the "…" counts).
 pub fn sanitize_message(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_BYTES));
-    let budget = MAX_MESSAGE_BYTES - ELLIPSIS.len_utf8();
+    let mut out = String::with_capacity(text.len().min(MAX_ERROR_MESSAGE_BYTES));
+    let budget = MAX_ERROR_MESSAGE_BYTES - ELLIPSIS.len_utf8();
     let mut cut_at: Option<usize> = None;
     let kept = text.chars().filter(|&c| matches!(c, '\n' | '\t') || !(c.is_control() || is_bidi_control(c)));
     for c in kept {
         if cut_at.is_none() && out.len() + c.len_utf8() > budget {
             cut_at = Some(out.len());
         }
-        if out.len() + c.len_utf8() > MAX_MESSAGE_BYTES {
+        if out.len() + c.len_utf8() > MAX_ERROR_MESSAGE_BYTES {
             // Over the limit even without an ellipsis: cut where the ellipsis still fits.
             out.truncate(cut_at.unwrap_or(out.len()));
             out.push(ELLIPSIS);
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(error_message(&result), "bad[31m thing\nhappened\tthere");
         let result = CallToolResult::error(vec![ContentBlock::text("x".repeat(10_000))]);
         let message = error_message(&result);
-        assert!(message.len() <= MAX_MESSAGE_BYTES);
+        assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES);
         assert!(message.ends_with('…'));
     }
 
@@ -301,20 +301,20 @@ mod tests {
 
     #[test]
     fn sanitize_truncates_on_char_boundaries() {
-        let exact = "a".repeat(MAX_MESSAGE_BYTES);
+        let exact = "a".repeat(MAX_ERROR_MESSAGE_BYTES);
         assert_eq!(sanitize_message(&exact), exact, "a message of exactly the limit is kept whole");
 
-        let over = "a".repeat(MAX_MESSAGE_BYTES + 1);
+        let over = "a".repeat(MAX_ERROR_MESSAGE_BYTES + 1);
         let cut = sanitize_message(&over);
-        assert_eq!(cut.len(), MAX_MESSAGE_BYTES);
+        assert_eq!(cut.len(), MAX_ERROR_MESSAGE_BYTES);
         assert!(cut.ends_with('…'));
-        assert_eq!(cut.trim_end_matches('…'), "a".repeat(MAX_MESSAGE_BYTES - 3));
+        assert_eq!(cut.trim_end_matches('…'), "a".repeat(MAX_ERROR_MESSAGE_BYTES - 3));
 
         for unit in ["é", "€", "🌍"] {
-            let text = unit.repeat(MAX_MESSAGE_BYTES);
+            let text = unit.repeat(MAX_ERROR_MESSAGE_BYTES);
             let cut = sanitize_message(&text);
-            assert!(cut.len() <= MAX_MESSAGE_BYTES, "{unit}: {}", cut.len());
-            assert!(cut.len() > MAX_MESSAGE_BYTES - 3 - unit.len(), "{unit}: {}", cut.len());
+            assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES, "{unit}: {}", cut.len());
+            assert!(cut.len() > MAX_ERROR_MESSAGE_BYTES - 3 - unit.len(), "{unit}: {}", cut.len());
             assert!(cut.ends_with('…'));
             assert!(cut.trim_end_matches('…').chars().all(|c| c.to_string() == unit));
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{binding::BindingSettings, limits::Limits, servers::ServerConfig};
+use crate::{binding::BindingSettings, limits::Limits, server_config::ServerConfig};
 
 /// The embedded default configuration, used when no `--config` is given.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../default-config.yaml");
@@ -82,7 +82,7 @@ impl GuardConfig {
     /// Every semantic error, each prefixed with the path of the field.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errors = self.limits.validate().err().unwrap_or_default();
-        crate::servers::validate_servers(&self.servers, &mut errors);
+        crate::server_config::validate_servers(&self.servers, &mut errors);
         self.binding.validate(&mut errors);
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }

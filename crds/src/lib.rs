@@ -8,11 +8,13 @@ pub mod config;
 pub mod crd_yaml;
 pub mod limits;
 pub mod quantity;
-pub mod servers;
+pub mod server_config;
 pub mod v1alpha1;
 
 pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
 pub use config::{ConfigError, GuardConfig};
 pub use limits::{LimitKind, Limits};
 pub use quantity::{ByteSize, DurationSpec};
-pub use servers::{CredentialEntry, ServerConfig, ToolChangePolicy, ToolFilter, Transport, ValueSource};
+pub use server_config::{
+    CredentialEntry, ServerConfig, ToolChangePolicy, ToolFilter, Transport, ValueSource,
+};

@@ -23,10 +23,10 @@ use std::{
 use mcp_guard_api::{
     ApiState, EdgeLimits,
     auth::{AuthConfig, Authenticator},
-    pb::{self, executor_client::ExecutorClient},
-    server::{ServeOptions, serve},
+    listen::{ServeOptions, serve},
 };
 use mcp_guard_crds::Limits;
+use mcp_guard_proto::v1::{self as pb, executor_client::ExecutorClient};
 use mcp_guard_sandbox::{engine::quickjs::QuickJsEngine, host::testing::ScriptedHost};
 use mcp_guard_tools::ToolIndex;
 use tonic::transport::Channel;

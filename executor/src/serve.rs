@@ -16,7 +16,7 @@ use std::{
 use mcp_guard_api::{
     ApiState, EdgeLimits,
     auth::{AuthConfig, Authenticator, TokenReviewConfig},
-    server::{ServeOptions, serve},
+    listen::{ServeOptions, serve},
     tls::TlsFiles,
 };
 use mcp_guard_binding_client::ProxyToolHost;

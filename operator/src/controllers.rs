@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::build::MANAGER;
 use crate::context::Context;
-use crate::reconcile::{error_policy, policy, reconcile_guarded, server};
+use crate::reconcile::{error_policy, mcp_guard_policy, mcp_server, reconcile_guarded};
 
 fn owned() -> watcher::Config {
     watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"))
@@ -102,7 +102,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
             }
         })
         .shutdown_on_signal()
-        .run(|obj, ctx| reconcile_guarded(obj, ctx, server::reconcile), error_policy, ctx.clone())
+        .run(|obj, ctx| reconcile_guarded(obj, ctx, mcp_server::reconcile), error_policy, ctx.clone())
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => info!(server = %obj, "reconciled McpServer"),
@@ -135,7 +135,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
             }
         })
         .shutdown_on_signal()
-        .run(|obj, ctx| reconcile_guarded(obj, ctx, policy::reconcile), error_policy, ctx)
+        .run(|obj, ctx| reconcile_guarded(obj, ctx, mcp_guard_policy::reconcile), error_policy, ctx)
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => info!(policy = %obj, "reconciled McpGuardPolicy"),

@@ -9,7 +9,7 @@ use mcp_guard_crds::GuardConfig;
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
 use mcp_guard_operator::build::config::{ResolvedServer, render};
 use mcp_guard_operator::build::executor::{self, EXECUTOR_CONTAINER, PROXY_CONTAINER};
-use mcp_guard_operator::build::{OperatorIdentity, Settings, network, server};
+use mcp_guard_operator::build::{OperatorIdentity, Settings, deployed_server, network};
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -344,7 +344,7 @@ fn a_deployed_server_admits_only_executors_that_bind_it() {
     let w = world("policy.yaml");
     let owner = w.time.controller_owner_ref(&()).unwrap();
     let deploy = w.time.spec.deploy.clone().unwrap();
-    let objs = server::build(&w.time, &deploy, &owner).unwrap();
+    let objs = deployed_server::build(&w.time, &deploy, &owner).unwrap();
     let c = &objs.deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
     assert_eq!(c.image.as_deref(), Some("mcp-guard.local/mcp-test-server:0.1.0"));
     assert_eq!(c.env.clone().unwrap()[0].name, "API_KEY");
@@ -355,8 +355,11 @@ fn a_deployed_server_admits_only_executors_that_bind_it() {
     let labels = from[0].pod_selector.clone().unwrap().match_labels.unwrap();
     assert_eq!(labels.get("bind.mcpguard.io/time").map(String::as_str), Some("true"));
     assert!(from[0].namespace_selector.is_none(), "same namespace only");
-    assert_eq!(server::server_url(&w.time, &deploy, Some("10.96.0.9")), "http://10.96.0.9:8080/mcp");
-    assert_eq!(server::server_url(&w.time, &deploy, None), "http://time-mcp-server.team-a.svc:8080/mcp");
+    assert_eq!(deployed_server::server_url(&w.time, &deploy, Some("10.96.0.9")), "http://10.96.0.9:8080/mcp");
+    assert_eq!(
+        deployed_server::server_url(&w.time, &deploy, None),
+        "http://time-mcp-server.team-a.svc:8080/mcp"
+    );
 }
 
 #[test]

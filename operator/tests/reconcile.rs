@@ -14,7 +14,7 @@ use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
 use mcp_guard_operator::build::{OperatorIdentity, Settings};
 use mcp_guard_operator::context::{Context, Metrics};
 use mcp_guard_operator::discovery::{Transport, pb};
-use mcp_guard_operator::reconcile::{policy, server};
+use mcp_guard_operator::reconcile::{mcp_guard_policy as policy, mcp_server as server};
 use serde_json::{Value, json};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;

@@ -9,15 +9,15 @@
 //! bad config.
 
 mod cel;
-pub mod policy;
-pub mod server;
+pub mod mcp_guard_policy;
+pub mod mcp_server;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-pub use policy::{
-    AllowedCallers, CallerAuth, Engine, ExecutorSettings, McpGuardPolicy, McpGuardPolicySpec,
+pub use mcp_guard_policy::{
+    AllowedCallers, CallerAuth, EngineKind, ExecutorSettings, McpGuardPolicy, McpGuardPolicySpec,
     McpGuardPolicyStatus, ServerBinding, ServiceAccountRef, ToolRules,
 };
-pub use server::{
+pub use mcp_server::{
     DeploySpec, EgressPeer, EgressPort, HeaderEntry, McpServer, McpServerSpec, McpServerStatus,
     SecretKeySelector, ServerInfo, ToolSummary,
 };

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mcp_guard_crds::GuardConfig;
-use mcp_guard_crds::servers::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
+use mcp_guard_crds::server_config::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer, ServerBinding};
 
 use super::Invalid;

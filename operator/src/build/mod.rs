@@ -2,9 +2,9 @@
 //! operator applies. No client here, so every builder is unit-tested from YAML fixtures.
 
 pub mod config;
+pub mod deployed_server;
 pub mod executor;
 pub mod network;
-pub mod server;
 
 use std::collections::BTreeMap;
 

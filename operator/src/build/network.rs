@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpServer};
 
 use super::config::ResolvedServer;
+use super::deployed_server::{server_name, server_selector_labels};
 use super::executor::{GRPC_PORT, MCP_PORT, executor_name, executor_selector_labels};
-use super::server::{server_name, server_selector_labels};
 use super::{BIND_LABEL_PREFIX, Settings, labels, meta, selector};
 
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

@@ -2,8 +2,8 @@
 //! What the steps of both share is here: server-side apply, the typed status apply, the Ready Event, the
 //! one invalid-spec report, and [`Run`], the state of one reconcile.
 
-pub mod policy;
-pub mod server;
+pub mod mcp_guard_policy;
+pub mod mcp_server;
 
 use std::fmt::Debug;
 use std::future::Future;

@@ -18,8 +18,8 @@ use mcp_guard_crds::v1alpha1::{DeploySpec, McpServer, McpServerStatus};
 use tracing::instrument;
 
 use super::{RECHECK, Run, apply};
-use crate::build::server::ServerObjects;
-use crate::build::{Invalid, network, server};
+use crate::build::deployed_server::ServerObjects;
+use crate::build::{Invalid, deployed_server, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
 use crate::discovery::{self, Discovery};
@@ -109,7 +109,7 @@ fn build<'a>(mcp: &McpServer, target: Target<'a>) -> Result<Result<Built<'a>, In
         Target::Deployed(deploy) => {
             let owner = mcp.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
             let network = network::server_policy(mcp, deploy.port, &owner);
-            server::build(mcp, deploy, &owner)
+            deployed_server::build(mcp, deploy, &owner)
                 .map(|objects| Built::Deployed(deploy, Box::new(Children { objects, network })))
         }
     })
@@ -133,7 +133,7 @@ async fn apply_children(run: &Run<'_, McpServer>, built: Built<'_>) -> Result<Se
             let ip = svc.spec.as_ref().and_then(|s| s.cluster_ip.clone());
             let ready = dep.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
             Ok(Served {
-                url: server::server_url(mcp, deploy, ip.as_deref()),
+                url: deployed_server::server_url(mcp, deploy, ip.as_deref()),
                 pods: Some((ready, deploy.replicas)),
             })
         }

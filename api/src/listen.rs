@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
-use crate::{ApiState, grpc::ExecutorService, mcp, pb, tls::TlsMaterial};
+use mcp_guard_proto::v1 as pb;
+
+use crate::{ApiState, grpc::ExecutorService, mcp, tls::TlsMaterial};
 
 /// What to serve where.
 #[derive(Debug)]

@@ -41,7 +41,7 @@ pub struct McpGuardPolicySpec {
     pub servers: Vec<ServerBinding>,
     /// The isolate engine.
     #[serde(default)]
-    pub engine: Engine,
+    pub engine: EngineKind,
     /// Hard limits of every execution, enforced by the host. Sizes are Kubernetes quantities (`64Mi`),
     /// durations read like `30s` or `250ms`.
     #[serde(default)]
@@ -99,7 +99,7 @@ pub struct ToolRules {
 
 /// The isolate engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-pub enum Engine {
+pub enum EngineKind {
     /// A fresh QuickJS runtime per execution.
     #[default]
     #[serde(rename = "quickjs")]

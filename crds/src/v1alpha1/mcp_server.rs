@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::servers::{Timeouts, ToolChangePolicy, ToolFilter};
+use crate::server_config::{Timeouts, ToolChangePolicy, ToolFilter};
 
 /// How to reach one upstream MCP server. Set exactly one of `url` (a remote server) or `deploy` (the
 /// operator runs the server in this namespace). McpGuardPolicies in the same namespace bind it by name.
