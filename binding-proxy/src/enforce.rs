@@ -52,26 +52,35 @@ impl BindingProxy {
         arguments_json: &str,
     ) -> Result<Value, Failure> {
         let started = Instant::now();
-        let arguments: Result<Value, _> = serde_json::from_str(arguments_json);
-        let shape = arguments.as_ref().map(audit::shape).unwrap_or(Value::Null);
-        let (caller, result) =
-            self.call_checked(execution_id, server, tool, arguments, arguments_json.len()).await;
+        // Filled in by `call_checked` once the call is within its quota and budget: refused calls are
+        // recorded without parsing their arguments, so they cannot flood the log.
+        let mut seen = SeenArguments::default();
+        let (caller, mut result) =
+            self.call_checked(execution_id, server, tool, arguments_json, &mut seen).await;
+        // Keys are bounded (and hashed when long) by `audit::shape`; redacted like everything else.
+        if let Some(shape) = &mut seen.shape {
+            self.redactor.redact_json(shape);
+        }
+        if let Some(args) = &mut seen.arguments {
+            self.redactor.redact_json(args);
+        }
         let (outcome, error, result_bytes) = match &result {
             Ok((_, bytes)) => ("ok", None, *bytes),
             Err(f) => (f.kind.as_str(), Some(f.message.clone()), 0),
         };
         let mut record = json!({
             "execution": execution_id, "caller": caller, "policy": self.config.policy, "server": server, "tool": tool,
-            "argumentShape": shape, "argumentBytes": arguments_json.len(), "resultBytes": result_bytes,
+            "argumentShape": seen.shape, "argumentBytes": arguments_json.len(), "resultBytes": result_bytes,
             "durationMs": started.elapsed().as_secs_f64() * 1000.0, "outcome": outcome, "error": error,
         });
-        if self.config.binding.audit.include_arguments
-            && let Ok(mut args) = serde_json::from_str::<Value>(arguments_json)
-        {
-            self.redactor.redact_json(&mut args);
+        if let Some(args) = seen.arguments {
             record["arguments"] = args;
         }
-        self.audit.record("tool_call", record);
+        // Fail closed: a call that is not on record returns nothing to the sandbox (and while the log
+        // cannot be written, `call_checked` refuses calls before they reach an upstream).
+        if self.audit.record("tool_call", record).is_err() {
+            result = Err(audit_failure());
+        }
         result.map(|(v, _)| v)
     }
 
@@ -80,9 +89,11 @@ impl BindingProxy {
         execution_id: &str,
         server: &str,
         tool: &str,
-        arguments: Result<Value, serde_json::Error>,
-        argument_bytes: usize,
+        arguments_json: &str,
+        seen: &mut SeenArguments,
     ) -> (String, Result<(Value, u64), Failure>) {
+        // The size is checked once, before anything parses or copies the arguments.
+        let argument_bytes = arguments_json.len();
         // 1. The execution is open and within its quota and argument budget.
         let (caller, remaining) = {
             let mut executions = self.executions.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,10 +143,22 @@ impl BindingProxy {
                     )),
                 );
             }
+            // While the audit log cannot be written nothing reaches an upstream (fail closed).
+            if self.audit.failing() {
+                return (caller, Err(audit_failure()));
+            }
             e.calls += 1;
             e.argument_bytes += argument_bytes as u64;
             (caller, e.deadline.saturating_duration_since(Instant::now()))
         };
+        // Within quota and budget: parse once, and shape for the audit record.
+        let arguments: Result<Value, _> = serde_json::from_str(arguments_json);
+        if let Ok(value) = &arguments {
+            seen.shape = Some(audit::shape(value));
+            if self.config.binding.audit.include_arguments {
+                seen.arguments = Some(value.clone());
+            }
+        }
         // 2. Rate limits, per caller and per tool.
         for (limiter, key, what) in [
             (&self.per_caller, caller.clone(), format!("caller {caller}")),
@@ -240,11 +263,155 @@ impl BindingProxy {
     }
 }
 
+/// What the audit record of a call may say about its arguments.
+#[derive(Default)]
+struct SeenArguments {
+    /// The bounded shape, for calls within quota and budget whose arguments parse.
+    shape: Option<Value>,
+    /// The values, when the policy records them (`includeArguments: true`).
+    arguments: Option<Value>,
+}
+
+fn audit_failure() -> Failure {
+    Failure::new(
+        Kind::Unavailable,
+        "the binding proxy cannot write its audit log; tool calls are refused until it can",
+    )
+}
+
 fn upstream_failure(e: UpstreamError, redactor: &Redactor) -> Failure {
     let message = redactor.redact(&e.to_string()).into_owned();
     match e {
         UpstreamError::Timeout(_) => Failure::new(Kind::Timeout, message),
         UpstreamError::AddressRefused(_) => Failure::new(Kind::AddressRefused, message),
         UpstreamError::Unavailable(_) => Failure::new(Kind::Unavailable, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::{
+        io::Write,
+        sync::{
+            Arc, Mutex,
+            atomic::{AtomicBool, Ordering},
+        },
+    };
+
+    use mcp_guard_crds::GuardConfig;
+
+    use super::*;
+    use crate::audit::{AuditLog, MAX_LINE_BYTES};
+
+    /// An audit sink the test reads, and can make fail.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<AtomicBool>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.1.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_string).collect()
+        }
+        fn last_call(&self) -> (usize, Value) {
+            let line = self.lines().into_iter().rev().find(|l| l.contains("\"tool_call\"")).unwrap();
+            (line.len(), serde_json::from_str(&line).unwrap())
+        }
+    }
+
+    /// A proxy with one server that never starts (its tools are unknown, so calls pass the binding
+    /// check and count against the quota, then fail as unavailable).
+    fn proxy(limits: &str, sink: &Sink) -> Arc<BindingProxy> {
+        let yaml = format!(
+            "{limits}servers:\n  - name: s\n    command: /nonexistent/mcp-guard-test-server\n    args: [stdio]\n"
+        );
+        let config = GuardConfig::from_yaml(&yaml, "test").unwrap();
+        BindingProxy::new(config, AuditLog::to_writer(Box::new(sink.clone())))
+    }
+
+    fn keys(n: usize, len: usize) -> String {
+        let map: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("{i:04}{}", "k".repeat(len)), json!(1))).collect();
+        Value::Object(map).to_string()
+    }
+
+    #[tokio::test]
+    async fn over_budget_arguments_are_refused_before_parsing() {
+        let sink = Sink::default();
+        let p = proxy("binding:\n  argumentBytes: 1Ki\n", &sink);
+        p.begin("e1", "c", "00").unwrap();
+        // Not JSON at all, and over the budget: the budget answers, the parser never runs.
+        let f = p.call("e1", "s", "t", &format!("{{{}", "x".repeat(4096))).await.unwrap_err();
+        assert_eq!(f.kind, Kind::BudgetExceeded, "{f:?}");
+        // Valid JSON over the budget: refused, and not parsed (no shape is recorded).
+        let f = p.call("e1", "s", "t", &keys(64, 4096)).await.unwrap_err();
+        assert_eq!(f.kind, Kind::BudgetExceeded, "{f:?}");
+        let (len, record) = sink.last_call();
+        assert_eq!(record["outcome"], "budget_exceeded");
+        assert!(record["argumentShape"].is_null(), "a refused call's arguments are not parsed: {len} bytes");
+        assert!(len <= MAX_LINE_BYTES, "{len} bytes");
+    }
+
+    #[tokio::test]
+    async fn calls_over_quota_are_recorded_without_their_keys() {
+        let sink = Sink::default();
+        let p = proxy("limits:\n  toolCalls: 1\nbinding:\n  argumentBytes: 8Mi\n", &sink);
+        p.begin("e1", "c", "00").unwrap();
+        let _ = p.call("e1", "s", "t", "{}").await;
+        for _ in 0..3 {
+            let f = p.call("e1", "s", "t", &keys(1000, 1000)).await.unwrap_err();
+            assert_eq!(f.kind, Kind::QuotaExceeded, "{f:?}");
+            let (len, record) = sink.last_call();
+            assert!(len <= MAX_LINE_BYTES, "a refused call wrote {len} bytes");
+            assert!(record["argumentShape"].is_null(), "{record}");
+        }
+    }
+
+    #[tokio::test]
+    async fn argument_keys_are_bounded_and_long_ones_hashed_in_the_audit_line() {
+        let sink = Sink::default();
+        let p = proxy("binding:\n  argumentBytes: 8Mi\n", &sink);
+        p.begin("e1", "c", "00").unwrap();
+        let secret_key = format!("result-data-{}", "s".repeat(200));
+        let mut args: serde_json::Map<String, Value> =
+            (0..5000).map(|i| (format!("{i:04}{}", "k".repeat(1000)), json!({"deep": [1]}))).collect();
+        args.insert(secret_key.clone(), json!("v"));
+        let _ = p.call("e1", "s", "t", &Value::Object(args).to_string()).await;
+        let (len, record) = sink.last_call();
+        assert!(len <= MAX_LINE_BYTES, "{len} bytes");
+        let text = record.to_string();
+        assert!(!text.contains("result-data-"), "long keys are hashed: {text}");
+        assert!(!text.contains(&"k".repeat(100)), "long keys are hashed");
+        let shape = record["argumentShape"].as_object().unwrap();
+        assert!(shape.keys().any(|k| k.starts_with("sha256:") && k.len() == "sha256:".len() + 16), "{text}");
+        assert!(shape.len() <= 65, "{}", shape.len());
+    }
+
+    #[tokio::test]
+    async fn a_failing_audit_log_fails_begin_and_calls_closed() {
+        let sink = Sink::default();
+        let p = proxy("", &sink);
+        p.begin("e1", "c", "00").unwrap();
+        sink.1.store(true, Ordering::SeqCst);
+        assert!(p.begin("e2", "c", "00").is_err(), "an execution that is not on record is not opened");
+        assert!(p.call("e2", "s", "t", "{}").await.is_err(), "e2 was not opened");
+        let f = p.call("e1", "s", "t", "{}").await.unwrap_err();
+        assert!(f.message.contains("audit log"), "{f:?}");
+        // Once the log can be written again, work resumes.
+        sink.1.store(false, Ordering::SeqCst);
+        let _ = p.call("e1", "s", "t", "{}").await;
+        assert!(p.begin("e3", "c", "00").is_ok());
     }
 }

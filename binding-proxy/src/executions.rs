@@ -30,6 +30,9 @@ pub enum ExecutionError {
     AlreadyOpen(String),
     #[error("execution {0} is not open")]
     NotOpen(String),
+    /// The audit record could not be written: the execution is not opened (fail closed).
+    #[error("the binding proxy cannot write its audit log")]
+    AuditFailed,
 }
 
 /// How an execution ended, as the executor reports it.
@@ -67,10 +70,17 @@ impl BindingProxy {
                 result_bytes: 0,
             },
         );
-        self.audit.record(
-            "execution_started",
-            json!({ "execution": execution_id, "caller": caller, "policy": self.config.policy, "codeSha256": code_sha256 }),
-        );
+        // Fail closed: an execution that is not on record is not opened.
+        if self.audit
+            .record(
+                "execution_started",
+                json!({ "execution": execution_id, "caller": caller, "policy": self.config.policy, "codeSha256": code_sha256 }),
+            )
+            .is_err()
+        {
+            executions.remove(execution_id);
+            return Err(ExecutionError::AuditFailed);
+        }
         Ok(())
     }
 
@@ -80,17 +90,18 @@ impl BindingProxy {
         let Some(execution) = execution else {
             return Err(ExecutionError::NotOpen(req.execution_id.clone()));
         };
-        self.audit.record(
-            "execution_ended",
-            json!({
-                "execution": req.execution_id, "caller": execution.caller, "policy": self.config.policy,
-                "codeSha256": execution.code_sha256, "outcome": req.outcome,
-                "limit": (!req.limit.is_empty()).then_some(&req.limit),
-                "wallMs": req.wall_ms, "cpuMs": req.cpu_ms, "toolCalls": execution.calls,
-                "argumentBytes": execution.argument_bytes, "resultBytes": execution.result_bytes,
-            }),
-        );
-        Ok(())
+        self.audit
+            .record(
+                "execution_ended",
+                json!({
+                    "execution": req.execution_id, "caller": execution.caller, "policy": self.config.policy,
+                    "codeSha256": execution.code_sha256, "outcome": req.outcome,
+                    "limit": (!req.limit.is_empty()).then_some(&req.limit),
+                    "wallMs": req.wall_ms, "cpuMs": req.cpu_ms, "toolCalls": execution.calls,
+                    "argumentBytes": execution.argument_bytes, "resultBytes": execution.result_bytes,
+                }),
+            )
+            .map_err(|_| ExecutionError::AuditFailed)
     }
 
     pub(crate) fn close_abandoned(&self) {
@@ -103,7 +114,8 @@ impl BindingProxy {
             .collect();
         for id in expired {
             if let Some(e) = executions.remove(&id) {
-                self.audit.record(
+                // A failed write is logged by the audit log; there is no caller to refuse here.
+                let _ = self.audit.record(
                     "execution_abandoned",
                     json!({ "execution": id, "caller": e.caller, "policy": self.config.policy, "codeSha256": e.code_sha256, "toolCalls": e.calls,
                             "reason": "the executor never ended the execution (it crashed, was killed, or lost its connection)" }),

@@ -33,6 +33,42 @@ impl Redactor {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
+    /// Remember the secret-looking parts of a configured upstream URL: the whole URL, its userinfo,
+    /// its query string and each query value (raw and decoded), and path segments that look like
+    /// tokens. Parts shorter than the minimum secret length are ignored, as for [`Redactor::add`].
+    pub fn add_url(&self, url: &str) {
+        self.add(url);
+        let Ok(parsed) = url::Url::parse(url) else { return };
+        self.add(parsed.as_str());
+        if !parsed.username().is_empty() {
+            self.add(parsed.username());
+            self.add(&decode(parsed.username()));
+        }
+        if let Some(password) = parsed.password() {
+            self.add(password);
+            self.add(&decode(password));
+        }
+        if let Some(query) = parsed.query() {
+            self.add(query);
+            for pair in query.split('&') {
+                let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+                self.add(value);
+            }
+            for (_, value) in parsed.query_pairs() {
+                self.add(&value);
+            }
+        }
+        if let Some(fragment) = parsed.fragment() {
+            self.add(fragment);
+        }
+        for segment in parsed.path_segments().into_iter().flatten() {
+            if looks_like_token(segment) {
+                self.add(segment);
+                self.add(&decode(segment));
+            }
+        }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
         let mut out = Cow::Borrowed(text);
@@ -68,6 +104,20 @@ impl Redactor {
     }
 }
 
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map_or_else(|| s.to_string(), |(_, v)| v.into_owned())
+}
+
+/// A path segment that is more likely a credential than a name: long, or mixing letters and digits
+/// at a length where words rarely do (`/mcp/v1/tools` keeps its segments; `/hook/T0A1B2C3D4E5` does not).
+fn looks_like_token(segment: &str) -> bool {
+    let letters = segment.chars().filter(char::is_ascii_alphabetic).count();
+    let digits = segment.chars().filter(char::is_ascii_digit).count();
+    segment.len() >= 24 || (segment.len() >= 12 && letters > 0 && digits >= 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +133,28 @@ mod tests {
         let mut v = serde_json::json!({"h": ["x tok-123456"], "tok-123456": 1});
         r.redact_json(&mut v);
         assert_eq!(v, serde_json::json!({"h": ["x [REDACTED]"], "[REDACTED]": 1}));
+    }
+
+    #[test]
+    fn configured_url_parts_are_redacted() {
+        let r = Redactor::default();
+        let url = "https://svc-user:pa%24%24word-77@mcp.example.com:8443/v1/hooks/T0A1B2C3D4E5F6/mcp?key=SECRETVALUE&sig=abc%2Fdef12";
+        r.add_url(url);
+        for (text, leaked) in [
+            (url.to_string(), url),
+            ("key=SECRETVALUE&sig=abc%2Fdef12".to_string(), "SECRETVALUE"),
+            ("error: SECRETVALUE".to_string(), "SECRETVALUE"),
+            ("sig abc/def12".to_string(), "abc/def12"),
+            ("user svc-user".to_string(), "svc-user"),
+            ("password pa$$word-77".to_string(), "pa$$word-77"),
+            ("password pa%24%24word-77".to_string(), "pa%24%24word-77"),
+            ("path T0A1B2C3D4E5F6".to_string(), "T0A1B2C3D4E5F6"),
+        ] {
+            let out = r.redact(&text);
+            assert!(!out.contains(leaked), "{leaked} survives in {out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
+        // Names in the path and the host stay readable.
+        assert_eq!(r.redact("mcp.example.com /v1/hooks/mcp"), "mcp.example.com /v1/hooks/mcp");
     }
 }

@@ -45,9 +45,10 @@ impl BindingProxyApi for ProxyService {
         request: Request<pb::BeginExecutionRequest>,
     ) -> Result<Response<pb::BeginExecutionResponse>, Status> {
         let r = request.into_inner();
-        self.proxy
-            .begin(&r.execution_id, &r.caller, &r.code_sha256)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.proxy.begin(&r.execution_id, &r.caller, &r.code_sha256).map_err(|e| match e {
+            crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
         Ok(Response::new(pb::BeginExecutionResponse {}))
     }
 
@@ -79,7 +80,10 @@ impl BindingProxyApi for ProxyService {
             wall_ms: r.wall_ms,
             cpu_ms: r.cpu_ms,
         };
-        self.proxy.end(&end).map_err(|e| Status::not_found(e.to_string()))?;
+        self.proxy.end(&end).map_err(|e| match e {
+            crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
+            _ => Status::not_found(e.to_string()),
+        })?;
         Ok(Response::new(pb::EndExecutionResponse {}))
     }
 }

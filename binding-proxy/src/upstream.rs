@@ -31,6 +31,12 @@ use tokio::{
 use super::{audit::AuditLog, credentials::Credentials, redact::Redactor, ssrf};
 
 /// Why an upstream operation failed; mapped to the internal API's failure kinds.
+///
+/// The message leaves the proxy (the sandbox's `Failure.message`, a server's `error` in ListTools): it
+/// says what kind of failure it was and which configured server, never the URL, an address and port,
+/// or a header. Address-guard refusals name the refused address and its class (the policy's own
+/// rule). The detail of a transport error (the reqwest or rmcp chain) goes to the proxy's log,
+/// redacted; see [`Upstream::fail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamError {
     Unavailable(String),
@@ -135,6 +141,11 @@ impl Upstream {
         redactor: Arc<Redactor>,
         audit: Arc<AuditLog>,
     ) -> Arc<Self> {
+        // The configured URL may carry secrets (a key in its query, userinfo, a token in its path):
+        // they join the redaction set before anything can echo them.
+        if let Some(Transport::Http { url, .. }) = config.transport() {
+            redactor.add_url(url);
+        }
         let upstream = Arc::new(Upstream {
             config,
             credentials,
@@ -203,11 +214,21 @@ impl Upstream {
         self.conn.lock().await.last_error.as_ref().map(ToString::to_string)
     }
 
+    /// A failure that leaves the proxy as `server <name>: <what>`, with the detail (which may name the
+    /// URL, an address, a header) only in the proxy's log, redacted.
+    fn fail(&self, what: &str, detail: &dyn std::fmt::Display) -> UpstreamError {
+        let detail = detail.to_string();
+        tracing::warn!(server = %self.config.name, error = %self.redactor.redact(&detail), "{what}");
+        UpstreamError::Unavailable(format!("server {}: {what}", self.config.name))
+    }
+
     /// Credentials as they are now; a different fingerprint than the session's means a rotation.
     fn credential_fingerprint(&self) -> Result<(Vec<(String, String)>, String), UpstreamError> {
         let entries: Vec<_> = self.config.credentials().cloned().collect();
-        let resolved =
-            self.credentials.resolve_all(&entries).map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        let resolved = self
+            .credentials
+            .resolve_all(&entries)
+            .map_err(|e| self.fail("unavailable: a credential cannot be resolved", &e))?;
         let mut h = Sha256::new();
         for (k, v) in &resolved {
             h.update(k.as_bytes());
@@ -266,8 +287,8 @@ impl Upstream {
                 conn.failures = conn.failures.saturating_add(1);
                 let backoff = BACKOFF_BASE.saturating_mul(1 << conn.failures.min(7)).min(BACKOFF_MAX);
                 conn.retry_at = Some(Instant::now() + backoff);
+                // The message is already safe to show (see `UpstreamError`); redact anyway.
                 let msg = self.redactor.redact(&e.to_string()).into_owned();
-                tracing::warn!(server = %self.config.name, error = %msg, "cannot connect");
                 let failure = match e {
                     UpstreamError::AddressRefused(_) => UpstreamError::AddressRefused(msg),
                     _ => UpstreamError::Unavailable(msg),
@@ -280,33 +301,42 @@ impl Upstream {
 
     async fn connect(&self, resolved: Vec<(String, String)>) -> Result<Session, UpstreamError> {
         let handler = Notifier { refresh: self.refresh.clone() };
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            UpstreamError::Unavailable(format!("server {}: {what}: {e}", self.config.name))
-        };
         let service = match self.config.transport() {
             Some(Transport::Http { url, .. }) => {
-                let parsed = url::Url::parse(url).map_err(|e| unavailable("invalid url", &e))?;
-                ssrf::precheck(&parsed, self.config.allow_private_endpoint).await.map_err(|e| {
-                    UpstreamError::AddressRefused(format!("server {}: {e}", self.config.name))
-                })?;
+                let parsed =
+                    url::Url::parse(url).map_err(|e| self.fail("unavailable: its url is invalid", &e))?;
+                match ssrf::precheck(&parsed, self.config.allow_private_endpoint).await {
+                    Ok(()) => {}
+                    Err(ssrf::PrecheckError::Refused(e)) => {
+                        tracing::warn!(server = %self.config.name, error = %e, "address refused");
+                        return Err(UpstreamError::AddressRefused(format!(
+                            "server {}: {e}",
+                            self.config.name
+                        )));
+                    }
+                    Err(ssrf::PrecheckError::Unresolved(e)) => {
+                        return Err(self.fail("unavailable: its host name cannot be resolved", &e));
+                    }
+                }
                 let mut headers = reqwest::header::HeaderMap::new();
                 for (name, value) in resolved {
                     let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|e| unavailable("invalid header name", &e))?;
+                        .map_err(|e| self.fail("unavailable: a configured header name is invalid", &e))?;
                     let mut value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
-                        unavailable("invalid header value", &"it contains characters not allowed in headers")
+                        self.fail(
+                            "unavailable: a configured header value is invalid",
+                            &format!("header {name}: it contains characters not allowed in headers"),
+                        )
                     })?;
                     value.set_sensitive(true);
                     headers.insert(name, value);
                 }
-                let client = reqwest::Client::builder()
-                    .default_headers(headers)
-                    .dns_resolver(ssrf::GuardedResolver::new(self.config.allow_private_endpoint))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .tcp_nodelay(true)
-                    .connect_timeout(self.config.timeouts.connect.duration())
-                    .build()
-                    .map_err(|e| unavailable("cannot build the HTTP client", &e))?;
+                let client = http_client(
+                    headers,
+                    self.config.allow_private_endpoint,
+                    self.config.timeouts.connect.duration(),
+                )
+                .map_err(|e| self.fail("unavailable: cannot build the HTTP client", &e))?;
                 let transport = StreamableHttpClientTransport::with_client(
                     client,
                     StreamableHttpClientTransportConfig::with_uri(url),
@@ -323,10 +353,10 @@ impl Upstream {
                 }
                 cmd.envs(resolved);
                 cmd.kill_on_drop(true);
-                let (transport, stderr) = TokioChildProcess::builder(cmd)
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| unavailable(&format!("cannot start `{command}`"), &e))?;
+                let (transport, stderr) =
+                    TokioChildProcess::builder(cmd).stderr(Stdio::piped()).spawn().map_err(|e| {
+                        self.fail("unavailable: cannot start its command", &format!("`{command}`: {e}"))
+                    })?;
                 if let Some(stderr) = stderr {
                     self.forward_stderr(stderr);
                 }
@@ -350,17 +380,14 @@ impl Upstream {
         Ok(Arc::new(service))
     }
 
-    fn connect_error(&self, e: &dyn std::error::Error) -> UpstreamError {
-        let message = error_chain(e);
-        let message = self.redactor.redact(&message).into_owned();
-        if message.contains("refused to connect") {
-            UpstreamError::AddressRefused(format!("server {}: {message}", self.config.name))
-        } else {
-            UpstreamError::Unavailable(format!(
-                "server {}: cannot initialise the MCP session: {message}",
-                self.config.name
-            ))
+    fn connect_error(&self, e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        if let Some(refused) = find_in_chain::<ssrf::Refused>(e) {
+            // The address guard in the resolver: its message names the host and the refused address.
+            tracing::warn!(server = %self.config.name, error = %self.redactor.redact(&error_chain(e)), "address refused");
+            return UpstreamError::AddressRefused(format!("server {}: {refused}", self.config.name));
         }
+        let kind = transport_kind(e);
+        self.fail(&format!("unavailable: cannot initialise the MCP session ({kind})"), &error_chain(e))
     }
 
     /// A stdio server's stderr goes to our log, line by line, with secrets redacted.
@@ -388,7 +415,8 @@ impl Upstream {
                 UpstreamError::Unavailable(format!("server {}: listing tools timed out", self.config.name))
             })?
             .map_err(|e| {
-                UpstreamError::Unavailable(format!("server {}: cannot list tools: {e}", self.config.name))
+                let kind = service_error_kind(&e);
+                self.fail(&format!("unavailable: cannot list tools ({kind})"), &error_chain(&e))
             })?;
         let mut tools = self.tools.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = BTreeMap::new();
@@ -405,7 +433,8 @@ impl Upstream {
                 Some(old) => {
                     let refuse = self.config.tool_changes == ToolChangePolicy::Refuse;
                     tracing::warn!(server = %self.config.name, tool = %tool.name, refuse, "a tool's definition changed after it was pinned");
-                    self.audit.record(
+                    // A failed write is logged by the audit log; calls are refused while it fails.
+                    let _ = self.audit.record(
                         "tool_definition_changed",
                         json!({ "server": self.config.name, "tool": tool.name, "pinnedSha256": old.pinned, "newSha256": hash, "refused": refuse }),
                     );
@@ -441,7 +470,6 @@ impl Upstream {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(result)) => Ok(result),
             Ok(Err(e)) => {
-                let message = self.redactor.redact(&error_chain(&e)).into_owned();
                 // Anything but an error answer from the server means the session is broken (a crashed
                 // child, a dropped HTTP session): forget it so the next call starts a new one.
                 if session.is_closed() || !matches!(e, rmcp::ServiceError::McpError(_)) {
@@ -450,9 +478,108 @@ impl Upstream {
                         conn.session = None;
                     }
                 }
-                Err(UpstreamError::Unavailable(format!("server {}: {message}", self.config.name)))
+                Err(match &e {
+                    // The server's own error answer (like a tool's error result): shown, redacted.
+                    rmcp::ServiceError::McpError(data) => {
+                        let message: String = data.message.chars().take(1024).collect();
+                        let message = self.redactor.redact(&message).into_owned();
+                        tracing::info!(server = %self.config.name, error = %message, "the server answered with an error");
+                        UpstreamError::Unavailable(format!(
+                            "server {}: the server answered with an error: {message}",
+                            self.config.name
+                        ))
+                    }
+                    other => {
+                        let kind = service_error_kind(other);
+                        self.fail(&format!("unavailable: the call failed ({kind})"), &error_chain(other))
+                    }
+                })
             }
         }
+    }
+}
+
+/// The HTTP client of every upstream: the address guard in its resolver, no redirects, and no proxy.
+/// Environment proxies (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored: a proxy would receive
+/// the traffic and its credentials, and connect to addresses the guard never sees.
+pub(crate) fn http_client(
+    headers: reqwest::header::HeaderMap,
+    allow_private: bool,
+    connect_timeout: Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .dns_resolver(ssrf::GuardedResolver::new(allow_private))
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .connect_timeout(connect_timeout)
+        .build()
+}
+
+/// The first error of type `T` in `e`'s source chain.
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// What kind of transport failure `e` is, in words that name no URL, address or header.
+fn transport_kind(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            if r.is_timeout() {
+                return "timeout".into();
+            }
+            if let Some(status) = r.status() {
+                return format!("HTTP status {}", status.as_u16());
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => return "connection refused".into(),
+                K::TimedOut => return "timeout".into(),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    return "connection lost".into();
+                }
+                _ => {}
+            }
+        }
+        current = err.source();
+    }
+    // Some layers keep only the text of their cause; classify by it, never echo it.
+    let text = error_chain(e).to_ascii_lowercase();
+    if text.contains("connection refused") {
+        "connection refused".into()
+    } else if text.contains("timed out") || text.contains("timeout") {
+        "timeout".into()
+    } else if text.contains("dns error") || text.contains("failed to lookup") {
+        "host name not resolved".into()
+    } else if text.contains("certificate") || text.contains("tls") {
+        "TLS failure".into()
+    } else if text.contains("closed") || text.contains("reset") {
+        "connection lost".into()
+    } else {
+        "unavailable".into()
+    }
+}
+
+fn service_error_kind(e: &rmcp::ServiceError) -> String {
+    match e {
+        rmcp::ServiceError::McpError(_) => "the server answered with an error".into(),
+        rmcp::ServiceError::TransportClosed => "connection lost".into(),
+        rmcp::ServiceError::Timeout { .. } => "timeout".into(),
+        rmcp::ServiceError::UnexpectedResponse => "unexpected response".into(),
+        other => transport_kind(other),
     }
 }
 
@@ -470,4 +597,72 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        process::Command,
+        time::Duration,
+    };
+
+    use super::*;
+
+    const CHILD: &str = "MCP_GUARD_TEST_NO_PROXY_CHILD";
+    const TEST: &str = "upstream::tests::environment_proxies_are_ignored";
+
+    /// Environment proxies are read when a client is built, and setting them would affect every test
+    /// thread: the check runs in a child process (this test binary, this test) with them set.
+    #[test]
+    fn environment_proxies_are_ignored() {
+        if std::env::var_os(CHILD).is_some() {
+            return child();
+        }
+        let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+        proxy.set_nonblocking(true).unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", TEST, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            cmd.env(var, &proxy_url);
+        }
+        for var in ["NO_PROXY", "no_proxy", "REQUEST_METHOD"] {
+            cmd.env_remove(var);
+        }
+        let out = cmd.output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "the child failed:\n{text}");
+        assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
+        assert!(proxy.accept().is_err(), "upstream traffic went to the environment's proxy");
+    }
+
+    /// In the child: a request through the upstream client reaches the server, not the proxy.
+    fn child() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/mcp?key=SECRETVALUE", server.local_addr().unwrap());
+        let accepted = std::thread::spawn(move || {
+            let (mut stream, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let status = runtime.block_on(async {
+            let client =
+                http_client(reqwest::header::HeaderMap::new(), true, Duration::from_secs(5)).unwrap();
+            tokio::time::timeout(Duration::from_secs(10), client.get(&url).send()).await
+        });
+        let status = status.expect("the request timed out").expect("the request failed").status();
+        assert_eq!(status.as_u16(), 204);
+        let request = accepted.join().unwrap();
+        // Through a proxy the request line would carry the absolute URL.
+        assert!(request.starts_with("GET /mcp?key=SECRETVALUE HTTP/1.1"), "{request}");
+    }
 }

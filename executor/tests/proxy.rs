@@ -512,3 +512,64 @@ async fn an_http_upstream_that_restarts_gets_a_new_session() {
     }
     assert_eq!(last, json!("two"));
 }
+
+/// Upstream transport errors name the kind of failure and the configured server, never the URL, its
+/// secrets (a key in the query, userinfo) or the internal host and port; those go to the proxy's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_errors_name_no_url_address_or_secret() {
+    // A port nothing listens on: connections are refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://svcuser:PASSWORDVALUE@127.0.0.1:{port}/mcp?key=SECRETVALUE&x=1");
+    let f = proxy_fixture(&format!(
+        "servers:\n  - name: down\n    url: '{url}'\n    allowPrivateEndpoint: true\n    timeouts: {{ connect: 2s, call: 2s }}\n"
+    ))
+    .await;
+    let host_port = format!("127.0.0.1:{port}");
+    let leaks = |text: &str| -> Vec<&str> {
+        ["SECRETVALUE", "PASSWORDVALUE", "svcuser", host_port.as_str(), "http://", "key=", "/mcp"]
+            .into_iter()
+            .filter(|s| text.contains(s))
+            .collect()
+    };
+    let tools = f.host.list_tools().await.unwrap();
+    let down = tools.iter().find(|s| s.name == "down").unwrap();
+    assert!(!down.connected);
+    assert!(down.error.contains("down") && down.error.contains("unavailable"), "{}", down.error);
+    assert!(leaks(&down.error).is_empty(), "ListTools error leaks {:?}: {}", leaks(&down.error), down.error);
+    // What the sandbox sees when it calls anyway (a compromised executor calls by name).
+    let mut client = raw_client(&f).await;
+    client
+        .begin_execution(pb::BeginExecutionRequest {
+            execution_id: "x1".into(),
+            caller: "c".into(),
+            code_sha256: String::new(),
+        })
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let r = client
+            .call_tool(pb::CallToolRequest {
+                execution_id: "x1".into(),
+                server: "down".into(),
+                tool: "echo".into(),
+                arguments_json: "{}".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(pb::call_tool_response::Result::Failure(failure)) = r.result else { panic!("{r:?}") };
+        assert_eq!(failure.kind, pb::tool_failure::Kind::Unavailable as i32, "{failure:?}");
+        assert!(failure.message.contains("down"), "{failure:?}");
+        assert!(
+            leaks(&failure.message).is_empty(),
+            "the failure leaks {:?}: {failure:?}",
+            leaks(&failure.message)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let audit = serde_json::to_string(&f.audit.all()).unwrap();
+    assert!(!audit.contains("SECRETVALUE") && !audit.contains("PASSWORDVALUE"), "{audit}");
+}
