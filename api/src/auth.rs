@@ -11,6 +11,14 @@
 //! matches any rest, e.g. `system:serviceaccount:agents:*`): a valid caller that is not gets
 //! PERMISSION_DENIED / 403. Without credentials, or with bad ones: UNAUTHENTICATED / 401.
 //!
+//! TokenReview is guarded against amplification (every review costs the API server work, and anyone
+//! who can reach the executor can send tokens): only JWT-shaped tokens (three base64url segments, at
+//! most 8 KiB) are reviewed; refused tokens are remembered briefly by their sha256 digest (never the
+//! token itself), as accepted ones are; and each peer address has a budget of reviews that do not
+//! succeed (a token bucket: a burst of [`FAILURE_BURST`], refilled at [`FAILURES_PER_SECOND`]). A peer
+//! beyond it is answered RESOURCE_EXHAUSTED / 429 without asking the API server; tokens known from the
+//! token file or the review cache still work from it, and other peers are not affected.
+//!
 //! Discovery callers (same syntax) may list and describe the bound tools but never run code: a caller
 //! that matches a discovery entry and no allowed-callers entry is let in as discovery-only, and
 //! `Execute`, `ExecuteStream` and `execute_code` refuse it with PERMISSION_DENIED. The operator uses
@@ -18,6 +26,7 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, Ipv6Addr},
     path::PathBuf,
     sync::Mutex,
     time::{Duration, Instant, SystemTime},
@@ -188,10 +197,129 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<Digest32, String>, String>
 struct TokenReview {
     config: TokenReviewConfig,
     client: reqwest::Client,
+    /// sha256(token) -> (user, when): accepted tokens, for `config.cache_ttl`.
     cache: Mutex<HashMap<Digest32, (String, Instant)>>,
+    /// sha256(token) -> when: refused tokens, for [`NEGATIVE_CACHE_TTL`].
+    refused: Mutex<HashMap<Digest32, Instant>>,
+    /// Per-peer budget of reviews that do not succeed.
+    limiter: FailureLimiter,
 }
 
 const MAX_CACHED_REVIEWS: usize = 4096;
+/// How long a refused token is remembered (and refused without a review).
+pub const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(15);
+/// The longest token sent for review; service-account JWTs are around 1 KiB.
+pub const MAX_REVIEWED_TOKEN_BYTES: usize = 8 * 1024;
+/// Reviews that do not succeed a peer may cause at once...
+pub const FAILURE_BURST: f64 = 20.0;
+/// ... and per second after that.
+pub const FAILURES_PER_SECOND: f64 = 2.0;
+/// Peers tracked by the limiter; see [`FailureLimiter::try_acquire`].
+const MAX_TRACKED_PEERS: usize = 4096;
+
+/// Whether `token` looks like a JWT (JWS compact serialisation): three non-empty base64url segments
+/// (no padding) separated by dots, at most [`MAX_REVIEWED_TOKEN_BYTES`]. Service-account tokens are.
+pub fn jwt_shaped(token: &str) -> bool {
+    let base64url = |segment: &str| {
+        !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    token.len() <= MAX_REVIEWED_TOKEN_BYTES
+        && token.split('.').count() == 3
+        && token.split('.').all(base64url)
+}
+
+/// Insert into a time-stamped map of at most `cap` entries: when full, drop the entries older than
+/// `ttl`, then (if still full) the oldest half.
+fn bounded_insert<V>(
+    map: &mut HashMap<Digest32, V>,
+    key: Digest32,
+    value: V,
+    cap: usize,
+    ttl: Duration,
+    at: impl Fn(&V) -> Instant,
+) {
+    if map.len() >= cap && !map.contains_key(&key) {
+        map.retain(|_, v| at(v).elapsed() < ttl);
+        if map.len() >= cap {
+            let mut times: Vec<Instant> = map.values().map(&at).collect();
+            let (_, median, _) = times.select_nth_unstable(cap / 2);
+            let median = *median;
+            map.retain(|_, v| at(v) > median);
+        }
+    }
+    map.insert(key, value);
+}
+
+/// A token bucket per peer address (IPv6 peers by /64): each review that is not known to succeed takes
+/// one token, a successful one gives it back.
+#[derive(Debug, Default)]
+struct FailureLimiter {
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl FailureLimiter {
+    /// The bucket key: the address, an IPv6 one cut to its /64 (one host usually has the whole /64), an
+    /// IPv4-mapped one as IPv4. `None` (the door does not know the peer) shares one bucket.
+    fn key(peer: Option<IpAddr>) -> IpAddr {
+        match peer {
+            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            Some(IpAddr::V4(a)) => IpAddr::V4(a),
+            Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))),
+            },
+        }
+    }
+
+    fn refilled((tokens, at): (f64, Instant), now: Instant) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() * FAILURES_PER_SECOND).min(FAILURE_BURST)
+    }
+
+    /// Take one token from `peer`'s bucket; `false` when it is empty. When [`MAX_TRACKED_PEERS`] peers
+    /// have recently failed, a new peer is refused too: the API server stays protected from an attacker
+    /// with many addresses.
+    fn try_acquire(&self, peer: Option<IpAddr>) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else { return false };
+        let now = Instant::now();
+        let key = Self::key(peer);
+        if buckets.len() >= MAX_TRACKED_PEERS && !buckets.contains_key(&key) {
+            buckets.retain(|_, b| Self::refilled(*b, now) < FAILURE_BURST);
+            if buckets.len() >= MAX_TRACKED_PEERS {
+                return false;
+            }
+        }
+        let bucket = buckets.entry(key).or_insert((FAILURE_BURST, now));
+        let tokens = Self::refilled(*bucket, now);
+        if tokens < 1.0 {
+            *bucket = (tokens, now);
+            return false;
+        }
+        *bucket = (tokens - 1.0, now);
+        true
+    }
+
+    /// Give back the token of a review that succeeded.
+    fn refund(&self, peer: Option<IpAddr>) {
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some(bucket) = buckets.get_mut(&Self::key(peer))
+        {
+            bucket.0 = (bucket.0 + 1.0).min(FAILURE_BURST);
+        }
+    }
+}
+
+/// The answer of [`TokenReview::review`].
+#[derive(Debug, PartialEq, Eq)]
+enum Review {
+    /// Valid for our audience: the user name.
+    User(String),
+    /// Refused (now or recently).
+    Refused,
+    /// Not a JWT: not sent for review.
+    NotJwt,
+    /// The peer's failure budget is spent: not sent for review.
+    Limited,
+}
 
 impl TokenReview {
     fn new(config: TokenReviewConfig) -> Result<Self, String> {
@@ -202,19 +330,58 @@ impl TokenReview {
             builder = builder.tls_certs_only([cert]);
         }
         let client = builder.build().map_err(|e| format!("cannot build the TokenReview client: {e}"))?;
-        Ok(TokenReview { config, client, cache: Mutex::new(HashMap::new()) })
+        Ok(TokenReview {
+            config,
+            client,
+            cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            limiter: FailureLimiter::default(),
+        })
     }
 
-    /// `Ok(Some(user))` for a token valid for our audience, `Ok(None)` for any other token, `Err` when
-    /// the API server cannot answer.
-    async fn review(&self, token: &str) -> Result<Option<String>, String> {
+    /// Review `token` sent from `peer`, from the caches when possible; `Err` when the API server cannot
+    /// answer.
+    async fn review(&self, token: &str, peer: Option<IpAddr>) -> Result<Review, String> {
+        if !jwt_shaped(token) {
+            return Ok(Review::NotJwt);
+        }
         let key = digest(token);
         if let Ok(cache) = self.cache.lock()
             && let Some((user, at)) = cache.get(&key)
             && at.elapsed() < self.config.cache_ttl
         {
-            return Ok(Some(user.clone()));
+            return Ok(Review::User(user.clone()));
         }
+        if let Ok(refused) = self.refused.lock()
+            && refused.get(&key).is_some_and(|at| at.elapsed() < NEGATIVE_CACHE_TTL)
+        {
+            return Ok(Review::Refused);
+        }
+        if !self.limiter.try_acquire(peer) {
+            return Ok(Review::Limited);
+        }
+        let result = self.ask(token, key).await;
+        match &result {
+            Ok(Review::User(_)) => self.limiter.refund(peer),
+            Ok(Review::Refused) => {
+                if let Ok(mut refused) = self.refused.lock() {
+                    bounded_insert(
+                        &mut refused,
+                        key,
+                        Instant::now(),
+                        MAX_CACHED_REVIEWS,
+                        NEGATIVE_CACHE_TTL,
+                        |at| *at,
+                    );
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// Ask the API server.
+    async fn ask(&self, token: &str, key: Digest32) -> Result<Review, String> {
         let own = std::fs::read_to_string(&self.config.token_file)
             .map_err(|e| format!("cannot read {}: {e}", self.config.token_file.display()))?;
         let url = format!(
@@ -249,16 +416,12 @@ impl TokenReview {
         match (authenticated, audience_ok, user) {
             (true, true, Some(user)) => {
                 if let Ok(mut cache) = self.cache.lock() {
-                    if cache.len() >= MAX_CACHED_REVIEWS {
-                        let ttl = self.config.cache_ttl;
-                        cache.retain(|_, (_, at)| at.elapsed() < ttl);
-                        if cache.len() >= MAX_CACHED_REVIEWS {
-                            cache.clear();
-                        }
-                    }
-                    cache.insert(key, (user.to_string(), Instant::now()));
+                    let value = (user.to_string(), Instant::now());
+                    bounded_insert(&mut cache, key, value, MAX_CACHED_REVIEWS, self.config.cache_ttl, |v| {
+                        v.1
+                    });
                 }
-                Ok(Some(user.to_string()))
+                Ok(Review::User(user.to_string()))
             }
             _ => {
                 tracing::debug!(
@@ -267,7 +430,7 @@ impl TokenReview {
                     error = s["error"].as_str().unwrap_or_default(),
                     "TokenReview refused a token"
                 );
-                Ok(None)
+                Ok(Review::Refused)
             }
         }
     }
@@ -341,17 +504,19 @@ impl Authenticator {
     }
 
     /// Authenticate from the `authorization` value (if any) and a verified client certificate's CN
-    /// (if any), then authorise against the allowed callers.
+    /// (if any), then authorise against the allowed callers. `peer` is the caller's address (when the
+    /// door knows it): TokenReview failures are limited per peer.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         client_cn: Option<String>,
+        peer: Option<IpAddr>,
     ) -> Result<Caller, ApiError> {
         if self.insecure {
             return Ok(Caller::new("anonymous", "none"));
         }
         let mut caller = match authorization {
-            Some(value) => self.check_bearer(bearer_token(value)?).await?,
+            Some(value) => self.check_bearer(bearer_token(value)?, peer).await?,
             None => match client_cn.filter(|_| self.mtls) {
                 Some(cn) => Caller::new(cn, "mtls"),
                 None => {
@@ -375,18 +540,29 @@ impl Authenticator {
         Ok(caller)
     }
 
-    async fn check_bearer(&self, token: &str) -> Result<Caller, ApiError> {
+    async fn check_bearer(&self, token: &str, peer: Option<IpAddr>) -> Result<Caller, ApiError> {
         if let Some(file) = &self.token_file
             && let Some(name) = file.lookup(token)
         {
             return Ok(Caller::new(name, "token-file"));
         }
         if let Some(review) = &self.token_review {
-            match review.review(token).await {
-                Ok(Some(name)) => return Ok(Caller::new(name, "token-review")),
-                Ok(None) => {
+            match review.review(token, peer).await {
+                Ok(Review::User(name)) => return Ok(Caller::new(name, "token-review")),
+                Ok(Review::Refused) => {
                     return Err(ApiError::Unauthenticated(
                         "the bearer token is not valid for this audience".into(),
+                    ));
+                }
+                Ok(Review::NotJwt) => {
+                    return Err(ApiError::Unauthenticated(
+                        "the bearer token is not valid (not a service-account token)".into(),
+                    ));
+                }
+                Ok(Review::Limited) => {
+                    tracing::debug!(?peer, "too many failed token reviews from this peer");
+                    return Err(ApiError::ResourceExhausted(
+                        "too many failed authentications from this address; try again later".into(),
                     ));
                 }
                 Err(e) => {
@@ -442,22 +618,69 @@ mod tests {
     async fn discovery_callers_may_not_execute() {
         for allowed in [Some(&["alice"][..]), None] {
             let auth = authenticator(allowed, &["system:sa:*"]);
-            let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+            let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None, None).await.unwrap();
             assert!(op.discovery_only, "{allowed:?}");
             let e = op.may_execute().unwrap_err();
             assert!(matches!(&e, ApiError::PermissionDenied(m) if m.contains("system:sa:op")), "{e:?}");
-            let alice = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap();
+            let alice = auth.authenticate(Some("Bearer alice-token-0123456789"), None, None).await.unwrap();
             assert!(!alice.discovery_only);
             assert!(alice.may_execute().is_ok());
         }
         // An identity on both lists keeps its right to execute.
         let auth = authenticator(Some(&["system:sa:op"]), &["system:sa:op"]);
-        let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None).await.unwrap();
+        let op = auth.authenticate(Some("Bearer operator-token-0123456789"), None, None).await.unwrap();
         assert!(op.may_execute().is_ok());
         // Neither list: refused.
         let auth = authenticator(Some(&["bob"]), &["carol"]);
-        let e = auth.authenticate(Some("Bearer alice-token-0123456789"), None).await.unwrap_err();
+        let e = auth.authenticate(Some("Bearer alice-token-0123456789"), None, None).await.unwrap_err();
         assert!(matches!(e, ApiError::PermissionDenied(_)), "{e:?}");
+    }
+
+    #[test]
+    fn only_jwt_shaped_tokens_are_reviewed() {
+        assert!(jwt_shaped("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2ln-_x"));
+        for bad in
+            ["forged-token", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b.c=", "a+b.c.d", "a.b c.d", ""]
+        {
+            assert!(!jwt_shaped(bad), "{bad}");
+        }
+        let long = format!("a.{}.c", "b".repeat(MAX_REVIEWED_TOKEN_BYTES));
+        assert!(!jwt_shaped(&long));
+    }
+
+    #[test]
+    fn the_failure_limiter_is_per_peer_and_refills() {
+        let limiter = FailureLimiter::default();
+        let a: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let b: Option<IpAddr> = Some("10.0.0.2".parse().unwrap());
+        let taken = (0..100).take_while(|_| limiter.try_acquire(a)).count();
+        assert_eq!(taken, FAILURE_BURST as usize);
+        assert!(limiter.try_acquire(b), "another peer has its own bucket");
+        limiter.refund(a);
+        assert!(limiter.try_acquire(a), "a refund gives one back");
+        assert!(!limiter.try_acquire(a));
+        // IPv6 peers share a bucket per /64; IPv4-mapped addresses are their IPv4 address.
+        let v6 = |s: &str| FailureLimiter::key(Some(s.parse().unwrap()));
+        assert_eq!(v6("2001:db8::1"), v6("2001:db8::ffff:2"));
+        assert_ne!(v6("2001:db8::1"), v6("2001:db8:0:1::1"));
+        assert_eq!(v6("::ffff:10.0.0.1"), FailureLimiter::key(a));
+    }
+
+    #[test]
+    fn bounded_maps_stay_bounded() {
+        let mut map = HashMap::new();
+        for i in 0..10_000u32 {
+            bounded_insert(
+                &mut map,
+                digest(&i.to_string()),
+                Instant::now(),
+                64,
+                Duration::from_secs(60),
+                |at| *at,
+            );
+            assert!(map.len() <= 64);
+        }
+        assert!(map.contains_key(&digest("9999")), "the newest entry is kept");
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl ExecutorService {
         };
         let cn =
             request.peer_certs().and_then(|certs| certs.first().and_then(|c| super::tls::common_name(c)));
-        Ok(self.state.authenticate(authorization, cn, Door::Grpc).await?)
+        let peer = request.remote_addr().map(|a| a.ip());
+        Ok(self.state.authenticate(authorization, cn, peer, Door::Grpc).await?)
     }
 }
 

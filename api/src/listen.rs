@@ -123,7 +123,9 @@ pub async fn serve(
                 tokio::spawn(serve_tls(listener, router, config, stop))
             }
             None => tokio::spawn(async move {
-                axum::serve(listener, router).with_graceful_shutdown(stop).await?;
+                // The peer address reaches the door (per-address limits on failed authentication).
+                let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, service).with_graceful_shutdown(stop).await?;
                 Ok(())
             }),
         };
@@ -276,6 +278,7 @@ async fn serve_tls(
             let service =
                 router.map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(mcp::ClientCn(cn.clone()));
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                     request
                 });
             let builder = Builder::new(TokioExecutor::new());

@@ -340,8 +340,11 @@ async fn authenticate(State(state): State<Arc<ApiState>>, mut request: Request, 
         }
     };
     let cn = request.extensions().get::<ClientCn>().and_then(|c| c.0.clone());
+    // Present when the listener serves with connect info; otherwise every MCP peer shares one budget.
+    let peer =
+        request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let result = match authorization {
-        Ok(a) => state.authenticate(a.as_deref(), cn, Door::Mcp).await,
+        Ok(a) => state.authenticate(a.as_deref(), cn, peer, Door::Mcp).await,
         Err(e) => {
             state.metrics.auth_failures.with_label_values(&[Door::Mcp.as_str(), e.reason()]).inc();
             Err(e)

@@ -193,14 +193,16 @@ impl ApiState {
         self.ready()
     }
 
-    /// Authenticate a caller from a bearer token and/or a verified client certificate's CN.
+    /// Authenticate a caller from a bearer token and/or a verified client certificate's CN; `peer` is
+    /// the caller's address when known (failed token reviews are limited per peer).
     pub async fn authenticate(
         &self,
         bearer: Option<&str>,
         client_cn: Option<String>,
+        peer: Option<std::net::IpAddr>,
         door: Door,
     ) -> Result<Caller, ApiError> {
-        let result = self.auth.authenticate(bearer, client_cn).await;
+        let result = self.auth.authenticate(bearer, client_cn, peer).await;
         if let Err(e) = &result {
             self.metrics.auth_failures.with_label_values(&[door.as_str(), e.reason()]).inc();
         }

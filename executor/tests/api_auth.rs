@@ -5,6 +5,7 @@
 mod api_support;
 
 use std::{
+    net::{IpAddr, SocketAddr},
     process::Command,
     sync::{
         Arc,
@@ -12,7 +13,7 @@ use std::{
     },
 };
 
-use api_support::{ALICE, TempDir, authed, code, completed, try_serve};
+use api_support::{ALICE, Serve, TempDir, authed, code, completed, try_serve};
 use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
 use tonic::{
@@ -24,16 +25,26 @@ const CONFIG: &str = "limits:\n  wallTime: 10s\n";
 const OWN_TOKEN: &str = "executor-own-service-account-token";
 const AUDIENCE: &str = "mcp-guard.agents.svc";
 
+// Service-account tokens are JWTs: three base64url segments. The executor refuses anything else before
+// asking the API server, so the fake's tokens have that shape.
+const SA_BOT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudHM6Ym90In0.c2lnLWFnZW50cy1ib3Q";
+const SA_OTHER_AUDIENCE: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudHM6Ym90In0.c2lnLWF1ZGllbmNl";
+const SA_OTHER_NAMESPACE: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlcjpib3QifQ.c2lnLW90aGVy";
+const SA_FORGED: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudHM6Ym90In0.Zm9yZ2Vk";
+
 /// Tokens the fake API server knows: token -> (user, audiences it was issued for).
 fn known(token: &str) -> Option<(&'static str, &'static [&'static str])> {
     match token {
-        "sa-token-agents-bot" => Some(("system:serviceaccount:agents:bot", &[AUDIENCE])),
-        "sa-token-for-another-audience" => {
-            Some(("system:serviceaccount:agents:bot", &["https://kubernetes.default.svc"]))
-        }
-        "sa-token-other-namespace" => Some(("system:serviceaccount:other:bot", &[AUDIENCE])),
+        SA_BOT => Some(("system:serviceaccount:agents:bot", &[AUDIENCE])),
+        SA_OTHER_AUDIENCE => Some(("system:serviceaccount:agents:bot", &["https://kubernetes.default.svc"])),
+        SA_OTHER_NAMESPACE => Some(("system:serviceaccount:other:bot", &[AUDIENCE])),
         _ => None,
     }
+}
+
+/// A JWT-shaped token the fake API server does not know, distinct for each `i`.
+fn bad_jwt(i: usize) -> String {
+    format!("eyJhbGciOiJSUzI1NiJ9.eyJqdGkiOiI{i}In0.Zm9yZ2Vk")
 }
 
 /// A fake TokenReview endpoint that behaves like the API server: a token is authenticated only for the
@@ -68,8 +79,9 @@ async fn token_review(
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_review_checks_the_audience_and_the_allowed_callers() {
+/// The fake API server (`reviews` counts the TokenReviews it answered) and `mcp-guard serve` using it,
+/// with the allowed callers `system:serviceaccount:agents:*`.
+async fn serve_with_token_review() -> (Serve, Arc<AtomicUsize>, TempDir) {
     let calls = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/apis/authentication.k8s.io/v1/tokenreviews", post(token_review))
@@ -96,24 +108,44 @@ async fn token_review_checks_the_audience_and_the_allowed_callers() {
         false,
     )
     .unwrap_or_else(|e| panic!("{e:?}"));
+    (s, calls, dir)
+}
+
+/// A gRPC client whose connections come from `source` (any address in 127.0.0.0/8 is loopback), so
+/// that the server sees a different peer.
+async fn client_from(
+    s: &Serve,
+    source: &str,
+) -> mcp_guard_proto::v1::executor_client::ExecutorClient<Channel> {
+    let target: SocketAddr = s.grpc.parse().unwrap();
+    let source: IpAddr = source.parse().unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(s.grpc_url())
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(source, 0))?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(socket.connect(target).await?))
+        }))
+        .await
+        .unwrap();
+    mcp_guard_proto::v1::executor_client::ExecutorClient::new(channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_review_checks_the_audience_and_the_allowed_callers() {
+    let (s, calls, _dir) = serve_with_token_review().await;
     let mut c = s.client().await;
-    assert_eq!(
-        completed(&c.execute(authed(code("return 1"), "sa-token-agents-bot")).await.unwrap().into_inner()),
-        1
-    );
+    assert_eq!(completed(&c.execute(authed(code("return 1"), SA_BOT)).await.unwrap().into_inner()), 1);
     let before = calls.load(Ordering::SeqCst);
-    assert_eq!(
-        completed(&c.execute(authed(code("return 2"), "sa-token-agents-bot")).await.unwrap().into_inner()),
-        2
-    );
+    assert_eq!(completed(&c.execute(authed(code("return 2"), SA_BOT)).await.unwrap().into_inner()), 2);
     assert_eq!(calls.load(Ordering::SeqCst), before, "a successful review is cached");
 
-    let e = c.execute(authed(code("return 1"), "sa-token-for-another-audience")).await.unwrap_err();
+    let e = c.execute(authed(code("return 1"), SA_OTHER_AUDIENCE)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "wrong audience: {e:?}");
     assert!(e.message().contains("audience"), "{e:?}");
-    let e = c.execute(authed(code("return 1"), "forged-token")).await.unwrap_err();
+    let e = c.execute(authed(code("return 1"), SA_FORGED)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    let e = c.execute(authed(code("return 1"), "sa-token-other-namespace")).await.unwrap_err();
+    let e = c.execute(authed(code("return 1"), SA_OTHER_NAMESPACE)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert!(e.message().contains("system:serviceaccount:other:bot"), "{e:?}");
 
@@ -128,9 +160,9 @@ async fn token_review_checks_the_audience_and_the_allowed_callers() {
             .json(&initialize)
             .send()
     };
-    assert_eq!(post("sa-token-for-another-audience").await.unwrap().status(), 401);
-    assert_eq!(post("sa-token-other-namespace").await.unwrap().status(), 403);
-    assert_eq!(post("sa-token-agents-bot").await.unwrap().status(), 200);
+    assert_eq!(post(SA_OTHER_AUDIENCE).await.unwrap().status(), 401);
+    assert_eq!(post(SA_OTHER_NAMESPACE).await.unwrap().status(), 403);
+    assert_eq!(post(SA_BOT).await.unwrap().status(), 200);
 }
 
 /// A CA, a server certificate for localhost, client certificates for `carol` and `mallory`, and one for
@@ -303,4 +335,151 @@ async fn discovery_callers_list_tools_but_may_not_execute() {
         .await
         .unwrap();
     assert_ne!(r.is_error, Some(true), "{r:?}");
+}
+
+/// An MCP `initialize` POST with `token` (the MCP door authenticates every request).
+async fn mcp_post(s: &Serve, token: &str) -> reqwest::StatusCode {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    reqwest::Client::new()
+        .post(&s.mcp)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Hundreds of distinct bad (JWT-shaped) tokens from one peer, fired concurrently, cost the API server a
+/// handful of TokenReviews, not one each: past the per-peer budget the executor answers
+/// RESOURCE_EXHAUSTED itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_do_not_amplify_into_token_reviews() {
+    let (s, calls, _dir) = serve_with_token_review().await;
+    let c = s.client().await;
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all((0..400).map(|i| {
+        let mut c = c.clone();
+        async move { c.execute(authed(code("return 1"), &bad_jwt(i))).await }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let reviews = calls.load(Ordering::SeqCst);
+    let mut limited = 0;
+    for r in results {
+        let e = r.unwrap_err();
+        assert!(matches!(e.code(), Code::Unauthenticated | Code::ResourceExhausted), "{e:?}");
+        limited += usize::from(e.code() == Code::ResourceExhausted);
+    }
+    // Burst 20, refill 2/s: allow for the time the storm took.
+    let budget = 20 + 2 * elapsed.as_secs() as usize + 4;
+    assert!(reviews <= budget, "400 bad tokens cost {reviews} TokenReviews in {elapsed:?} (budget {budget})");
+    assert!(limited >= 300, "only {limited} of 400 were limited");
+
+    // The MCP door shares the limiter and the caches.
+    let before = calls.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    for i in 1000..1100 {
+        let status = mcp_post(&s, &bad_jwt(i)).await;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let elapsed = started.elapsed();
+    let reviews = calls.load(Ordering::SeqCst) - before;
+    let budget = 20 + 2 * elapsed.as_secs() as usize + 4;
+    assert!(reviews <= budget, "100 bad tokens on the MCP door cost {reviews} TokenReviews in {elapsed:?}");
+}
+
+/// A refused token is remembered (by its digest) for a while: sending it again, on either door, does not
+/// ask the API server again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_bad_token_is_reviewed_once() {
+    let (s, calls, _dir) = serve_with_token_review().await;
+    let mut c = s.client().await;
+    for token in [SA_FORGED, SA_OTHER_AUDIENCE] {
+        let before = calls.load(Ordering::SeqCst);
+        for _ in 0..15 {
+            let e = c.execute(authed(code("return 1"), token)).await.unwrap_err();
+            assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+            assert_eq!(mcp_post(&s, token).await, 401);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst) - before, 1, "30 tries of one bad token");
+    }
+    // The wrong-audience message survives the cache.
+    let e = c.execute(authed(code("return 1"), SA_OTHER_AUDIENCE)).await.unwrap_err();
+    assert!(e.message().contains("audience"), "{e:?}");
+    // A good token is still reviewed (once) and let in.
+    assert_eq!(completed(&c.execute(authed(code("return 3"), SA_BOT)).await.unwrap().into_inner()), 3);
+}
+
+/// Tokens that are not JWT-shaped (three base64url segments, at most 8 KiB) are refused without a
+/// TokenReview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_jwt_tokens_never_reach_the_api_server() {
+    let (s, calls, _dir) = serve_with_token_review().await;
+    let mut c = s.client().await;
+    let long = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", "A".repeat(9000));
+    let tokens = [
+        "forged-token",
+        "a.b",
+        "a.b.c.d",
+        "a..c",
+        ".b.c",
+        "a.b.",
+        "a.b.c=",
+        "a+b.c.d/e",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2ln with-a-space",
+        long.as_str(),
+    ];
+    for token in tokens {
+        let e = c.execute(authed(code("return 1"), token)).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{token:.40}: {e:?}");
+        assert_eq!(mcp_post(&s, token).await, 401, "{token:.40}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "a non-JWT token reached the API server");
+}
+
+/// The failure budget is per peer: a peer that exhausts it is answered RESOURCE_EXHAUSTED, while a good
+/// token from another peer still works, and another peer's bad token is still reviewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_limit_is_per_peer() {
+    let (s, calls, _dir) = serve_with_token_review().await;
+    let mut attacker = client_from(&s, "127.0.0.2").await;
+    let mut limited = None;
+    for i in 0..200 {
+        match attacker.execute(authed(code("return 1"), &bad_jwt(i))).await.unwrap_err().code() {
+            Code::Unauthenticated => {}
+            Code::ResourceExhausted => {
+                limited = Some(i);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let limited = limited.expect("200 failures from one peer were never limited");
+    assert!((10..=40).contains(&limited), "limited after {limited} failures");
+    // Once limited, the peer's further tries (at once) are answered without the API server, bar the
+    // budget's refill.
+    let reviews = calls.load(Ordering::SeqCst);
+    let results = futures::future::join_all((5000..5020).map(|i| {
+        let mut c = attacker.clone();
+        async move { c.execute(authed(code("return 1"), &bad_jwt(i))).await.unwrap_err().code() }
+    }))
+    .await;
+    let limited = results.iter().filter(|c| **c == Code::ResourceExhausted).count();
+    assert!(limited >= 18, "{results:?}");
+    assert!(calls.load(Ordering::SeqCst) - reviews <= 2, "a limited peer reached the API server");
+    let reviews = calls.load(Ordering::SeqCst);
+
+    // Another peer with a good (not yet cached) token gets in.
+    let mut good = client_from(&s, "127.0.0.3").await;
+    assert_eq!(completed(&good.execute(authed(code("return 4"), SA_BOT)).await.unwrap().into_inner()), 4);
+    // Another peer with a bad token is reviewed and refused as usual, not limited.
+    let mut other = client_from(&s, "127.0.0.4").await;
+    let e = other.execute(authed(code("return 1"), &bad_jwt(6000))).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), reviews + 2);
+    // A token already verified costs the API server nothing, so even the limited peer may use it.
+    assert_eq!(completed(&attacker.execute(authed(code("return 5"), SA_BOT)).await.unwrap().into_inner()), 5);
 }
