@@ -30,6 +30,10 @@ echo "== images: static build (target dir $TARGET_DIR)"
 phase "static build"
 
 BIN="$TARGET_DIR/$TRIPLE/release"
+# The isolate-host escape tests' syscall hatch (feature escape-hatch) must never be in an image.
+if grep -q __mcpGuardSyscall "$BIN/mcp-guard"; then
+  echo "images.sh: the release mcp-guard contains the test-only escape hatch" >&2; exit 1
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for name in mcp-guard mcp-guard-operator mcp-test-server e2e-agent; do

@@ -26,6 +26,10 @@ pub struct Limits {
     pub output: ByteSize,
     /// Maximum number of tool calls one execution may start.
     pub tool_calls: u32,
+    /// Maximum number of discovery calls (`mcp.$search`, `mcp.$describe`) one execution may make. They
+    /// are answered by the server itself, so they have a budget of their own, apart from `toolCalls`;
+    /// one more stops the execution with `limit_exceeded: discovery_calls`.
+    pub discovery_calls: u32,
     /// Maximum size of the submitted code (for example `256Ki`). Larger code is rejected before it runs.
     pub code_size: ByteSize,
 }
@@ -39,6 +43,7 @@ impl Default for Limits {
             wall_time: DurationSpec::secs(30),
             output: ByteSize::mib(1),
             tool_calls: 100,
+            discovery_calls: 20,
             code_size: ByteSize::kib(256),
         }
     }
@@ -65,6 +70,7 @@ pub(crate) const WALL_TIME: Range<DurationSpec> =
 pub(crate) const OUTPUT: Range<ByteSize> =
     Range { field: "output", min: ByteSize::kib(1), max: ByteSize::mib(64) };
 pub(crate) const TOOL_CALLS: Range<u32> = Range { field: "toolCalls", min: 0, max: 10_000 };
+pub(crate) const DISCOVERY_CALLS: Range<u32> = Range { field: "discoveryCalls", min: 0, max: 1000 };
 pub(crate) const CODE_SIZE: Range<ByteSize> =
     Range { field: "codeSize", min: ByteSize::kib(1), max: ByteSize::mib(4) };
 
@@ -84,6 +90,7 @@ impl Limits {
         check(&WALL_TIME, &self.wall_time, &mut errors);
         check(&OUTPUT, &self.output, &mut errors);
         check(&TOOL_CALLS, &self.tool_calls, &mut errors);
+        check(&DISCOVERY_CALLS, &self.discovery_calls, &mut errors);
         check(&CODE_SIZE, &self.code_size, &mut errors);
         if self.cpu_time > self.wall_time {
             errors.push(format!(
@@ -111,6 +118,8 @@ pub enum LimitKind {
     Output,
     /// The code tried to start more than `limits.toolCalls` tool calls.
     ToolCalls,
+    /// The code tried to make more than `limits.discoveryCalls` discovery calls.
+    DiscoveryCalls,
 }
 
 impl LimitKind {
@@ -122,6 +131,7 @@ impl LimitKind {
             LimitKind::WallTime => "wall_time",
             LimitKind::Output => "output",
             LimitKind::ToolCalls => "tool_calls",
+            LimitKind::DiscoveryCalls => "discovery_calls",
         }
     }
 
@@ -142,6 +152,10 @@ impl LimitKind {
             LimitKind::ToolCalls => {
                 format!("the code tried to make more than the limit of {} tool calls", limits.tool_calls)
             }
+            LimitKind::DiscoveryCalls => format!(
+                "the code tried to make more than the limit of {} discovery calls ($search/$describe)",
+                limits.discovery_calls
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 mod serve;
 
 use std::{
-    io::Read,
+    io::{Read, Write},
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -45,6 +45,8 @@ enum Command {
     /// that has an empty environment, so the executor never holds a credential.
     ///
     /// Exit code: 0 completed, 3 rejected, 4 threw, 5 limit exceeded, 2 bad usage or config, 1 internal error.
+    /// When standard output is closed before the outcome is printed (`mcp-guard exec x.js | head -c 1`),
+    /// the process ends quietly with the outcome's exit code.
     Exec {
         /// Configuration file (YAML); the embedded default applies when omitted.
         #[arg(long, short)]
@@ -82,6 +84,13 @@ enum Command {
     OutcomeSchema,
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Internal: an isolate host, started by the executor with its channel on descriptor 3 (never by hand).
+    #[command(hide = true)]
+    IsolateHost {
+        /// The policy's memory limit in bytes (the host's kernel data limit is set above it).
+        #[arg(long)]
+        memory_limit: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,24 +112,33 @@ fn main() -> ExitCode {
         Command::Proxy { config, socket, die_with_parent } => proxy(&config, &socket, die_with_parent),
         Command::Serve(args) => serve::run(*args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
-        Command::DefaultConfig => {
-            print!("{}", mcp_guard_crds::config::DEFAULT_CONFIG_YAML);
-            ExitCode::SUCCESS
-        }
+        Command::DefaultConfig => print_out(mcp_guard_crds::config::DEFAULT_CONFIG_YAML, ExitCode::SUCCESS),
+        Command::IsolateHost { memory_limit } => ExitCode::from(
+            u8::try_from(mcp_guard_sandbox::engine::process::host::main(memory_limit)).unwrap_or(1),
+        ),
     }
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("mcp-guard: {message}");
+    // A closed standard error must not turn a clean exit into a panic either.
+    let _ = writeln!(std::io::stderr(), "mcp-guard: {message}");
     ExitCode::from(code)
+}
+
+/// Writes `text` to standard output and returns `code`. A reader that went away (`| head -c 1`) is
+/// not worth a message or a panic: the process ends quietly with the same `code`.
+fn print_out(text: &str, code: ExitCode) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => fail(EXIT_INTERNAL, format!("cannot write to standard output: {e}")),
+    }
 }
 
 fn print_json(value: &serde_json::Value) -> ExitCode {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => {
-            println!("{s}");
-            ExitCode::SUCCESS
-        }
+        Ok(s) => print_out(&format!("{s}\n"), ExitCode::SUCCESS),
         Err(e) => fail(EXIT_INTERNAL, e),
     }
 }
@@ -187,11 +205,11 @@ fn exec(
         Ok(o) => o,
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
+    let code = ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(EXIT_INTERNAL));
     match serde_json::to_string_pretty(&outcome) {
-        Ok(json) => println!("{json}"),
-        Err(e) => return fail(EXIT_INTERNAL, format!("cannot print the outcome: {e}")),
+        Ok(json) => print_out(&format!("{json}\n"), code),
+        Err(e) => fail(EXIT_INTERNAL, format!("cannot print the outcome: {e}")),
     }
-    ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(EXIT_INTERNAL))
 }
 
 /// The local caller identity recorded in audit records.

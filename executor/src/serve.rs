@@ -22,7 +22,12 @@ use mcp_guard_api::{
 use mcp_guard_binding_client::ProxyToolHost;
 use mcp_guard_crds::{ByteSize, GuardConfig};
 use mcp_guard_sandbox::{
-    engine::{confine::isolate_confinement, quickjs::QuickJsEngine},
+    engine::{
+        Engine,
+        confine::isolate_confinement,
+        process::{HostCommand, ProcessEngine},
+        quickjs::QuickJsEngine,
+    },
     host::{NoTools, ToolHost},
 };
 use mcp_guard_tools::{Catalog, ToolIndex};
@@ -92,6 +97,18 @@ pub struct ServeArgs {
     /// Longest wait for in-flight executions at shutdown.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Where isolates run: `process` (the default: each execution in a fresh, confined isolate-host
+    /// process that is killed at the wall-time limit) or `thread` (threads of this process; for
+    /// development and for kernels without seccomp).
+    #[arg(long, default_value = "process", value_parser = ["process", "thread"])]
+    pub isolation: String,
+    /// Isolate hosts kept started and confined ahead of need (`--isolation process`).
+    #[arg(long, default_value_t = 4)]
+    pub warm_hosts: usize,
+    /// Serve even when isolate hosts cannot get their seccomp allow list (development only: loud in the
+    /// logs and on /metrics).
+    #[arg(long)]
+    pub allow_weak_confinement: bool,
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, default_value = "json")]
     pub log_format: String,
@@ -183,6 +200,36 @@ pub fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
         file.into(),
     ];
     reexec_scrubbed(args)
+}
+
+/// The isolate engine `--isolation` asks for. Isolate hosts are probed first: one is started and must
+/// report its process-wide seccomp allow list, or `serve` refuses to start (unless
+/// `--allow-weak-confinement`). Returns the engine and, for hosts, what confinement they got.
+async fn isolate_engine(
+    args: &ServeArgs,
+    config: &GuardConfig,
+    max_concurrent: usize,
+) -> Result<(Arc<dyn Engine>, Option<String>), (u8, String)> {
+    if args.isolation == "thread" {
+        return Ok((Arc::new(QuickJsEngine::new(max_concurrent)), None));
+    }
+    let command = HostCommand::current_exe()
+        .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
+    let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1));
+    let (report, seccomp) =
+        engine.probe().await.map_err(|e| (EXIT_INTERNAL, format!("cannot start an isolate host: {e}")))?;
+    if !seccomp {
+        if !args.allow_weak_confinement {
+            return Err((
+                EXIT_INTERNAL,
+                format!(
+                    "isolate hosts cannot get their seccomp allow list ({report}); refusing to serve (use --allow-weak-confinement for development only)"
+                ),
+            ));
+        }
+        tracing::error!(confinement = %report, "WEAK CONFINEMENT: isolate hosts run without their seccomp allow list (--allow-weak-confinement)");
+    }
+    Ok((Arc::new(engine), Some(format!("isolate hosts: {report}"))))
 }
 
 /// The in-cluster API server address, from the environment the kubelet sets.
@@ -355,7 +402,7 @@ async fn second_stage(
         max_concurrent: args.max_concurrent.max(1),
         max_queue: args.max_queue,
     };
-    let engine = Arc::new(QuickJsEngine::new(edge.max_concurrent));
+    let (engine, isolation) = isolate_engine(&args, &config, edge.max_concurrent).await?;
     let state = ApiState::new(engine, host, tools, config.limits.clone(), edge, auth, proxy)
         .map_err(|e| (EXIT_INTERNAL, e.to_string()))?;
 
@@ -374,9 +421,12 @@ async fn second_stage(
         "tools": state.tools().tools().len(),
         "ready": state.ready(),
     });
-    let confinement = match isolate_confinement() {
-        Ok(report) => report.to_string(),
-        Err(e) => format!("failed: {e}"),
+    let confinement = match isolation {
+        Some(host) => host,
+        None => match isolate_confinement() {
+            Ok(report) => format!("isolate threads: {report}"),
+            Err(e) => format!("isolate threads: failed: {e}"),
+        },
     };
     tracing::info!(listening = %announce, isolate_confinement = %confinement, "serving");
     {

@@ -282,3 +282,96 @@ async fn other_host_globals() {
     .await;
     all_rejected("no-with", &["with (Math) { max(1, 2) }"]).await;
 }
+
+/// Stacks show frames of the submitted code only: errors thrown by the prelude (bindings, timers,
+/// result serialisation, the blocked Function constructor) and user functions whose names spell a
+/// prelude location never show `mcp-guard:prelude` frames.
+#[tokio::test]
+async fn errors_never_show_prelude_frames() {
+    let check = |code: &str, o: &mcp_guard_sandbox::outcome::Outcome| {
+        let mcp_guard_sandbox::outcome::Status::Threw { error } = &o.status else {
+            panic!("{code}: expected threw, got {:?}", o.status)
+        };
+        for text in [&error.name, &error.stack] {
+            assert!(!text.contains("prelude") && !text.contains("mcp-guard"), "{code}: {text}");
+        }
+        for line in error.stack.lines() {
+            assert!(line.starts_with("    at ") && line.contains("(sandbox:"), "{code}: {line:?}");
+        }
+    };
+    for code in [
+        "await mcp.demo.echo(5)",
+        "mcp.demo.nope()",
+        "mcp.nowhere.tool()",
+        "await mcp.demo.fail({})",
+        "setTimeout(5, 1)",
+        "return { f() {} }",
+        "const k = 'mcp-guard:prelude:12:3'; const o = { [k]() { throw new Error('x') } }; o[k]()",
+        "const o = { ['at setup (mcp-guard:prelude:1:1)']() { throw new Error('x') } }; o['at setup (mcp-guard:prelude:1:1)']()",
+        "function f() { throw new Error('deep') } [1].map(() => f())",
+    ] {
+        check(code, &run(code).await);
+    }
+    let limits = fast_limits();
+    for body in ["Function('return 1')()", "(async () => {}).constructor('return 1')"] {
+        check(body, &run_unvalidated(body, &limits).await);
+    }
+}
+
+/// `no-global-write` is best-effort: a key known only at runtime hands the global object to code.
+/// The engine holds anyway: writes through it are gone in the next execution, and it reaches no eval,
+/// Function constructor, string timers or host globals.
+#[tokio::test]
+async fn a_global_object_obtained_past_validation_reaches_nothing() {
+    let sb = sandbox();
+    let first = sb
+        .run(
+            r#"
+            const name = (s) => [s].map((x) => x)[0];
+            const g = globalThis[name("globalThis")];
+            const viaGetter = ({ get x() { return this; } }).x;
+            const viaSloppy = (function () { return this; })();
+            g.leaked = "customer-42";
+            g[name("stolen")] = await mcp.demo.echo({ secret: 1 });
+            g.Object.prototype.polluted = true;
+            g.JSON = { stringify: () => "hijacked" };
+            const tryIt = (f) => { try { return "ran: " + f(); } catch (e) { return e.name; } };
+            return [
+                g.Math === Math,
+                viaGetter === g,
+                viaSloppy === undefined,
+                typeof g[name("eval")],
+                tryIt(() => g[name("Function")]("return 1")()),
+                tryIt(() => g[name("setTimeout")]("1", 0)),
+                tryIt(() => g[name("Reflect")].construct(g[name("Function")], ["return 1"])()),
+                typeof g[name("process")],
+                typeof g[name("require")],
+                typeof g[name("Deno")],
+            ];
+            "#,
+            &fast_limits(),
+        )
+        .await;
+    assert_eq!(
+        completed(&first),
+        &json!([
+            true,
+            false,
+            true,
+            "undefined",
+            "EvalError",
+            "TypeError",
+            "EvalError",
+            "undefined",
+            "undefined",
+            "undefined"
+        ])
+    );
+    let second = sb
+        .run(
+            "return [typeof globalThis.leaked, typeof globalThis.stolen, ({}).polluted === undefined, JSON.stringify({ a: 1 })]",
+            &fast_limits(),
+        )
+        .await;
+    assert_eq!(completed(&second), &json!(["undefined", "undefined", true, "{\"a\":1}"]));
+}

@@ -154,3 +154,38 @@ fn the_executor_process_holds_no_credential() {
     assert!(audit.contains("execution_started") && audit.contains("execution_ended"), "{audit}");
     assert!(!audit.contains(SECRET));
 }
+
+/// A reader that goes away before the outcome is printed (`mcp-guard exec x.js | head -c 1`) ends the
+/// process quietly with the outcome's exit code: no panic message, no backtrace, no abort.
+#[test]
+fn closed_standard_output_exits_quietly() {
+    for (code, exit) in [("return 'r'.repeat(100000)", 0), ("throw new Error('boom')", 4)] {
+        let mut child = mcp_guard()
+            .args(["exec", "-"])
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the child can write anything.
+        drop(child.stdout.take());
+        child.stdin.take().unwrap().write_all(code.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{code}: {stderr}");
+        assert_eq!(out.status.code(), Some(exit), "{code}: {:?} {stderr}", out.status);
+    }
+    // Through a real shell pipeline, too.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf %s \"return 'x'.repeat(200000)\" | RUST_BACKTRACE=1 '{}' exec - | head -c 1 >/dev/null",
+            env!("CARGO_BIN_EXE_mcp-guard")
+        ))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

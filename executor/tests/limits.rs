@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use common::*;
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
-use mcp_guard_sandbox::{outcome::ToolCallStatus, sandbox::Sandbox};
+use mcp_guard_sandbox::{
+    outcome::{Status, ToolCallStatus},
+    sandbox::Sandbox,
+};
 use serde_json::json;
 
 /// Run `code`, expect `kind`, then prove the same sandbox still runs ordinary code.
@@ -177,4 +180,55 @@ async fn a_long_native_call_is_answered_at_the_wall_limit() {
     let o = run_with("return Array.prototype.indexOf.call({ length: 1e8 }, 1)", &limits).await;
     assert_eq!(limit(&o), LimitKind::WallTime);
     assert!(o.metrics.wall_ms < 5_000.0, "answered long before the native call ended: {:?}", o.metrics);
+}
+
+/// A thrown error's name, message and stack count against the output limit together with the console
+/// output already printed: a 20 MB error message must not make a 20 MB outcome.
+#[tokio::test]
+async fn thrown_errors_fit_the_output_limit() {
+    let sb = sandbox();
+    for (output, console_bytes) in [(ByteSize::mib(1), 0usize), (ByteSize::kib(64), 60_000)] {
+        let limits = Limits { memory: ByteSize::mib(512), output, ..fast_limits() };
+        let budget = output.as_usize();
+        let prefix = if console_bytes == 0 {
+            String::new()
+        } else {
+            format!("console.log('c'.repeat({}));\n", console_bytes - 1)
+        };
+        for code in [
+            "throw new Error('x'.repeat(20e6))",
+            "const e = new Error('m'); e.name = 'N'.repeat(5e6); throw e",
+            "const e = new TypeError('é'.repeat(3e6)); e.stack = 'at f (sandbox.js:1:1)\\n'.repeat(1e5); throw e",
+            // Non-Error values: shown through JSON or String().
+            "throw { name: 'n'.repeat(5e6), message: 'm'.repeat(5e6) }",
+            "throw { toString() { return 't'.repeat(20e6) }, toJSON() { return undefined } }",
+            "throw 's'.repeat(20e6)",
+            // A huge function name lands in the stack.
+            "const k = 'f'.repeat(5e6); const o = { [k]() { throw new Error('in f') } }; o[k]()",
+            // The message of a result that is not JSON names the offending key.
+            "return { ['k'.repeat(5e6)]: () => 1 }",
+        ] {
+            let code = format!("{prefix}{code}");
+            let o = sb.run(&code, &limits).await;
+            let Status::Threw { error } = &o.status else {
+                panic!("{code:.80}: expected threw, got {:?}", o.status)
+            };
+            let printed: usize = o.console.iter().map(|l| l.message.len() + 1).sum();
+            assert_eq!(printed, console_bytes, "{code:.80}");
+            let total = printed + error.name.len() + error.message.len() + error.stack.len();
+            assert!(total <= budget, "{code:.80}: {total} bytes of output against a limit of {budget}");
+            let json = serde_json::to_string(&o).unwrap();
+            assert!(json.len() < budget + 4096, "{code:.80}: a {} byte outcome", json.len());
+            let cut = format!("(cut: the output limit is {output})");
+            assert!(
+                [&error.name, &error.message, &error.stack].iter().any(|s| s.ends_with(&cut)),
+                "{code:.80}: {:.200} / {:.200}",
+                error.name,
+                error.message
+            );
+        }
+    }
+    // Small errors are untouched.
+    let o = sb.run("throw new RangeError('small')", &fast_limits()).await;
+    assert_eq!(threw(&o), ("RangeError", "small"));
 }

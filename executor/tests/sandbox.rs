@@ -271,7 +271,9 @@ async fn discovery_from_running_code_goes_to_the_hosts_directory() {
     let sandbox = mcp_guard_sandbox::sandbox::Sandbox::new(host.catalog(), std::sync::Arc::new(host));
     let o = sandbox.run("return await mcp.$search('echo')", &fast_limits()).await;
     assert_eq!(completed(&o), &json!({ "asked": { "query": "echo", "detail": "summaries" } }));
-    assert!(o.tool_calls.is_empty(), "discovery is not a tool call");
+    // Listed as a call on the reserved server `$` (with its own budget, `limits.discoveryCalls`).
+    assert_eq!(o.tool_calls.len(), 1);
+    assert_eq!((o.tool_calls[0].server.as_str(), o.tool_calls[0].tool.as_str()), ("$", "search"));
     let o = sandbox
         .run("try { await mcp.$describe(['demo.echo']); } catch (e) { return e.name; }", &fast_limits())
         .await;

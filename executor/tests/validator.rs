@@ -576,3 +576,40 @@ fn rule_ids_are_stable() {
         ]
     );
 }
+
+/// A constant chain longer than the folder's step budget must not let a forbidden name through: when
+/// the folder gives up, the key is refused (fail closed), not waved through as "unknown at runtime".
+#[test]
+fn exhausted_constant_folding_fails_closed() {
+    let chain = |n: usize, tail: &str| {
+        let mut code = String::from("const a0 = \"ev\";\n");
+        for i in 1..=n {
+            code.push_str(&format!("const a{i} = a{};\n", i - 1));
+        }
+        code.push_str(tail);
+        code
+    };
+    for n in [300, 5000] {
+        for tail in [
+            format!("globalThis[a{n} + \"al\"]('1')"),
+            format!("const o = {{}}; o[a{n} + \"al\"]"),
+            format!("const k = `${{a{n}}}al`; [][k]"),
+            format!("setTimeout(a{n}, 1)"),
+            format!("Reflect.get(() => {{}}, a{n} + 'al')"),
+        ] {
+            let code = chain(n, &tail);
+            let r = rejected(&code);
+            assert_ne!(r.rule, rules::INTERNAL_ERROR, "{tail}: {}", r.message);
+            assert!(!r.message.is_empty() && !r.message.contains('\n'), "{tail}: {:?}", r.message);
+        }
+    }
+    // The same chain that is never used as a computed key or timer argument is fine, and so is a long
+    // benign program that folds many short keys.
+    ok(&chain(5000, "return a5000.length"));
+    let mut benign = String::from("const o = { alpha: 1, beta: 2 };\nlet total = 0;\n");
+    for i in 0..5000 {
+        benign.push_str(&format!("const k{i} = 'al' + 'pha'; total += o[k{i}] + o['be' + 'ta'] + {i};\n"));
+    }
+    benign.push_str("setTimeout(() => {}, 1);\nreturn total");
+    ok(&benign);
+}

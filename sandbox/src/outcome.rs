@@ -67,6 +67,41 @@ pub struct ThrownError {
     pub stack: String,
 }
 
+impl ThrownError {
+    /// The error cut to fit in `room` bytes (what the output limit leaves after the console output):
+    /// name, message and stack together, each cut part ending in a marker naming `limit`. The name
+    /// gets at most a quarter of the room, the message what the name leaves, the stack the rest.
+    /// Cuts fall on char boundaries; an error that fits is returned unchanged.
+    pub fn fit(mut self, room: usize, limit: impl std::fmt::Display) -> Self {
+        if self.name.len() + self.message.len() + self.stack.len() <= room {
+            return self;
+        }
+        let marker = format!("… (cut: the output limit is {limit})");
+        cut(&mut self.name, room / 4, &marker);
+        let mut left = room - self.name.len();
+        cut(&mut self.message, left, &marker);
+        left -= self.message.len();
+        cut(&mut self.stack, left, &marker);
+        self
+    }
+}
+
+/// Cuts `s` to at most `room` bytes on a char boundary, ending in `marker` when it fits.
+fn cut(s: &mut String, room: usize, marker: &str) {
+    if s.len() <= room {
+        return;
+    }
+    let keep = room.checked_sub(marker.len());
+    let mut end = keep.unwrap_or(room);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    if keep.is_some() {
+        s.push_str(marker);
+    }
+}
+
 /// One console line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

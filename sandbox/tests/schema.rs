@@ -20,7 +20,7 @@ fn the_schema_names_every_outcome_kind_and_limit() {
     for kind in ["rejected", "completed", "threw", "limit_exceeded"] {
         assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
     }
-    for limit in ["memory", "stack", "cpu_time", "wall_time", "output", "tool_calls"] {
+    for limit in ["memory", "stack", "cpu_time", "wall_time", "output", "tool_calls", "discovery_calls"] {
         assert!(schema.contains(&format!("\"{limit}\"")), "{limit} missing");
     }
 }

@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// Why a tool call did not return a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// The tool said so (`isError`), or the call failed upstream.
     ToolError,

@@ -55,6 +55,7 @@ fn duration_rule(r: &Range<DurationSpec>) -> Value {
 /// The schema transform for `spec.limits`: every range of [`crate::limits`], and CPU time within wall time.
 pub(crate) fn limits_rules(schema: &mut Schema) {
     let tc = &limits::TOOL_CALLS;
+    let dc = &limits::DISCOVERY_CALLS;
     add_rules(
         schema,
         [
@@ -66,6 +67,10 @@ pub(crate) fn limits_rules(schema: &mut Schema) {
             rule(
                 &format!("self.toolCalls >= {} && self.toolCalls <= {}", tc.min, tc.max),
                 &format!("limits.toolCalls must be between {} and {}", tc.min, tc.max),
+            ),
+            rule(
+                &format!("self.discoveryCalls >= {} && self.discoveryCalls <= {}", dc.min, dc.max),
+                &format!("limits.discoveryCalls must be between {} and {}", dc.min, dc.max),
             ),
             size_rule(&limits::CODE_SIZE),
             rule(

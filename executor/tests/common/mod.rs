@@ -43,9 +43,26 @@ pub fn test_host() -> ScriptedHost {
         .tool("my-server", "get-time", |_| async move { Ok(json!("12:00")) })
 }
 
+/// The engine the suites run on: QuickJS on threads of the test process, or, with
+/// `MCP_GUARD_TEST_ENGINE=process` (how `make test` runs the attack and limit suites a second time),
+/// isolate-host processes of the binary under test.
+pub fn engine() -> Arc<dyn Engine> {
+    match std::env::var("MCP_GUARD_TEST_ENGINE").as_deref() {
+        Ok("process") => {
+            use mcp_guard_sandbox::engine::process::{HostCommand, ProcessEngine};
+            let command = HostCommand {
+                program: env!("CARGO_BIN_EXE_mcp-guard").into(),
+                args: vec!["isolate-host".into()],
+            };
+            Arc::new(ProcessEngine::new(command, 1 << 30, 1))
+        }
+        _ => Arc::new(QuickJsEngine::default()),
+    }
+}
+
 pub fn sandbox() -> Sandbox {
     let host = test_host();
-    Sandbox::new(host.catalog(), Arc::new(host))
+    Sandbox::with_engine(engine(), host.catalog(), Arc::new(host))
 }
 
 /// Validate and run with the given limits.
@@ -61,7 +78,7 @@ pub async fn run(code: &str) -> Outcome {
 /// when validation misses something. `body` is an async function body.
 pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
     let host = test_host();
-    let engine = QuickJsEngine::default();
+    let engine = engine();
     let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
     engine
         .execute(ExecutionRequest {

@@ -425,12 +425,33 @@ fn seccomp(report: &mut ConfineReport) -> Result<(), ConfineError> {
 
 static ISOLATE_THREADS: OnceLock<Result<ConfineReport, String>> = OnceLock::new();
 
+/// Set in an isolate-host process (`process::host`) before its engine starts: the whole process gets a
+/// seccomp allow list (with TSYNC) once its threads exist, so isolate threads apply Landlock only (a
+/// per-thread seccomp filter would keep the process-wide one from synchronising) and never exit when
+/// idle (the process can create no thread once confined).
+static HOST_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Mark this process as an isolate host (see [`HOST_PROCESS`]). Irreversible.
+pub(crate) fn set_isolate_host_process() {
+    HOST_PROCESS.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether this process is an isolate host.
+pub(crate) fn is_isolate_host_process() -> bool {
+    HOST_PROCESS.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Confine an isolate thread, as every pool thread does when it starts. The first time in the process,
 /// logs what is missing (a warning) or what failed (an error); the thread runs jobs either way, since
 /// layers 1 and 2 and the container's own seccomp profile still hold, and refusing every execution on an
 /// older kernel would turn a missing hardening layer into an outage.
 pub(crate) fn confine_isolate_thread() -> Result<ConfineReport, String> {
-    let result = confine_current_thread().map_err(|e| e.to_string());
+    let layers = Layers { landlock: true, seccomp: !is_isolate_host_process() };
+    let result = confine_current_thread_with(layers).map_err(|e| e.to_string());
+    if is_isolate_host_process() {
+        // The host reports its whole confinement (with the process-wide allow list) to the executor.
+        return result;
+    }
     ISOLATE_THREADS.get_or_init(|| {
         match &result {
             Ok(report) if report.complete() => {

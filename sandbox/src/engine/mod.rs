@@ -17,6 +17,7 @@ use crate::{
 
 pub mod confine;
 pub mod pool;
+pub mod process;
 pub mod quickjs;
 
 /// Everything one execution needs.
@@ -37,7 +38,7 @@ pub struct ExecutionRequest {
 }
 
 /// Something that happened during an execution, reported as it happens.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ExecutionEvent {
     Console(crate::outcome::ConsoleLine),
     ToolCallStarted { server: String, tool: String },

@@ -100,9 +100,11 @@ fn worker(rx: Receiver<Job>, shared: Arc<Shared>) {
     // Before any job: the thread gives up files, new sockets and new processes for good (layer 3, see
     // `confine.rs`). A kernel without part of it is logged once; jobs run either way.
     let _ = super::confine::confine_isolate_thread();
+    // An isolate host's threads cannot be replaced once the process is confined: they never idle out.
+    let idle_exit = if super::confine::is_isolate_host_process() { Duration::MAX } else { IDLE_EXIT };
     loop {
         shared.idle.fetch_add(1, Ordering::AcqRel);
-        let job = rx.recv_timeout(IDLE_EXIT);
+        let job = rx.recv_timeout(idle_exit);
         shared.idle.fetch_sub(1, Ordering::AcqRel);
         match job {
             // A panic is a bug, never guest behaviour; keep the thread (and the pool's count) intact.

@@ -57,15 +57,32 @@ impl ToolHost for DiscoveryHost {
             return self.inner.call(execution, server, tool, arguments).await;
         }
         let index = self.index();
-        match tool {
-            "search" => discovery::search(&index, &arguments).map_err(ToolError::new),
-            "describe" => discovery::describe(&index, &arguments).map_err(ToolError::new),
-            other => Err(ToolError::new(format!("unknown discovery function `{other}`"))),
-        }
+        // Off the async workers: the answer is computed from the local index.
+        let tool = tool.to_owned();
+        tokio::task::spawn_blocking(move || answer(&index, &tool, &arguments))
+            .await
+            .unwrap_or_else(|_| Err(ToolError::unavailable("the discovery call failed")))
+    }
+
+    fn discover(
+        &self,
+        _execution: &ExecutionInfo,
+        tool: &str,
+        arguments: &Value,
+    ) -> Option<Result<Value, ToolError>> {
+        Some(answer(&self.index(), tool, arguments))
     }
 
     async fn end(&self, execution: &ExecutionInfo, outcome: &Outcome) {
         self.inner.end(execution, outcome).await
+    }
+}
+
+fn answer(index: &ToolIndex, tool: &str, arguments: &Value) -> Result<Value, ToolError> {
+    match tool {
+        "search" => discovery::search(index, arguments).map_err(ToolError::new),
+        "describe" => discovery::describe(index, arguments).map_err(ToolError::new),
+        other => Err(ToolError::new(format!("unknown discovery function `{other}`"))),
     }
 }
 

@@ -10,7 +10,7 @@ pub use mcp_guard_tools::FailureKind;
 
 /// A tool call failed. The message is shown to the sandboxed code as the thrown error's message, so it
 /// must never carry credentials or host details.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct ToolError {
     /// What happened: the tool said so, or what the binding proxy refused.
@@ -36,7 +36,7 @@ impl ToolError {
 }
 
 /// Who runs what: the identity of one execution, as the tool host and the audit log see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecutionInfo {
     /// Unique per execution.
     pub id: String,
@@ -75,6 +75,19 @@ pub trait ToolHost: Send + Sync + 'static {
         tool: &str,
         arguments: serde_json::Value,
     ) -> Result<serde_json::Value, ToolError>;
+
+    /// Answer a discovery call (`tool` is `search` or `describe` on the reserved server `$`) right away,
+    /// on the calling thread, when the host can do so cheaply from local data. The engine calls this on
+    /// the isolate's thread, so the work is charged to the execution's CPU and wall-time limits and never
+    /// occupies the async runtime. `None` (the default) sends the call through [`ToolHost::call`].
+    fn discover(
+        &self,
+        _execution: &ExecutionInfo,
+        _tool: &str,
+        _arguments: &serde_json::Value,
+    ) -> Option<Result<serde_json::Value, ToolError>> {
+        None
+    }
 
     /// The execution ended with `outcome`.
     async fn end(&self, _execution: &ExecutionInfo, _outcome: &crate::outcome::Outcome) {}

@@ -12,12 +12,14 @@ use oxc::ast::ast::{
     PropertyDefinition, PropertyKey, SimpleAssignmentTarget, Statement, StaticBlock, StaticMemberExpression,
     ThisExpression, UnaryExpression, UnaryOperator, WithStatement,
 };
+use std::{cell::RefCell, collections::HashMap};
+
 use oxc::ast_visit::{Visit, walk};
 use oxc::semantic::Semantic;
 use oxc::span::{GetSpan, Span};
 use oxc::syntax::scope::ScopeFlags;
 
-use super::fold::{Folder, Key, unresolved};
+use super::fold::{BUDGET, Folder, Key, unresolved};
 use super::rules::{self, GLOBAL_OBJECT_NAMES, TIMERS, forbidden_global};
 
 /// A rule violation at a byte offset of the submitted source.
@@ -103,8 +105,14 @@ pub(crate) fn check<'a>(
     semantic: &Semantic<'a>,
     function_form: bool,
 ) -> Option<Violation> {
-    let mut checker =
-        Checker { semantic, folder: Folder { semantic }, function_form, this_depth: 0, first: None };
+    let mut checker = Checker {
+        semantic,
+        folder: Folder { semantic },
+        function_form,
+        this_depth: 0,
+        first: None,
+        global_members: RefCell::default(),
+    };
     checker.visit_program(program);
     checker.first
 }
@@ -116,6 +124,9 @@ struct Checker<'s, 'a> {
     /// Non-arrow functions (and class member bodies) we are inside: each has its own `this`.
     this_depth: u32,
     first: Option<Violation>,
+    /// `is_global_member` by node (address) and `this` depth: each level of a member chain asks about
+    /// the chain below it, so without this a long chain is checked in quadratic time.
+    global_members: RefCell<HashMap<(usize, u32), bool>>,
 }
 
 impl<'a> Checker<'_, 'a> {
@@ -153,13 +164,29 @@ impl<'a> Checker<'_, 'a> {
     }
 
     fn is_global_member(&self, member: &MemberExpression<'a>) -> bool {
+        let key = (std::ptr::from_ref(member) as usize, self.this_depth);
+        let known = self.global_members.borrow().get(&key).copied();
+        if let Some(known) = known {
+            return known;
+        }
+        let global = self.is_global_member_uncached(member);
+        self.global_members.borrow_mut().insert(key, global);
+        global
+    }
+
+    fn is_global_member_uncached(&self, member: &MemberExpression<'a>) -> bool {
         let names_global = match member {
             MemberExpression::StaticMemberExpression(m) => {
                 GLOBAL_OBJECT_NAMES.contains(&m.property.name.as_str())
             }
             MemberExpression::ComputedMemberExpression(m) => {
                 let keys = self.folder.key_candidates(&m.expression);
-                keys.iter().any(|k| matches!(k, Key::Name(n) if GLOBAL_OBJECT_NAMES.contains(&n.as_str())))
+                keys.iter().any(|k| match k {
+                    Key::Name(n) => GLOBAL_OBJECT_NAMES.contains(&n.as_str()),
+                    // Could be any name: assume the worst (the key itself is refused in `check_key`).
+                    Key::Exhausted => true,
+                    Key::Long | Key::Unknown => false,
+                })
             }
             MemberExpression::PrivateFieldExpression(_) => false,
         };
@@ -223,14 +250,27 @@ impl<'a> Checker<'_, 'a> {
     }
 
     /// A computed key: every constant candidate is checked. Keys only known at runtime pass: the
-    /// isolate has no `eval`, `Function` or host objects to find (layer 2).
+    /// isolate has no `eval`, `Function` or host objects to find (layer 2). A constant too long to
+    /// fold is refused: it could spell any name.
     fn check_key(&mut self, key: &Expression<'a>, on_global: bool) {
         let span = key.span();
         for candidate in self.folder.key_candidates(key) {
-            if let Key::Name(name) = candidate {
-                self.check_name(&name, span, on_global);
+            match candidate {
+                Key::Name(name) => self.check_name(&name, span, on_global),
+                Key::Exhausted => self.report_too_complex(span, "computed property name"),
+                Key::Long | Key::Unknown => {}
             }
         }
+    }
+
+    /// A constant expression the folder gave up on (more than `BUDGET` steps): it is refused rather
+    /// than passed, so a long chain of constants cannot hide a forbidden name.
+    fn report_too_complex(&mut self, span: Span, what: &str) {
+        let message = format!(
+            "this {what} is built from a chain of constants too long to check (more than {BUDGET} \
+             folding steps); write it more directly"
+        );
+        self.report(rules::UNSUPPORTED_SYNTAX, span, message);
     }
 
     fn check_property_key(&mut self, key: &PropertyKey<'a>) {
@@ -276,11 +316,12 @@ impl<'a> Checker<'_, 'a> {
                 argument => argument.as_expression().into_iter().collect(),
             };
             for expr in exprs {
-                let names_constructor = self
-                    .folder
-                    .key_candidates(expr)
-                    .iter()
-                    .any(|k| matches!(k, Key::Name(n) if n == "constructor"));
+                let keys = self.folder.key_candidates(expr);
+                if keys.contains(&Key::Exhausted) {
+                    self.report_too_complex(expr.span(), "argument");
+                    continue;
+                }
+                let names_constructor = keys.iter().any(|k| matches!(k, Key::Name(n) if n == "constructor"));
                 if names_constructor {
                     let message = format!(
                         "passing the property name \"constructor\" to `Reflect` or `Object` methods \
@@ -319,11 +360,16 @@ impl<'a> Checker<'_, 'a> {
             Some(argument) => argument.as_expression(),
             None => None,
         };
-        if let Some(first) = first.filter(|e| self.folder.is_stringish(e)) {
-            let message = format!(
-                "`{timer}` with a string argument compiles the string into code; pass a function instead"
-            );
-            self.report(rules::NO_STRING_TIMER, first.span(), message);
+        let Some(first) = first else { return };
+        match self.folder.is_stringish(first) {
+            Some(false) => {}
+            Some(true) => {
+                let message = format!(
+                    "`{timer}` with a string argument compiles the string into code; pass a function instead"
+                );
+                self.report(rules::NO_STRING_TIMER, first.span(), message);
+            }
+            None => self.report_too_complex(first.span(), &format!("`{timer}` argument")),
         }
     }
 

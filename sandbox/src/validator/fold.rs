@@ -15,7 +15,35 @@ use oxc::semantic::Semantic;
 /// Folded strings longer than this cannot be any name we look for, so they are not kept.
 const MAX_LEN: usize = 64;
 /// Steps allowed per folded expression: bounds time on `const b = a + a; const c = b + b; …`.
-const BUDGET: u32 = 256;
+/// Running out is not "unknown at runtime": the callers refuse the expression (fail closed), since a
+/// long `const a1 = a0; const a2 = a1; …` chain could otherwise hide `eval` from every rule.
+pub(crate) const BUDGET: u32 = 256;
+
+/// The steps left for one folded expression, and whether folding ran out of them.
+struct Budget {
+    left: u32,
+    exhausted: bool,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget { left: BUDGET, exhausted: false }
+    }
+
+    /// Takes one step, or records exhaustion and returns `None`.
+    fn step(&mut self) -> Option<()> {
+        match self.left.checked_sub(1) {
+            Some(left) => {
+                self.left = left;
+                Some(())
+            }
+            None => {
+                self.exhausted = true;
+                None
+            }
+        }
+    }
+}
 
 /// A JavaScript primitive value produced by folding.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +110,8 @@ pub(crate) enum Key {
     Long,
     /// Not a constant.
     Unknown,
+    /// Folding ran out of steps (`BUDGET`): it may be any name, so callers must refuse it.
+    Exhausted,
 }
 
 pub(crate) struct Folder<'s, 'a> {
@@ -93,17 +123,18 @@ impl<'a> Folder<'_, 'a> {
     /// expression of a sequence are all candidates (`obj[c ? "x" : "constructor"]`).
     pub(crate) fn key_candidates(&self, expr: &Expression<'a>) -> Vec<Key> {
         let mut out = Vec::new();
-        let mut budget = BUDGET;
+        let mut budget = Budget::new();
         self.candidates(expr, &mut out, &mut budget);
+        if budget.exhausted {
+            out.push(Key::Exhausted);
+        }
         out
     }
 
-    fn candidates(&self, expr: &Expression<'a>, out: &mut Vec<Key>, budget: &mut u32) {
-        if *budget == 0 {
-            out.push(Key::Unknown);
+    fn candidates(&self, expr: &Expression<'a>, out: &mut Vec<Key>, budget: &mut Budget) {
+        if budget.step().is_none() {
             return;
         }
-        *budget -= 1;
         match expr {
             Expression::ParenthesizedExpression(e) => self.candidates(&e.expression, out, budget),
             Expression::ConditionalExpression(e) => {
@@ -124,23 +155,24 @@ impl<'a> Folder<'_, 'a> {
         }
     }
 
-    fn logical_candidates(&self, e: &LogicalExpression<'a>, out: &mut Vec<Key>, budget: &mut u32) {
+    fn logical_candidates(&self, e: &LogicalExpression<'a>, out: &mut Vec<Key>, budget: &mut Budget) {
         self.candidates(&e.left, out, budget);
         self.candidates(&e.right, out, budget);
     }
 
     /// Whether `expr` evaluates to a string: a string or template literal, a `+` with a string
-    /// operand, or anything folding to a string (the arguments `setTimeout` would compile).
-    pub(crate) fn is_stringish(&self, expr: &Expression<'a>) -> bool {
-        let mut budget = BUDGET;
-        self.stringish(expr, &mut budget)
+    /// operand, or anything folding to a string (the arguments `setTimeout` would compile). `None`
+    /// when folding ran out of steps before it could tell: callers must refuse the expression.
+    pub(crate) fn is_stringish(&self, expr: &Expression<'a>) -> Option<bool> {
+        let mut budget = Budget::new();
+        let stringish = self.stringish(expr, &mut budget);
+        if stringish || !budget.exhausted { Some(stringish) } else { None }
     }
 
-    fn stringish(&self, expr: &Expression<'a>, budget: &mut u32) -> bool {
-        if *budget == 0 {
+    fn stringish(&self, expr: &Expression<'a>, budget: &mut Budget) -> bool {
+        if budget.step().is_none() {
             return false;
         }
-        *budget -= 1;
         match expr {
             Expression::StringLiteral(_) | Expression::TemplateLiteral(_) => true,
             Expression::TaggedTemplateExpression(e) => self.is_global_member(&e.tag, "String", "raw"),
@@ -165,8 +197,8 @@ impl<'a> Folder<'_, 'a> {
         }
     }
 
-    fn eval(&self, expr: &Expression<'a>, budget: &mut u32) -> Option<Value> {
-        *budget = budget.checked_sub(1)?;
+    fn eval(&self, expr: &Expression<'a>, budget: &mut Budget) -> Option<Value> {
+        budget.step()?;
         match expr {
             Expression::StringLiteral(s) => Some(string(s.value.as_str().to_owned())),
             Expression::NumericLiteral(n) => Some(Value::Num(n.value)),
@@ -220,7 +252,12 @@ impl<'a> Folder<'_, 'a> {
     }
 
     /// `[…].join(sep)` over foldable elements.
-    fn eval_join(&self, callee: &Expression<'a>, args: &[Argument<'a>], budget: &mut u32) -> Option<Value> {
+    fn eval_join(
+        &self,
+        callee: &Expression<'a>,
+        args: &[Argument<'a>],
+        budget: &mut Budget,
+    ) -> Option<Value> {
         let Expression::StaticMemberExpression(member) = callee.without_parentheses() else {
             return None;
         };

@@ -39,7 +39,7 @@ pub struct Rejection {
 }
 
 /// Validated code, ready for the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Prepared {
     /// A strict-mode global script whose completion value is the function to call.
     /// The engine calls it with one argument, the `mcp` bindings object, and awaits the result.

@@ -88,7 +88,7 @@ fn to_u32(n: usize) -> u32 {
 
 /// One source-map mapping: 0-based generated (line, column) to 0-based source (line, column), all
 /// columns in characters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Mapping {
     gen_line: u32,
     gen_col: u32,
@@ -97,12 +97,12 @@ struct Mapping {
 }
 
 /// Maps positions in the prepared script back to the submitted source. Cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PositionMap {
     inner: Option<Arc<MapInner>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct MapInner {
     /// 1-based script line holding generated line 0 (the wrapper's lines come before it).
     first_line: u32,

@@ -10,7 +10,9 @@ pub const SYNTAX_ERROR: &str = "syntax-error";
 /// Nesting (or one statement without `;`/`,`) is deep enough to exhaust the parser's stack.
 pub const TOO_DEEPLY_NESTED: &str = "too-deeply-nested";
 /// Valid syntax we do not accept: what the nesting pre-scan cannot classify safely (a `/` right
-/// after `}`, `of` or `>`, `<!--`), and decorators, which the QuickJS engine does not support.
+/// after `}`, `of` or `>`, `<!--`), decorators, which the QuickJS engine does not support, and
+/// computed property names, reflection arguments or timer arguments built from a constant chain too
+/// long for the constant folder to check (refused rather than passed unchecked).
 pub const UNSUPPORTED_SYNTAX: &str = "unsupported-syntax";
 /// `eval`, referenced or reached as a property.
 pub const NO_EVAL: &str = "no-eval";
@@ -33,6 +35,12 @@ pub const NO_BUN: &str = "no-bun";
 /// CommonJS module globals: `module`, `exports`, `__dirname`, `__filename`.
 pub const NO_MODULE: &str = "no-module";
 /// Writes through the global object, the global object used as a value, implicit globals.
+///
+/// Best-effort: the rule sees the global object only where the source names it (`globalThis`,
+/// `window`, `self`, `global`, top-level `this` in the function form, constant computed keys). A key
+/// known only at runtime (`globalThis[name]` with `name` computed) still hands the global object to
+/// code. That is contained by the engine, not by this rule: every execution gets a fresh context, and
+/// the global object has no `eval`, working `Function` constructor, string timers or host objects.
 pub const NO_GLOBAL_WRITE: &str = "no-global-write";
 /// The validator itself failed (a bug or resource exhaustion); the code was not run.
 pub const INTERNAL_ERROR: &str = "internal-error";

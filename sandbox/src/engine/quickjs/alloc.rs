@@ -25,19 +25,34 @@ impl HeapMeter {
     }
 }
 
+/// How often (in allocations) the allocator checks the CPU and wall-time limits. A check costs a clock
+/// read or two; QuickJS's parser allocates at least every few hundred tokens.
+const TIME_CHECK_EVERY: u32 = 64;
+
 pub(crate) struct MeteredAllocator {
     limit: usize,
+    allocations: u32,
     meter: Arc<HeapMeter>,
     control: Arc<Control>,
 }
 
 impl MeteredAllocator {
     pub(crate) fn new(limit: usize, meter: Arc<HeapMeter>, control: Arc<Control>) -> Self {
-        Self { limit, meter, control }
+        Self { limit, allocations: 0, meter, control }
     }
 
-    /// Whether `extra` more bytes (after releasing `released`) fit; trips the limit when not.
-    fn admit(&self, extra: usize, released: usize) -> bool {
+    /// Whether `extra` more bytes (after releasing `released`) fit; trips the limit when not. Also the
+    /// CPU and wall-time check for code that never reaches the interrupt handler (QuickJS's parser and
+    /// compiler, long native calls): every `TIME_CHECK_EVERY` allocations the limits are checked, and
+    /// once a time limit has tripped every allocation fails, which ends the work with out-of-memory.
+    fn admit(&mut self, extra: usize, released: usize) -> bool {
+        if matches!(self.control.tripped(), Some(LimitKind::CpuTime | LimitKind::WallTime)) {
+            return false;
+        }
+        self.allocations = self.allocations.wrapping_add(1);
+        if self.allocations.is_multiple_of(TIME_CHECK_EVERY) && self.control.should_interrupt() {
+            return false;
+        }
         let used = self.meter.used.load(Ordering::Relaxed).saturating_sub(released);
         if used.saturating_add(extra) > self.limit {
             self.control.trip(LimitKind::Memory);

@@ -55,6 +55,19 @@ pub(crate) fn compile(source: &str, filename: &str) -> Result<Vec<u8>, CompileEr
     })
 }
 
+/// Compile untrusted code in `rt`, the execution's own runtime, so that compiling is metered by its
+/// allocator (the memory limit, and the CPU and wall-time limits checked on allocation) like running is.
+/// A short-lived context with the eval intrinsic does the compiling and is dropped before any code runs.
+pub(crate) fn compile_in_runtime(
+    rt: &Runtime,
+    source: &str,
+    filename: &str,
+) -> Result<Vec<u8>, CompileError> {
+    let internal = |e: rquickjs::Error| CompileError { name: "InternalError".into(), message: e.to_string() };
+    let ctx = Context::custom::<(intrinsic::Eval, intrinsic::RegExpCompiler)>(rt).map_err(internal)?;
+    ctx.with(|ctx| compile_in(&ctx, source, filename))
+}
+
 fn compile_in(ctx: &Ctx<'_>, source: &str, filename: &str) -> Result<Vec<u8>, CompileError> {
     // QuickJS wants NUL-terminated input; `len` excludes the terminator, so interior NULs are data.
     let mut input = Vec::with_capacity(source.len() + 1);

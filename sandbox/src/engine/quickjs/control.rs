@@ -9,13 +9,14 @@ use std::{
 
 use mcp_guard_crds::LimitKind;
 
-const KINDS: [LimitKind; 6] = [
+const KINDS: [LimitKind; 7] = [
     LimitKind::Memory,
     LimitKind::Stack,
     LimitKind::CpuTime,
     LimitKind::WallTime,
     LimitKind::Output,
     LimitKind::ToolCalls,
+    LimitKind::DiscoveryCalls,
 ];
 
 #[derive(Debug)]

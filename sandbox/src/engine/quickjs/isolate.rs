@@ -59,6 +59,9 @@ pub(crate) struct Journal {
     pub(crate) console: Vec<ConsoleLine>,
     pub(crate) output_bytes: usize,
     pub(crate) calls: Vec<CallEntry>,
+    /// Tool calls and discovery calls started (both are listed in `calls`; each has its own budget).
+    tool_calls_started: usize,
+    discovery_calls_started: usize,
 }
 
 /// How a call ended: its duration, status and, on error, (code, message).
@@ -142,12 +145,12 @@ struct LoopState {
     /// What `Date.now()` returns: frozen while code runs, advanced when the loop waits.
     clock_ms: f64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Discovery calls made so far (their indexes start at `DISCOVERY_BASE`).
-    discovery_calls: usize,
 }
 
-/// Pending-call indexes of discovery calls, apart from the journal's tool-call indexes.
-const DISCOVERY_BASE: usize = usize::MAX / 2;
+/// Discovery inputs past these sizes are refused (the call throws) before the host sees them.
+const MAX_DISCOVERY_QUERY: usize = 256;
+const MAX_DISCOVERY_NAMES: usize = 64;
+const MAX_DISCOVERY_NAME: usize = 256;
 
 type Completion = (usize, Result<serde_json::Value, ToolError>);
 
@@ -155,14 +158,6 @@ impl Isolate {
     /// Run the execution to its end and return its status. Console lines and tool calls are in the journal.
     pub(crate) fn run(self) -> Result<Status, IsolateError> {
         self.control.start_cpu_clock();
-        let user = match bytecode::compile(&self.request.code.script, SCRIPT_NAME) {
-            Ok(b) => b,
-            Err(e) => {
-                return Ok(Status::Threw {
-                    error: ThrownError { name: e.name, message: e.message, stack: String::new() },
-                });
-            }
-        };
         let limits = &self.request.limits;
         let allocator =
             MeteredAllocator::new(limits.memory.as_usize(), self.meter.clone(), self.control.clone());
@@ -170,6 +165,21 @@ impl Isolate {
         rt.set_max_stack_size(limits.stack.as_usize());
         let control = self.control.clone();
         rt.set_interrupt_handler(Some(Box::new(move || control.should_interrupt())));
+        // Compiled in this runtime, with every limit in place: QuickJS's parser never calls the interrupt
+        // handler, but it allocates as it goes, and the metered allocator checks the CPU and wall-time
+        // limits (see `alloc.rs`), so a program built to compile slowly stops at its limit.
+        let user = match bytecode::compile_in_runtime(&rt, &self.request.code.script, SCRIPT_NAME) {
+            Ok(b) => b,
+            Err(_) if self.control.tripped().is_some() => return Ok(self.limit_status()),
+            Err(e) => {
+                return Ok(Status::Threw {
+                    error: ThrownError { name: e.name, message: e.message, stack: String::new() },
+                });
+            }
+        };
+        if self.control.should_interrupt() {
+            return Ok(self.limit_status());
+        }
         let ctx = match Context::custom::<Intrinsics>(&rt) {
             Ok(ctx) => ctx,
             Err(_) if self.control.tripped().is_some() => return Ok(self.limit_status()),
@@ -223,19 +233,25 @@ impl Isolate {
         Status::Threw { error: ThrownError { name, message, stack } }
     }
 
-    /// Keep only frames of the submitted code, with positions mapped back to its source.
+    /// Keep only frames of the submitted code, with positions mapped back to its source. A function
+    /// name that spells a location (`{ ["mcp-guard:prelude:1:1"]() {} }`) is not shown: the location
+    /// is the line's last one, and a name mentioning the prelude reads `<anonymous>`.
     fn sandbox_stack(&self, stack: &str) -> String {
         let marker = format!("{SCRIPT_NAME}:");
         let mut out = Vec::new();
         for line in stack.lines() {
-            let Some(at) = line.find(&marker) else { continue };
+            let Some(at) = line.rfind(&marker) else { continue };
             let rest = &line[at + marker.len()..];
             let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
             let (Some(l), Some(c)) = (nums.next(), nums.next()) else { continue };
             let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
             let Some((line_no, col)) = self.request.code.positions.original(l, c) else { continue };
             let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
-            let func = if func.is_empty() || func.contains(&marker) || func == "<eval>" {
+            let func = if func.is_empty()
+                || func.contains(&marker)
+                || func.contains(PRELUDE_NAME)
+                || func == "<eval>"
+            {
                 "<anonymous>"
             } else {
                 func
@@ -246,7 +262,12 @@ impl Isolate {
     }
 
     fn drive<'js>(&self, ctx: &Ctx<'js>, state: &Rc<RefCell<LoopState>>, user: &[u8]) -> Status {
-        let (tx, rx) = mpsc::channel::<Completion>();
+        // Every call sends exactly one completion and the calls are capped by the limits, so a channel
+        // with room for all of them never blocks a sender and never grows past that.
+        let limits = &self.request.limits;
+        let room =
+            (limits.tool_calls as usize).saturating_add(limits.discovery_calls as usize).saturating_add(1);
+        let (tx, rx) = mpsc::sync_channel::<Completion>(room);
         macro_rules! guest {
             ($e:expr) => {
                 match $e {
@@ -271,6 +292,8 @@ impl Isolate {
             };
         }
         let host = guest!(self.host_object(ctx, state, tx));
+        #[cfg(feature = "escape-hatch")]
+        guest!(escape_hatch(ctx));
         let catalog = guest!(ctx.json_parse(self.request.catalog.json().as_bytes().to_vec()));
         let setup: Function = guest!(bytecode::load(ctx, &self.prelude).and_then(|v| v.get()));
         let api: Object = guest!(setup.call((host, catalog)));
@@ -477,7 +500,7 @@ impl Isolate {
         &self,
         ctx: &Ctx<'js>,
         state: &Rc<RefCell<LoopState>>,
-        tx: mpsc::Sender<Completion>,
+        tx: mpsc::SyncSender<Completion>,
     ) -> rquickjs::Result<Object<'js>> {
         let host = Object::new(ctx.clone())?;
         let output_limit = self.request.limits.output.as_usize();
@@ -563,6 +586,7 @@ impl Isolate {
         let call_events = self.request.events.clone();
         let handle = self.handle.clone();
         let max_calls = self.request.limits.tool_calls as usize;
+        let max_discovery = self.request.limits.discovery_calls as usize;
         host.set(
             "call",
             Function::new(ctx.clone(), move |ctx: Ctx<'js>, server: String, tool: String, args: String| -> rquickjs::Result<Promise<'js>> {
@@ -574,20 +598,64 @@ impl Isolate {
                         return Ok(promise);
                     }
                 };
-                // `$` is the host's own discovery server (mcp.$search / mcp.$describe): no side effects, so
-                // it is neither counted against the tool-call limit nor listed among the tool calls.
+                // `$` is the host's own discovery server (mcp.$search / mcp.$describe): no side effects, but
+                // host work, so it has a budget of its own and is listed among the calls.
                 let discovery = server == "$" && (tool == "search" || tool == "describe");
                 if discovery {
+                    if let Err(message) = check_discovery(&tool, &arguments) {
+                        reject.call::<_, ()>((reason(&ctx, "invalid_arguments", &message)?,))?;
+                        return Ok(promise);
+                    }
+                    let index = {
+                        let mut j = lock(&journal);
+                        if j.discovery_calls_started >= max_discovery {
+                            control.trip(LimitKind::DiscoveryCalls);
+                            drop(j);
+                            reject.call::<_, ()>((reason(&ctx, "quota_exceeded", "discovery call limit reached")?,))?;
+                            return Ok(promise);
+                        }
+                        j.discovery_calls_started += 1;
+                        j.calls.push(CallEntry { server: server.clone(), tool: tool.clone(), started: Instant::now(), finished: None });
+                        if let Some(events) = &call_events {
+                            let _ = events.send(ExecutionEvent::ToolCallStarted { server: server.clone(), tool: tool.clone() });
+                        }
+                        j.calls.len() - 1
+                    };
+                    // Answered here, on the isolate's thread (charged to this execution's CPU time), when
+                    // the host can; otherwise like a tool call.
+                    if let Some(result) = tool_host.discover(&execution, &tool, &arguments) {
+                        {
+                            let mut j = lock(&journal);
+                            if let Some(entry) = j.calls.get_mut(index) {
+                                let (status, error) = match &result {
+                                    Ok(_) => (ToolCallStatus::Ok, None),
+                                    Err(e) => (ToolCallStatus::Error, Some((e.code.as_str().to_string(), e.message.clone()))),
+                                };
+                                entry.finished = Some((entry.started.elapsed(), status, error));
+                            }
+                            if let Some(events) = &call_events
+                                && let Some(record) = j.record(index, Instant::now())
+                            {
+                                let _ = events.send(ExecutionEvent::ToolCallFinished(record));
+                            }
+                        }
+                        match result {
+                            Ok(value) => {
+                                let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+                                resolve.call::<_, ()>((text,))?;
+                            }
+                            Err(e) => reject.call::<_, ()>((reason(&ctx, e.code.as_str(), &e.message)?,))?,
+                        }
+                        return Ok(promise);
+                    }
                     let tool_host = tool_host.clone();
                     let execution = execution.clone();
                     let tx = tx.clone();
                     let mut st = s.borrow_mut();
-                    let index = DISCOVERY_BASE + st.discovery_calls;
-                    st.discovery_calls += 1;
                     st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
                     st.tasks.push(handle.spawn(async move {
                         let result = tool_host.call(&execution, &server, &tool, arguments).await;
-                        let _ = tx.send((index, result));
+                        let _ = tx.try_send((index, result));
                     }));
                     return Ok(promise);
                 }
@@ -597,12 +665,13 @@ impl Isolate {
                 }
                 let index = {
                     let mut j = lock(&journal);
-                    if j.calls.len() >= max_calls {
+                    if j.tool_calls_started >= max_calls {
                         control.trip(LimitKind::ToolCalls);
                         drop(j);
                         reject.call::<_, ()>((reason(&ctx, "quota_exceeded", "tool call limit reached")?,))?;
                         return Ok(promise);
                     }
+                    j.tool_calls_started += 1;
                     j.calls.push(CallEntry { server: server.clone(), tool: tool.clone(), started: Instant::now(), finished: None });
                     if let Some(events) = &call_events {
                         let _ = events.send(ExecutionEvent::ToolCallStarted { server: server.clone(), tool: tool.clone() });
@@ -616,13 +685,43 @@ impl Isolate {
                 let tx = tx.clone();
                 st.tasks.push(handle.spawn(async move {
                     let result = tool_host.call(&execution, &server, &tool, arguments).await;
-                    let _ = tx.send((index, result));
+                    let _ = tx.try_send((index, result));
                 }));
                 Ok(promise)
             })?,
         )?;
         Ok(host)
     }
+}
+
+/// Refuse discovery inputs past the size caps, with a message the guest sees.
+fn check_discovery(tool: &str, arguments: &serde_json::Value) -> Result<(), String> {
+    let text = |key: &str| arguments.get(key).and_then(|v| v.as_str()).map_or(0, str::len);
+    if tool == "search" {
+        for (key, what) in [("query", "query"), ("detail", "detail")] {
+            let len = text(key);
+            if len > MAX_DISCOVERY_QUERY {
+                return Err(format!(
+                    "mcp.$search: the {what} is {len} bytes; at most {MAX_DISCOVERY_QUERY} bytes are allowed"
+                ));
+            }
+        }
+    } else if let Some(names) = arguments.get("names").and_then(|v| v.as_array()) {
+        if names.len() > MAX_DISCOVERY_NAMES {
+            return Err(format!(
+                "mcp.$describe: {} names were given; at most {MAX_DISCOVERY_NAMES} are allowed",
+                names.len()
+            ));
+        }
+        if let Some(len) =
+            names.iter().filter_map(|n| n.as_str()).map(str::len).find(|l| *l > MAX_DISCOVERY_NAME)
+        {
+            return Err(format!(
+                "mcp.$describe: a name is {len} bytes; at most {MAX_DISCOVERY_NAME} bytes are allowed"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The rejection reason of a binding's promise: `[code, message]`, turned into an `McpToolError` by the
@@ -636,4 +735,21 @@ fn reason<'js>(ctx: &Ctx<'js>, code: &str, message: &str) -> rquickjs::Result<rq
 
 fn epoch_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// Test builds only (feature `escape-hatch`, never in a release): `__mcpGuardSyscall(nr, a, b, c)` makes
+/// an arbitrary syscall from guest code, the stand-in for "the engine has been exploited". The isolate-host
+/// tests use it to show what a compromised host can still do (nothing: each attempt kills it).
+#[cfg(feature = "escape-hatch")]
+fn escape_hatch(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    ctx.globals().set(
+        "__mcpGuardSyscall",
+        Function::new(ctx.clone(), |nr: f64, a: f64, b: f64, c: f64| -> f64 {
+            // SAFETY: deliberately unsafe: this is the test stand-in for arbitrary native code.
+            unsafe {
+                libc::syscall(nr as libc::c_long, a as libc::c_long, b as libc::c_long, c as libc::c_long)
+                    as f64
+            }
+        })?,
+    )
 }

@@ -90,6 +90,14 @@ impl Engine for QuickJsEngine {
         let meter = Arc::new(HeapMeter::default());
         let finish = |status: Status, cpu: Duration, journal: &Mutex<Journal>, meter: &HeapMeter| {
             let j = journal.lock().unwrap_or_else(|p| p.into_inner());
+            // A thrown error is output too: it gets what the console output left of the limit.
+            let status = match status {
+                Status::Threw { error } => {
+                    let room = limits.output.as_usize().saturating_sub(j.output_bytes);
+                    Status::Threw { error: error.fit(room, limits.output) }
+                }
+                status => status,
+            };
             Outcome {
                 status,
                 console: j.console.clone(),

@@ -1,0 +1,134 @@
+//! The channel between the executor and an isolate host: one socketpair, length-prefixed JSON frames.
+//!
+//! The executor sends one [`Job`] and the results of the tool calls the host asks for; the host sends
+//! `Ready` once confined, then tool calls, events and the outcome. Every frame is bounded
+//! ([`MAX_FRAME`]); a larger or malformed frame ends the conversation (the executor kills the host).
+
+use mcp_guard_crds::Limits;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{
+    engine::ExecutionEvent,
+    host::{ExecutionInfo, ToolError},
+    outcome::Outcome,
+    validator::Prepared,
+};
+
+/// Largest frame either side accepts. Code is capped at 4 MiB (`limits.codeSize`), outputs and tool
+/// arguments/results are budgeted below 64 MiB; a frame over this is a protocol error.
+pub const MAX_FRAME: usize = 80 * 1024 * 1024;
+
+/// One execution for a host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub execution: ExecutionInfo,
+    pub code: Prepared,
+    pub limits: Limits,
+    /// The bound tools as `(server, tool names)`; the host rebuilds the same catalog (identifiers are
+    /// deterministic).
+    pub catalog: Vec<(String, Vec<String>)>,
+}
+
+/// Executor to host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToHost {
+    Run(Box<Job>),
+    ToolResult { call: u64, result: Result<serde_json::Value, ToolError> },
+}
+
+/// Host to executor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FromHost {
+    /// The host is confined and waits for its job; `confinement` says what it got.
+    Ready {
+        confinement: String,
+        seccomp: bool,
+    },
+    ToolCall {
+        call: u64,
+        server: String,
+        tool: String,
+        arguments: serde_json::Value,
+    },
+    Event(ExecutionEvent),
+    Done(Box<Outcome>),
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the channel closed")]
+    Closed,
+    #[error("a frame of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("a malformed frame: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("channel: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Write one frame.
+pub async fn write_frame<W: AsyncWriteExt + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len()))?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(&body).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Read one frame; `Closed` at a clean end of stream between frames.
+pub async fn read_frame<R: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof { FrameError::Closed } else { e.into() }
+    })?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_frames_are_refused() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let msg = FromHost::ToolCall {
+            call: 7,
+            server: "s".into(),
+            tool: "t".into(),
+            arguments: serde_json::json!({"x": 1}),
+        };
+        let writer = tokio::spawn(async move {
+            write_frame(&mut a, &msg).await.unwrap();
+            a
+        });
+        let back: FromHost = read_frame(&mut b).await.unwrap();
+        assert!(matches!(back, FromHost::ToolCall { call: 7, .. }));
+        let mut a = writer.await.unwrap();
+        a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
+        assert!(matches!(read_frame::<_, FromHost>(&mut b).await, Err(FrameError::TooLarge(_))));
+        drop(a);
+        assert!(matches!(read_frame::<_, FromHost>(&mut b).await, Err(FrameError::Closed)));
+    }
+}
