@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building and testing MCP Guard needs on a fresh machine. Idempotent: it only installs
-# what is missing.
+# Installs what testing MCP Guard needs on a fresh machine. Idempotent: it only installs what is missing.
+# Building needs nothing but cargo (the protos are compiled by protox, in Rust: no protoc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,15 +17,6 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
-
-step "protoc (protobuf-compiler), for the gRPC APIs"
-if ! command -v protoc >/dev/null; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
-fi
-protoc --version
 
 step "Real MCP servers used by the tests and the example"
 ./scripts/setup-mcp-servers.sh

@@ -20,6 +20,13 @@ phase "setup" ./scripts/setup.sh
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy (warnings denied)" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "cargo test" cargo test --workspace --locked
+# The attack and limit suites again, on isolate-host processes (what `serve` runs by default), and the
+# escape tests with the test-only syscall hatch compiled in.
+phase "attack and limit suites on isolate hosts" env MCP_GUARD_TEST_ENGINE=process \
+  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime
+phase "isolate-host escape tests (feature escape-hatch)" \
+  cargo test -p mcp-guard --locked --features escape-hatch --test isolate_escape
+phase "make run as on a fresh machine (no protoc)" ./scripts/fresh-make-run.sh
 
 if [ "${MCP_GUARD_SKIP_CLUSTER:-0}" = "1" ]; then
   echo "MCP_GUARD_SKIP_CLUSTER=1: skipping the real-cluster tests"
