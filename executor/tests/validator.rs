@@ -105,8 +105,32 @@ fn function_constructor_and_constructor_chains() {
             ("globalThis.Reflect.get(f, 'constructor')", 1, 27),
             ("Object.getOwnPropertyDescriptors(p)['constructor']", 1, 37),
             ("Object.getPrototypeOf(async () => {})['constr' + 'uctor']('return 1')", 1, 39),
+            // Near the allowed type checks, but the constructor escapes the comparison or the name.
+            ("(v.constructor === v.constructor ? v.constructor : 0)('x')", 1, 38),
+            ("const F = v.constructor; F === Object", 1, 13),
+            ("v.constructor.name.constructor('x')", 1, 20),
+            ("(v.constructor.name, v.constructor)('x')", 1, 24),
+            ("v.constructor.name = 'x'; v.constructor", 1, 29),
+            ("f[v.constructor === Object ? 'constructor' : 'x']", 1, 3),
+            ("v.constructor['name']", 1, 3),
+            ("v?.constructor === Object", 1, 4),
         ],
     );
+}
+
+/// Reads of `constructor` that can only be compared or named (type checks models write) pass: the value
+/// never reaches code that could call it. The engine has no working Function constructor either.
+#[test]
+fn constructor_reads_that_are_only_compared_or_named_pass() {
+    for code in [
+        "const v = {}; return v.constructor === Object",
+        "const v = []; return v.constructor !== Array && (v.constructor == Object)",
+        "class Report {} return new Report().constructor.name",
+        "return [1, 'a', {}].map((v) => v.constructor.name)",
+        "const v = {}; return (v.constructor) === Object",
+    ] {
+        ok(code);
+    }
 }
 
 #[test]

@@ -3,8 +3,7 @@
 
 // @name constructor-equals-object
 // @expect [true,false,false]
-// Known false positive (no-function-constructor): `value.constructor === Object` (plain-object check): every `.constructor` read is refused.
-// @known rejected no-function-constructor
+// Once a false positive of no-function-constructor; reads that are only compared or named now pass.
 // Plain-object check, as in many deep-merge helpers.
 const user = await mcp.github.get_user({ login: "alice" });
 const isPlain = (v) => v !== null && typeof v === "object" && v.constructor === Object;
@@ -12,15 +11,13 @@ return [isPlain(user), isPlain([1]), isPlain(null)];
 
 // @name constructor-name-type-label
 // @expect ["Object","Array","String","Number","Date"]
-// Known false positive (no-function-constructor): `v.constructor.name`.
-// @known rejected no-function-constructor
+// Once a false positive of no-function-constructor; reads that are only compared or named now pass.
 const issue = await mcp.github.get_issue({ number: 101 });
 return [issue, issue.labels, issue.title, issue.number, new Date(issue.created_at)].map((v) => v.constructor.name);
 
 // @name class-constructor-name-via-instance
 // @expect "Report"
-// Known false positive (no-function-constructor): `instance.constructor.name` on the program's own class.
-// @known rejected no-function-constructor
+// Once a false positive of no-function-constructor; reads that are only compared or named now pass.
 class Report {}
 const r = new Report();
 return r.constructor.name;

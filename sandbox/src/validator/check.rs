@@ -7,10 +7,10 @@
 
 use oxc::ast::ast::{
     AccessorProperty, Argument, AssignmentTargetPropertyIdentifier, AssignmentTargetPropertyProperty,
-    BindingProperty, CallExpression, ChainElement, ComputedMemberExpression, Decorator, Expression, Function,
-    IdentifierReference, ImportExpression, ImportMeta, MemberExpression, ModuleDeclaration, Program,
-    PropertyDefinition, PropertyKey, SimpleAssignmentTarget, Statement, StaticBlock, StaticMemberExpression,
-    ThisExpression, UnaryExpression, UnaryOperator, WithStatement,
+    BinaryExpression, BindingProperty, CallExpression, ChainElement, ComputedMemberExpression, Decorator,
+    Expression, Function, IdentifierReference, ImportExpression, ImportMeta, MemberExpression,
+    ModuleDeclaration, Program, PropertyDefinition, PropertyKey, SimpleAssignmentTarget, Statement,
+    StaticBlock, StaticMemberExpression, ThisExpression, UnaryExpression, UnaryOperator, WithStatement,
 };
 use std::{cell::RefCell, collections::HashMap};
 
@@ -227,6 +227,23 @@ impl<'a> Checker<'_, 'a> {
         }
     }
 
+    /// `x.constructor === Y` and `x.constructor.name`: reads of `constructor` whose value can only be
+    /// compared or named, never called or kept, so they cannot reach the Function constructor. Benign
+    /// code uses them for type checks; everything else about `.constructor` is still refused (and the
+    /// engine has no working Function constructor anyway: layer 2).
+    fn inert_constructor_read(&mut self, expr: &Expression<'a>) -> bool {
+        match expr.without_parentheses() {
+            Expression::StaticMemberExpression(m) if m.property.name == "constructor" => {
+                if self.is_global_object(&m.object) {
+                    return false;
+                }
+                self.visit_expression(&m.object);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Property names that are forbidden on any object (`eval`, `constructor`) or on the global
     /// object (`process`, `require`, …).
     fn check_name(&mut self, name: &str, span: Span, on_global: bool) {
@@ -432,7 +449,22 @@ impl<'a> Visit<'a> for Checker<'_, 'a> {
         }
     }
 
+    fn visit_binary_expression(&mut self, it: &BinaryExpression<'a>) {
+        if it.operator.is_equality() {
+            for operand in [&it.left, &it.right] {
+                if !self.inert_constructor_read(operand) {
+                    self.visit_expression(operand);
+                }
+            }
+            return;
+        }
+        walk::walk_binary_expression(self, it);
+    }
+
     fn visit_static_member_expression(&mut self, it: &StaticMemberExpression<'a>) {
+        if it.property.name == "name" && self.inert_constructor_read(&it.object) {
+            return;
+        }
         let on_global = self.is_global_object(&it.object);
         self.check_name(it.property.name.as_str(), it.property.span, on_global);
         if on_global {
