@@ -115,16 +115,19 @@ fn main() {
         "\nisolate hosts: starting and confining one host process (exec, runtime, warm-up, seccomp): {} each",
         ms(spawn)
     );
-    let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
-    let in_hosts = Sandbox::with_engine(Arc::new(hosts), host.catalog(), Arc::new(host));
-    println!(
-        "{:<24} {:>5} {:>12} {:>12} {:>14}",
-        "script (isolate hosts)", "conc.", "p50", "p99", "executions/s"
-    );
-    for (name, code) in cases {
-        for (conc, total) in [(1usize, 300usize), (16, 800)] {
-            let f = runtime.block_on(measure(&in_hosts, code, conc, total));
-            println!("{name:<24} {conc:>5} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
+    let reused = ProcessEngine::new(command.clone(), 64 << 20, 8).with_reuse(32, 16);
+    for (label, engine) in
+        [("a fresh host per execution", hosts), ("hosts reused for one caller, up to 32", reused)]
+    {
+        let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
+        let in_hosts = Sandbox::with_engine(Arc::new(engine), host.catalog(), Arc::new(host));
+        println!("isolate hosts, {label}:");
+        println!("{:<24} {:>5} {:>12} {:>12} {:>14}", "script", "conc.", "p50", "p99", "executions/s");
+        for (name, code) in cases {
+            for (conc, total) in [(1usize, 300usize), (16, 800)] {
+                let f = runtime.block_on(measure(&in_hosts, code, conc, total));
+                println!("{name:<24} {conc:>5} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
+            }
         }
     }
     println!(

@@ -90,6 +90,9 @@ enum Command {
         /// The policy's memory limit in bytes (the host's kernel data limit is set above it).
         #[arg(long)]
         memory_limit: u64,
+        /// Executions of one caller this host may serve before it exits.
+        #[arg(long, default_value_t = 1)]
+        max_executions: u32,
     },
 }
 
@@ -113,8 +116,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
         Command::DefaultConfig => print_out(mcp_guard_crds::config::DEFAULT_CONFIG_YAML, ExitCode::SUCCESS),
-        Command::IsolateHost { memory_limit } => ExitCode::from(
-            u8::try_from(mcp_guard_sandbox::engine::process::host::main(memory_limit)).unwrap_or(1),
+        Command::IsolateHost { memory_limit, max_executions } => ExitCode::from(
+            u8::try_from(mcp_guard_sandbox::engine::process::host::main(memory_limit, max_executions))
+                .unwrap_or(1),
         ),
     }
 }

@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Isolate hosts kept started and confined ahead of need (`--isolation process`).
     #[arg(long, default_value_t = 4)]
     pub warm_hosts: usize,
+    /// Executions of one caller an isolate host may serve, each in a fresh QuickJS runtime, before it is
+    /// replaced; a host is never shared between callers and is killed after any limit, crash or stuck
+    /// call. `1`: a fresh process per execution.
+    #[arg(long, default_value_t = 32)]
+    pub host_reuse: u32,
     /// Serve even when isolate hosts cannot get their seccomp allow list (development only: loud in the
     /// logs and on /metrics).
     #[arg(long)]
@@ -202,6 +207,9 @@ pub fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
     reexec_scrubbed(args)
 }
 
+/// Isolate hosts that served a caller and wait for its next execution (the oldest beyond this goes).
+const IDLE_HOSTS: usize = 16;
+
 /// The isolate engine `--isolation` asks for. Isolate hosts are probed first: one is started and must
 /// report its process-wide seccomp allow list, or `serve` refuses to start (unless
 /// `--allow-weak-confinement`). Returns the engine and, for hosts, what confinement they got.
@@ -215,7 +223,8 @@ async fn isolate_engine(
     }
     let command = HostCommand::current_exe()
         .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
-    let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1));
+    let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1))
+        .with_reuse(args.host_reuse, IDLE_HOSTS);
     let (report, seccomp) =
         engine.probe().await.map_err(|e| (EXIT_INTERNAL, format!("cannot start an isolate host: {e}")))?;
     if !seccomp {

@@ -252,3 +252,39 @@ fn the_binary_has_no_escape_hatch() {
     let needle = b"__mcpGuardSyscall";
     assert!(!binary.windows(needle.len()).any(|w| w == needle), "the escape hatch is compiled in");
 }
+
+async fn run_as(engine: &ProcessEngine, caller: &str, body: &str, limits: &Limits) -> Outcome {
+    let host = test_host();
+    let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
+    engine
+        .execute(ExecutionRequest {
+            code: Prepared { script, positions: PositionMap::default() },
+            limits: limits.clone(),
+            catalog: host.catalog(),
+            host: Arc::new(host),
+            execution: Arc::new(ExecutionInfo::new(caller, body)),
+            events: None,
+        })
+        .await
+}
+
+/// With reuse, a host serves one caller several times (each execution in a fresh runtime), never
+/// another caller, and is replaced after a limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_host_serves_one_caller_only_and_goes_after_a_limit() {
+    let engine = engine(0).with_reuse(8, 4);
+    let started = || engine.stats().started.load(std::sync::atomic::Ordering::Relaxed);
+    let l = limits(Duration::from_secs(10));
+    let pid = "globalThis.__n = (globalThis.__n || 0) + 1; return globalThis.__n;";
+    for _ in 0..3 {
+        // Each execution starts from a fresh runtime: the counter never grows.
+        assert_eq!(completed(&run_as(&engine, "alice", pid, &l).await), &json!(1));
+    }
+    assert_eq!(started(), 1, "alice's three executions share one host");
+    assert_eq!(completed(&run_as(&engine, "bob", pid, &l).await), &json!(1));
+    assert_eq!(started(), 2, "bob never gets alice's host");
+    let o = run_as(&engine, "alice", "while (true) {}", &limits(Duration::from_millis(300))).await;
+    assert!(matches!(limit(&o), LimitKind::CpuTime | LimitKind::WallTime), "{o:?}");
+    assert_eq!(completed(&run_as(&engine, "alice", pid, &l).await), &json!(1));
+    assert_eq!(started(), 3, "after a limit, alice's host is replaced");
+}

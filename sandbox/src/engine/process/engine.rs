@@ -2,8 +2,11 @@
 //! host process (see `host.rs`) and kills it at the wall-time limit.
 //!
 //! Hosts are started ahead of need (a few wait, confined, in a warm pool) so process start-up is off the
-//! critical path; each serves exactly one execution and exits, so nothing of one execution (or caller)
-//! can be seen by the next. The executor proxies the host's tool calls to the real [`ToolHost`] and
+//! critical path. A host serves executions of **one caller** only: after an execution that ended
+//! normally (completed, threw or was rejected) it may serve the same caller again, each time in a fresh
+//! QuickJS runtime, up to `max_executions`; after a limit, a crash, a stuck call or a protocol error it is
+//! killed. So nothing of one caller's execution can be seen by another caller's, and what one caller's
+//! code could do to its host (if it broke the engine) reaches at most that caller's later executions. The executor proxies the host's tool calls to the real [`ToolHost`] and
 //! keeps its own record of them: the outcome's `toolCalls` come from that record, not from the host,
 //! which is untrusted once guest code has run in it.
 
@@ -66,6 +69,9 @@ struct Host {
     child: Child,
     stream: UnixStream,
     pid: u32,
+    /// The caller it has served, if any: it serves no other.
+    caller: Option<String>,
+    served: u32,
 }
 
 struct Inner {
@@ -73,6 +79,10 @@ struct Inner {
     memory_limit: u64,
     warm: Mutex<Vec<Host>>,
     warm_target: usize,
+    /// Hosts that served a caller and may serve it again, oldest first.
+    idle: Mutex<Vec<Host>>,
+    max_executions: u32,
+    max_idle: usize,
     stats: HostStats,
     confinement: Mutex<Option<(String, bool)>>,
 }
@@ -99,10 +109,24 @@ impl ProcessEngine {
                 memory_limit,
                 warm: Mutex::new(Vec::new()),
                 warm_target: warm,
+                idle: Mutex::new(Vec::new()),
+                max_executions: 1,
+                max_idle: 0,
                 stats: HostStats::default(),
                 confinement: Mutex::new(None),
             }),
         }
+    }
+
+    /// Let a host serve up to `max_executions` executions of the caller it first served, keeping at most
+    /// `max_idle` such hosts waiting (the oldest is killed beyond that). `1` (the default): one
+    /// execution per host.
+    pub fn with_reuse(mut self, max_executions: u32, max_idle: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_executions = max_executions.max(1);
+            inner.max_idle = max_idle;
+        }
+        self
     }
 
     /// Start one host and report what confinement it got (`serve` refuses weak confinement).
@@ -127,7 +151,14 @@ impl ProcessEngine {
         self.inner.warm.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|h| h.pid).collect()
     }
 
-    async fn take(&self) -> std::io::Result<Host> {
+    /// A host for `caller`: one that served it before, else a fresh one.
+    async fn take(&self, caller: &str) -> std::io::Result<Host> {
+        {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = idle.iter().rposition(|h| h.caller.as_deref() == Some(caller)) {
+                return Ok(idle.remove(i));
+            }
+        }
         let warm = self.inner.warm.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let host = match warm {
             Some(h) => h,
@@ -135,6 +166,20 @@ impl ProcessEngine {
         };
         self.refill();
         Ok(host)
+    }
+
+    /// Keep a host that ended an execution normally for its caller's next one, if it may serve more.
+    fn keep(&self, mut host: Host, caller: &str) {
+        host.served += 1;
+        host.caller = Some(caller.to_string());
+        if host.served >= self.inner.max_executions || self.inner.max_idle == 0 {
+            return; // dropped: killed and reaped (kill_on_drop)
+        }
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.push(host);
+        if idle.len() > self.inner.max_idle {
+            idle.remove(0);
+        }
     }
 
     /// Start hosts in the background until the warm pool is full again.
@@ -165,6 +210,8 @@ async fn spawn(inner: &Inner) -> std::io::Result<Host> {
     cmd.args(&inner.command.args)
         .arg("--memory-limit")
         .arg(inner.memory_limit.to_string())
+        .arg("--max-executions")
+        .arg(inner.max_executions.to_string())
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -197,7 +244,7 @@ async fn spawn(inner: &Inner) -> std::io::Result<Host> {
     match ready {
         Ok(Ok(FromHost::Ready { confinement, seccomp })) => {
             *inner.confinement.lock().unwrap_or_else(|p| p.into_inner()) = Some((confinement, seccomp));
-            Ok(Host { child, stream, pid })
+            Ok(Host { child, stream, pid, caller: None, served: 0 })
         }
         Ok(Ok(_)) => Err(std::io::Error::other("the isolate host sent something before it was ready")),
         Ok(Err(e)) => Err(std::io::Error::other(format!("the isolate host did not start: {e}"))),
@@ -286,14 +333,14 @@ impl Engine for ProcessEngine {
         };
         let mut calls = Calls::default();
         let mut console = Vec::new();
-        let host = match self.take().await {
+        let host = match self.take(&request.execution.caller).await {
             Ok(h) => h,
             Err(e) => {
                 let status = thrown("InternalError", format!("cannot start an isolate host: {e}"));
                 return finish(status, console, &calls, Duration::ZERO);
             }
         };
-        let Host { mut child, stream, pid } = host;
+        let Host { mut child, stream, pid, caller, served } = host;
         let (mut reader, mut writer) = stream.into_split();
         let job = Job {
             execution: (*request.execution).clone(),
@@ -311,14 +358,34 @@ impl Engine for ProcessEngine {
             let status = thrown("InternalError", format!("cannot hand the job to the isolate host: {e}"));
             return finish(status, console, &calls, Duration::ZERO);
         }
+        // Frames are read by a task of their own (reading is not cancel-safe, so it never races the
+        // other branches below); it stops after the outcome and hands the read half back.
+        let (frames, mut frame_rx) = mpsc::channel::<Result<FromHost, String>>(64);
+        let reading = tokio::spawn(async move {
+            loop {
+                match read_frame::<_, FromHost>(&mut reader).await {
+                    Ok(frame) => {
+                        let done = matches!(frame, FromHost::Done(_));
+                        if frames.send(Ok(frame)).await.is_err() || done {
+                            return Some(reader);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = frames.send(Err(e.to_string())).await;
+                        return None;
+                    }
+                }
+            }
+        });
         // Tool calls run as tasks; their results come back here, bounded by the host's own quota.
         let (results, mut result_rx) = mpsc::channel::<(u64, Result<serde_json::Value, ToolError>)>(64);
         let mut tasks = tokio::task::JoinSet::new();
         let kill_at = tokio::time::Instant::from_std(deadline + KILL_GRACE);
+        let mut ended_normally = false;
         let outcome = loop {
             tokio::select! {
-                frame = read_frame::<_, FromHost>(&mut reader) => match frame {
-                    Ok(FromHost::ToolCall { call, server, tool, arguments }) => {
+                frame = frame_rx.recv() => match frame {
+                    Some(Ok(FromHost::ToolCall { call, server, tool, arguments })) => {
                         calls.by_id.insert(call, calls.entries.len());
                         calls.entries.push((server.clone(), tool.clone(), Instant::now(), None));
                         let host = request.host.clone();
@@ -329,7 +396,7 @@ impl Engine for ProcessEngine {
                             let _ = results.send((call, result)).await;
                         });
                     }
-                    Ok(FromHost::Event(event)) => {
+                    Some(Ok(FromHost::Event(event))) => {
                         if let ExecutionEvent::Console(line) = &event {
                             console.push(line.clone());
                         }
@@ -337,13 +404,14 @@ impl Engine for ProcessEngine {
                             let _ = events.send(event);
                         }
                     }
-                    Ok(FromHost::Done(outcome)) => {
+                    Some(Ok(FromHost::Done(outcome))) => {
                         let mut outcome = *outcome;
                         outcome.tool_calls = calls.records(Instant::now());
+                        ended_normally = !matches!(outcome.status, Status::LimitExceeded { .. });
                         break outcome;
                     }
-                    Ok(FromHost::Ready { .. }) => {}
-                    Err(_) => {
+                    Some(Ok(FromHost::Ready { .. })) => {}
+                    Some(Err(_)) | None => {
                         // The host died (or broke the protocol): find out how.
                         let status = match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
                             Ok(Ok(s)) => {
@@ -385,15 +453,20 @@ impl Engine for ProcessEngine {
                 }
             }
         };
-        // In-flight tool calls are cancelled (the host is cancel-safe); the host is reaped in the
-        // background (it exits by itself after its outcome, or was killed).
+        // In-flight tool calls are cancelled (the host is cancel-safe).
         tasks.abort_all();
-        tokio::spawn(async move {
-            if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
-                let _ = child.start_kill();
+        if ended_normally
+            && let Ok(Some(reader)) = reading.await
+            && let Ok(stream) = reader.reunite(writer)
+        {
+            self.keep(Host { child, stream, pid, caller, served }, &request.execution.caller);
+        } else {
+            // Killed, crashed or done: reaped in the background.
+            let _ = child.start_kill();
+            tokio::spawn(async move {
                 let _ = child.wait().await;
-            }
-        });
+            });
+        }
         outcome
     }
 }

@@ -1,5 +1,5 @@
-//! The isolate host: the process (`mcp-guard isolate-host`, never started by hand) that runs one
-//! execution in a QuickJS isolate and then exits. It is started by the executor with an empty
+//! The isolate host: the process (`mcp-guard isolate-host`, never started by hand) that runs executions
+//! of one caller, each in a fresh QuickJS runtime, at most `--max-executions` of them, and then exits. It is started by the executor with an empty
 //! environment, its channel on descriptor 3, standard error for its own diagnostics and nothing else.
 //! Before it reads its job it gives up everything it does not need, for every thread of the process:
 //!
@@ -45,10 +45,12 @@ pub const CHANNEL_FD: i32 = 3;
 /// Messages the host may have queued for the executor; the isolate waits when it is full.
 const OUTBOX: usize = 64;
 
-/// Run the isolate host on descriptor [`CHANNEL_FD`]: confine the process, serve one job, exit.
+/// Run the isolate host on descriptor [`CHANNEL_FD`]: confine the process, serve at most
+/// `max_executions` jobs of one caller (the executor sends no more after a limit, a crash or a stuck
+/// call: it kills the host), exit.
 /// `memory_limit` is the policy's heap limit in bytes (the kernel's data limit is set above it).
 /// Returns the process exit code.
-pub fn main(memory_limit: u64) -> i32 {
+pub fn main(memory_limit: u64, max_executions: u32) -> i32 {
     // SAFETY: only the executor starts this command, with the channel on CHANNEL_FD; nothing else in
     // this process owns that descriptor.
     let channel = unsafe { std::os::unix::net::UnixStream::from_raw_fd(CHANNEL_FD) };
@@ -78,7 +80,7 @@ pub fn main(memory_limit: u64) -> i32 {
             Ok(r) => r,
             Err(e) => return fail(&format!("confinement failed: {e}")),
         };
-        serve(stream, engine, report).await
+        serve(stream, engine, report, max_executions).await
     })
 }
 
@@ -237,7 +239,7 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<serde_json::Value, 
 struct ChannelHost {
     outbox: mpsc::Sender<FromHost>,
     pending: Pending,
-    next: AtomicU64,
+    next: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -260,7 +262,12 @@ impl ToolHost for ChannelHost {
     }
 }
 
-async fn serve(stream: UnixStream, engine: QuickJsEngine, (confinement, seccomp): (String, bool)) -> i32 {
+async fn serve(
+    stream: UnixStream,
+    engine: QuickJsEngine,
+    (confinement, seccomp): (String, bool),
+    max_executions: u32,
+) -> i32 {
     let (mut reader, mut writer) = stream.into_split();
     let (outbox, mut outgoing) = mpsc::channel::<FromHost>(OUTBOX);
     let writing = tokio::spawn(async move {
@@ -273,43 +280,71 @@ async fn serve(stream: UnixStream, engine: QuickJsEngine, (confinement, seccomp)
     if outbox.send(FromHost::Ready { confinement, seccomp }).await.is_err() {
         return 0;
     }
-    let job: Job = match read_frame(&mut reader).await {
-        Ok(ToHost::Run(job)) => *job,
-        // The executor stopped (or sent something else first): nothing to run.
-        Ok(_) | Err(_) => return 0,
-    };
+    // One reader for the host's life: jobs go to the loop below, tool results to their waiting calls.
+    // Call ids are unique across the host's executions, so a late result of an ended execution can
+    // never answer a call of the next one.
     let pending: Pending = Arc::default();
-    let host =
-        Arc::new(ChannelHost { outbox: outbox.clone(), pending: pending.clone(), next: AtomicU64::new(0) });
+    let next_call = Arc::new(AtomicU64::new(0));
+    let (jobs, mut job_rx) = mpsc::channel::<Job>(1);
+    let results = pending.clone();
     tokio::spawn(async move {
-        while let Ok(ToHost::ToolResult { call, result }) = read_frame(&mut reader).await {
-            if let Some(tx) = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&call) {
-                let _ = tx.send(result);
+        loop {
+            match read_frame(&mut reader).await {
+                Ok(ToHost::Run(job)) => {
+                    if jobs.send(*job).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(ToHost::ToolResult { call, result }) => {
+                    if let Some(tx) = results.lock().unwrap_or_else(|p| p.into_inner()).remove(&call) {
+                        let _ = tx.send(result);
+                    }
+                }
+                // The executor closed the channel (or broke it): no more jobs.
+                Err(_) => return,
             }
         }
     });
-    let (events, mut event_rx) = mpsc::unbounded_channel();
-    let forward = outbox.clone();
-    let forwarding = tokio::spawn(async move {
-        while let Some(event) = event_rx.recv().await {
-            if forward.send(FromHost::Event(event)).await.is_err() {
-                return;
-            }
+    let mut caller: Option<String> = None;
+    for _ in 0..max_executions.max(1) {
+        let Some(job) = job_rx.recv().await else { break };
+        // Defence in depth: the executor reuses a host for one caller only.
+        if caller.get_or_insert_with(|| job.execution.caller.clone()) != &job.execution.caller {
+            eprintln!("mcp-guard isolate-host: a job of another caller; exiting");
+            break;
         }
-    });
-    let request = ExecutionRequest {
-        code: job.code,
-        limits: job.limits,
-        catalog: mcp_guard_tools::Catalog::new(job.catalog),
-        host,
-        execution: Arc::new(job.execution),
-        events: Some(events),
-    };
-    let outcome = engine.execute(request).await;
-    // Every event is sent before the outcome (an isolate stuck in a native call still holds the event
-    // sender: then the executor's wall-time limit ends this process anyway).
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), forwarding).await;
-    let _ = outbox.send(FromHost::Done(Box::new(outcome))).await;
+        let host = Arc::new(ChannelHost {
+            outbox: outbox.clone(),
+            pending: pending.clone(),
+            next: next_call.clone(),
+        });
+        let (events, mut event_rx) = mpsc::unbounded_channel();
+        let forward = outbox.clone();
+        let forwarding = tokio::spawn(async move {
+            while let Some(event) = event_rx.recv().await {
+                if forward.send(FromHost::Event(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let request = ExecutionRequest {
+            code: job.code,
+            limits: job.limits,
+            catalog: mcp_guard_tools::Catalog::new(job.catalog),
+            host,
+            execution: Arc::new(job.execution),
+            events: Some(events),
+        };
+        let outcome = engine.execute(request).await;
+        // Every event is sent before the outcome (an isolate stuck in a native call still holds the
+        // event sender: then the executor's wall-time limit ends this process anyway).
+        if tokio::time::timeout(std::time::Duration::from_millis(200), forwarding).await.is_err() {
+            break;
+        }
+        if outbox.send(FromHost::Done(Box::new(outcome))).await.is_err() {
+            break;
+        }
+    }
     drop(outbox);
     let _ = writing.await;
     0
