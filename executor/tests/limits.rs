@@ -232,3 +232,21 @@ async fn thrown_errors_fit_the_output_limit() {
     let o = sb.run("throw new RangeError('small')", &fast_limits()).await;
     assert_eq!(threw(&o), ("RangeError", "small"));
 }
+
+/// A tool call that completed while its isolate was stuck in one long native call is reported as what
+/// it was (`ok`), as the binding proxy's audit log has it, not `cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_completed_while_the_isolate_was_stuck_is_reported_ok() {
+    let limits = Limits {
+        wall_time: DurationSpec::millis(1500),
+        cpu_time: DurationSpec::millis(1500),
+        ..fast_limits()
+    };
+    let code = "mcp.demo.slow({ ms: 20 });
+        const h = 'a'.repeat(1 << 20); const n = 'a'.repeat(1 << 19) + 'b';
+        return h.indexOf(n);";
+    let o = run_with(code, &limits).await;
+    assert_eq!(limit(&o), LimitKind::WallTime, "{o:?}");
+    assert_eq!(o.tool_calls.len(), 1, "{o:?}");
+    assert_eq!(o.tool_calls[0].status, ToolCallStatus::Ok, "{o:?}");
+}

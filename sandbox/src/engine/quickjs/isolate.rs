@@ -421,15 +421,9 @@ impl Isolate {
         describe: &Function<'js>,
     ) -> Result<(), Status> {
         let Some((resolve, reject)) = state.borrow_mut().pending.remove(&index) else { return Ok(()) };
+        finish_call(&self.journal, index, &result);
         {
-            let mut journal = lock(&self.journal);
-            if let Some(entry) = journal.calls.get_mut(index) {
-                let (status, error) = match &result {
-                    Ok(_) => (ToolCallStatus::Ok, None),
-                    Err(e) => (ToolCallStatus::Error, Some((e.code.as_str().to_string(), e.message.clone()))),
-                };
-                entry.finished = Some((entry.started.elapsed(), status, error));
-            }
+            let journal = lock(&self.journal);
             if let Some(events) = &self.request.events
                 && let Some(record) = journal.record(index, Instant::now())
             {
@@ -683,14 +677,33 @@ impl Isolate {
                 let tool_host = tool_host.clone();
                 let execution = execution.clone();
                 let tx = tx.clone();
+                let journal = journal.clone();
                 st.tasks.push(handle.spawn(async move {
                     let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                    // Recorded when the call ends, not when the isolate takes the result: a call that
+                    // completed while its isolate was stuck in a native call is `ok` (or `error`) in the
+                    // outcome, as in the binding proxy's audit log, not `cancelled`.
+                    finish_call(&journal, index, &result);
                     let _ = tx.try_send((index, result));
                 }));
                 Ok(promise)
             })?,
         )?;
         Ok(host)
+    }
+}
+
+/// Record how call `index` ended, once (the first record wins).
+fn finish_call(journal: &SharedJournal, index: usize, result: &Result<serde_json::Value, ToolError>) {
+    let mut j = lock(journal);
+    if let Some(entry) = j.calls.get_mut(index)
+        && entry.finished.is_none()
+    {
+        let (status, error) = match result {
+            Ok(_) => (ToolCallStatus::Ok, None),
+            Err(e) => (ToolCallStatus::Error, Some((e.code.as_str().to_string(), e.message.clone()))),
+        };
+        entry.finished = Some((entry.started.elapsed(), status, error));
     }
 }
 
