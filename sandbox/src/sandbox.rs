@@ -68,7 +68,20 @@ impl Sandbox {
         let execution = Arc::new(ExecutionInfo::new(caller, code));
         self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
         let options = ValidateOptions { max_code_bytes: limits.code_size.as_usize() };
-        let outcome = match validator::validate(code, &options) {
+        // Validation is CPU work proportional to the code (up to `limits.codeSize`): off the async
+        // workers, so a large program never delays other requests' I/O.
+        let source = code.to_string();
+        let validated = match tokio::task::spawn_blocking(move || validator::validate(&source, &options))
+            .await
+        {
+            Ok(result) => result,
+            // Only a panic in the validator (a bug) gets here: validating inline lets it surface in the
+            // caller's task, which reports it as an internal error.
+            Err(_) => {
+                validator::validate(code, &ValidateOptions { max_code_bytes: limits.code_size.as_usize() })
+            }
+        };
+        let outcome = match validated {
             Ok(prepared) => {
                 self.engine
                     .execute(ExecutionRequest {
