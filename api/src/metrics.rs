@@ -31,6 +31,10 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     /// 1 for each confinement layer in force on isolate threads, 0 for each the kernel lacks.
     pub confinement: IntGaugeVec,
+    /// Isolate-host processes started, killed at the wall-time limit, and crashed (a seccomp kill, a
+    /// signal, out of memory), since the server started; and 1 when hosts run without their seccomp
+    /// allow list (`--allow-weak-confinement`).
+    pub isolate_hosts: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +104,15 @@ impl Metrics {
             &["layer"],
         )?;
         registry.register(Box::new(confinement.clone()))?;
+        let isolate_hosts = IntGaugeVec::new(
+            Opts::new(
+                "isolate_hosts",
+                "Isolate-host processes (event: started, killed at the wall-time limit, crashed) since the \
+                 server started, and weak_confinement (1: hosts run without their seccomp allow list).",
+            ),
+            &["event"],
+        )?;
+        registry.register(Box::new(isolate_hosts.clone()))?;
         let report = confine::isolate_confinement().ok();
         let on = |f: fn(&confine::ConfineReport) -> bool| report.as_ref().is_some_and(f);
         for (layer, value) in [
@@ -121,6 +134,7 @@ impl Metrics {
             refused,
             auth_failures,
             confinement,
+            isolate_hosts,
         })
     }
 

@@ -217,9 +217,9 @@ async fn isolate_engine(
     args: &ServeArgs,
     config: &GuardConfig,
     max_concurrent: usize,
-) -> Result<(Arc<dyn Engine>, Option<String>), (u8, String)> {
+) -> Result<(Arc<dyn Engine>, Option<String>, Option<ProcessEngine>), (u8, String)> {
     if args.isolation == "thread" {
-        return Ok((Arc::new(QuickJsEngine::new(max_concurrent)), None));
+        return Ok((Arc::new(QuickJsEngine::new(max_concurrent)), None, None));
     }
     let command = HostCommand::current_exe()
         .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
@@ -238,7 +238,7 @@ async fn isolate_engine(
         }
         tracing::error!(confinement = %report, "WEAK CONFINEMENT: isolate hosts run without their seccomp allow list (--allow-weak-confinement)");
     }
-    Ok((Arc::new(engine), Some(format!("isolate hosts: {report}"))))
+    Ok((Arc::new(engine.clone()), Some(format!("isolate hosts: {report}")), Some(engine)))
 }
 
 /// The in-cluster API server address, from the environment the kubelet sets.
@@ -411,9 +411,27 @@ async fn second_stage(
         max_concurrent: args.max_concurrent.max(1),
         max_queue: args.max_queue,
     };
-    let (engine, isolation) = isolate_engine(&args, &config, edge.max_concurrent).await?;
+    let (engine, isolation, hosts) = isolate_engine(&args, &config, edge.max_concurrent).await?;
     let state = ApiState::new(engine, host, tools, config.limits.clone(), edge, auth, proxy)
         .map_err(|e| (EXIT_INTERNAL, e.to_string()))?;
+    if let Some(hosts) = hosts {
+        let gauges = state.metrics.isolate_hosts.clone();
+        let weak = hosts.confinement().is_some_and(|(_, seccomp)| !seccomp);
+        gauges.with_label_values(&["weak_confinement"]).set(i64::from(weak));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let stats = hosts.stats();
+                for (event, counter) in
+                    [("started", &stats.started), ("killed", &stats.killed), ("crashed", &stats.crashed)]
+                {
+                    let value = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    gauges.with_label_values(&[event]).set(i64::try_from(value).unwrap_or(i64::MAX));
+                }
+            }
+        });
+    }
 
     if state.auth.is_insecure() {
         tracing::warn!(

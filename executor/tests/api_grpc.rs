@@ -351,6 +351,9 @@ async fn health_reflection_and_metrics_are_served() {
         "mcpguard_execution_duration_seconds_bucket",
         "mcpguard_tool_calls_total{status=\"ok\"} 1",
         "mcpguard_active_isolates 0",
+        // `serve` runs isolate hosts by default, with their seccomp allow list.
+        "mcpguard_isolate_hosts{event=\"started\"}",
+        "mcpguard_isolate_hosts{event=\"weak_confinement\"} 0",
     ] {
         assert!(metrics.contains(needle), "{needle} missing in\n{metrics}");
     }
