@@ -151,4 +151,81 @@ fn main() {
             );
         }
     }
+
+    awaiting_memory(&runtime, &command);
+}
+
+/// Proportional set size of a process, from `/proc/<pid>/smaps_rollup`, in bytes.
+fn pss(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// PSS of this process and of its children (the isolate hosts).
+fn pss_with_children() -> (u64, usize) {
+    let me = std::process::id();
+    let mut total = pss(me);
+    let mut children = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            total += pss(pid);
+            children += 1;
+        }
+    }
+    (total, children)
+}
+
+/// Executions that each await a slow tool call at once: the memory of the executor and its hosts (or
+/// threads), the figure the 1,000-awaiting goal is about (`MCP_GUARD_BENCH_AWAITING`, default 200).
+fn awaiting_memory(runtime: &tokio::runtime::Runtime, command: &HostCommand) {
+    let n: usize = std::env::var("MCP_GUARD_BENCH_AWAITING").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    println!("\n{n} executions each awaiting a 5 s tool call, at once (PSS of the executor and its hosts):");
+    let engines: [(&str, Arc<dyn mcp_guard_sandbox::engine::Engine>); 2] = [
+        ("threads", Arc::new(mcp_guard_sandbox::engine::quickjs::QuickJsEngine::new(n))),
+        ("isolate hosts", Arc::new(ProcessEngine::new(command.clone(), 64 << 20, 4))),
+    ];
+    for (label, engine) in engines {
+        let host = ScriptedHost::new().tool("demo", "slow", |_| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(serde_json::json!(1))
+        });
+        let sandbox = Sandbox::with_engine(engine, host.catalog(), Arc::new(host));
+        let (before, _) = pss_with_children();
+        let started = Instant::now();
+        let (peak, hosts, done) = runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..n {
+                let sb = sandbox.clone();
+                tasks.push(tokio::spawn(async move {
+                    let limits = Limits::default();
+                    sb.run("return await mcp.demo.slow({});", &limits).await.status.kind() == "completed"
+                }));
+            }
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let (peak, hosts) = pss_with_children();
+            let mut done = 0;
+            for t in tasks {
+                done += usize::from(t.await.unwrap_or(false));
+            }
+            (peak, hosts, done)
+        });
+        println!(
+            "  {label:<14} {done}/{n} completed in {:.1} s; PSS {:.0} MiB ({:.0} MiB before; {hosts} child processes) -> {:.2} MiB per awaiting execution",
+            started.elapsed().as_secs_f64(),
+            peak as f64 / 1048576.0,
+            before as f64 / 1048576.0,
+            peak.saturating_sub(before) as f64 / 1048576.0 / n as f64,
+        );
+    }
+    println!("  goal: 1,000 awaiting executions in <= 1 GiB (about 1 MiB each)");
 }
