@@ -176,7 +176,7 @@ fn shape_at(value: &Value, depth: usize, nodes: &mut usize) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -218,8 +218,9 @@ mod tests {
         assert!(s.len() < 16 * 1024, "{} bytes", s.len());
     }
 
+    /// An audit sink tests read, and can make fail (set `.1`).
     #[derive(Clone, Default)]
-    struct Sink(std::sync::Arc<Mutex<Vec<u8>>>, std::sync::Arc<AtomicBool>);
+    pub(crate) struct Sink(pub(crate) std::sync::Arc<Mutex<Vec<u8>>>, pub(crate) std::sync::Arc<AtomicBool>);
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -231,6 +232,12 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    impl Sink {
+        pub(crate) fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_string).collect()
         }
     }
 

@@ -291,44 +291,18 @@ fn upstream_failure(e: UpstreamError, redactor: &Redactor) -> Failure {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::{
-        io::Write,
-        sync::{
-            Arc, Mutex,
-            atomic::{AtomicBool, Ordering},
-        },
-    };
+    use std::sync::{Arc, atomic::Ordering};
 
     use mcp_guard_crds::GuardConfig;
 
     use super::*;
     use crate::audit::{AuditLog, MAX_LINE_BYTES};
 
-    /// An audit sink the test reads, and can make fail.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<AtomicBool>);
+    use crate::audit::tests::Sink;
 
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.1.load(Ordering::SeqCst) {
-                return Err(std::io::Error::other("disk full"));
-            }
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Sink {
-        fn lines(&self) -> Vec<String> {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_string).collect()
-        }
-        fn last_call(&self) -> (usize, Value) {
-            let line = self.lines().into_iter().rev().find(|l| l.contains("\"tool_call\"")).unwrap();
-            (line.len(), serde_json::from_str(&line).unwrap())
-        }
+    fn last_call(sink: &Sink) -> (usize, Value) {
+        let line = sink.lines().into_iter().rev().find(|l| l.contains("\"tool_call\"")).unwrap();
+        (line.len(), serde_json::from_str(&line).unwrap())
     }
 
     /// A proxy with one server that never starts (its tools are unknown, so calls pass the binding
@@ -358,7 +332,7 @@ mod tests {
         // Valid JSON over the budget: refused, and not parsed (no shape is recorded).
         let f = p.call("e1", "s", "t", &keys(64, 4096)).await.unwrap_err();
         assert_eq!(f.kind, Kind::BudgetExceeded, "{f:?}");
-        let (len, record) = sink.last_call();
+        let (len, record) = last_call(&sink);
         assert_eq!(record["outcome"], "budget_exceeded");
         assert!(record["argumentShape"].is_null(), "a refused call's arguments are not parsed: {len} bytes");
         assert!(len <= MAX_LINE_BYTES, "{len} bytes");
@@ -373,7 +347,7 @@ mod tests {
         for _ in 0..3 {
             let f = p.call("e1", "s", "t", &keys(1000, 1000)).await.unwrap_err();
             assert_eq!(f.kind, Kind::QuotaExceeded, "{f:?}");
-            let (len, record) = sink.last_call();
+            let (len, record) = last_call(&sink);
             assert!(len <= MAX_LINE_BYTES, "a refused call wrote {len} bytes");
             assert!(record["argumentShape"].is_null(), "{record}");
         }
@@ -389,7 +363,7 @@ mod tests {
             (0..5000).map(|i| (format!("{i:04}{}", "k".repeat(1000)), json!({"deep": [1]}))).collect();
         args.insert(secret_key.clone(), json!("v"));
         let _ = p.call("e1", "s", "t", &Value::Object(args).to_string()).await;
-        let (len, record) = sink.last_call();
+        let (len, record) = last_call(&sink);
         assert!(len <= MAX_LINE_BYTES, "{len} bytes");
         let text = record.to_string();
         assert!(!text.contains("result-data-"), "long keys are hashed: {text}");

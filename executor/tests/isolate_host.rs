@@ -14,14 +14,9 @@ use std::{
 use common::{completed, limit, test_host, threw};
 use mcp_guard_crds::{ByteSize, DurationSpec, LimitKind, Limits};
 use mcp_guard_sandbox::{
-    engine::{
-        Engine, ExecutionRequest,
-        process::{HostCommand, ProcessEngine},
-    },
-    host::ExecutionInfo,
+    engine::process::{HostCommand, ProcessEngine},
     outcome::Outcome,
     sandbox::Sandbox,
-    validator::{PositionMap, Prepared},
 };
 use serde_json::json;
 
@@ -47,18 +42,7 @@ fn sandbox(engine: &ProcessEngine) -> Sandbox {
 
 /// Run an async function body on the engine without validation (the engine must hold on its own).
 async fn run_raw(engine: &ProcessEngine, body: &str, limits: &Limits) -> Outcome {
-    let host = test_host();
-    let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
-    engine
-        .execute(ExecutionRequest {
-            code: Prepared { script, positions: PositionMap::default() },
-            limits: limits.clone(),
-            catalog: host.catalog(),
-            host: Arc::new(host),
-            execution: Arc::new(ExecutionInfo::new("test", body)),
-            events: None,
-        })
-        .await
+    run_as(engine, "test", body, limits).await
 }
 
 fn status_field(pid: u32, field: &str) -> String {
@@ -253,19 +237,9 @@ fn the_binary_has_no_escape_hatch() {
     assert!(!binary.windows(needle.len()).any(|w| w == needle), "the escape hatch is compiled in");
 }
 
+/// Run an async function body without validation, as `caller`.
 async fn run_as(engine: &ProcessEngine, caller: &str, body: &str, limits: &Limits) -> Outcome {
-    let host = test_host();
-    let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
-    engine
-        .execute(ExecutionRequest {
-            code: Prepared { script, positions: PositionMap::default() },
-            limits: limits.clone(),
-            catalog: host.catalog(),
-            host: Arc::new(host),
-            execution: Arc::new(ExecutionInfo::new(caller, body)),
-            events: None,
-        })
-        .await
+    common::run_on(engine, caller, body, limits).await
 }
 
 /// With reuse, a host serves one caller several times (each execution in a fresh runtime), never

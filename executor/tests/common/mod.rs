@@ -77,8 +77,12 @@ pub async fn run(code: &str) -> Outcome {
 /// Run a prepared script directly on the engine, skipping validation: proves that the runtime holds even
 /// when validation misses something. `body` is an async function body.
 pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
+    run_on(engine().as_ref(), "test", body, limits).await
+}
+
+/// Run an async function body on `engine` as `caller`, skipping validation.
+pub async fn run_on(engine: &dyn Engine, caller: &str, body: &str, limits: &Limits) -> Outcome {
     let host = test_host();
-    let engine = engine();
     let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
     engine
         .execute(ExecutionRequest {
@@ -86,7 +90,7 @@ pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
             limits: limits.clone(),
             catalog: host.catalog(),
             host: Arc::new(host),
-            execution: Arc::new(ExecutionInfo::new("test", body)),
+            execution: Arc::new(ExecutionInfo::new(caller, body)),
             events: None,
         })
         .await
