@@ -130,7 +130,7 @@ pub fn server(state: &ServerState, tools: &[ToolEntry]) -> pb::Server {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use mcp_guard_tools::{ServerTools, ToolIndex, ToolSpec};
+    use mcp_guard_tools::{ServerState, ServerTools, ToolIndex, ToolSpec};
 
     use super::*;
 
@@ -138,18 +138,23 @@ mod tests {
     fn servers_carry_their_handshake_and_tool_count() {
         let mut response = vec![
             ServerTools {
-                name: "up".into(),
-                server_name: "upstream".into(),
-                server_version: "1.2.3".into(),
-                protocol_version: "2025-06-18".into(),
-                connected: true,
+                state: ServerState {
+                    name: "up".into(),
+                    server_name: "upstream".into(),
+                    server_version: "1.2.3".into(),
+                    protocol_version: "2025-06-18".into(),
+                    connected: true,
+                    ..Default::default()
+                },
                 tools: vec![
                     ToolSpec { name: "a".into(), ..Default::default() },
                     ToolSpec { name: "b".into(), ..Default::default() },
                 ],
-                ..Default::default()
             },
-            ServerTools { name: "down".into(), error: "refused".into(), ..Default::default() },
+            ServerTools {
+                state: ServerState { name: "down".into(), error: "refused".into(), ..Default::default() },
+                tools: Vec::new(),
+            },
         ];
         let i = ToolIndex::new(response.clone());
         let servers: Vec<_> = i.servers().iter().map(|s| server(s, i.tools())).collect();
@@ -161,7 +166,7 @@ mod tests {
         assert_eq!((servers[1].tool_count, servers[1].connected), (0, false));
         assert_eq!(servers[1].error, "refused");
         // A change of connection state alone is a different server list (ListTools reports it).
-        response[1].connected = true;
+        response[1].state.connected = true;
         assert_ne!(ToolIndex::new(response.clone()).servers(), i.servers());
         assert_eq!(ToolIndex::new(response.clone()).fingerprint(), i.fingerprint());
     }

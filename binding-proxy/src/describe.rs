@@ -1,7 +1,7 @@
 //! The bound tools as the proxy reports them: each server's state and its tools' names and schemas.
 //! Identifiers and TypeScript are derived by the executor's tool index, not here.
 
-use mcp_guard_tools::{ServerTools, ToolSpec};
+use mcp_guard_tools::{ServerState, ServerTools, ToolSpec};
 use serde_json::Value;
 
 use crate::BindingProxy;
@@ -29,19 +29,17 @@ impl BindingProxy {
                 .collect();
             let (server_name, server_version) = upstream.server_info().unwrap_or_default();
             let connected = upstream.connected().await;
-            servers.push(ServerTools {
+            let error =
+                if connected { String::new() } else { upstream.last_error().await.unwrap_or_default() };
+            let state = ServerState {
                 name: upstream.name().to_string(),
+                connected,
+                error,
                 server_name,
                 server_version,
                 protocol_version: upstream.protocol_version().unwrap_or_default(),
-                connected,
-                error: if connected {
-                    String::new()
-                } else {
-                    upstream.last_error().await.unwrap_or_default()
-                },
-                tools,
-            });
+            };
+            servers.push(ServerTools { state, tools });
         }
         servers
     }

@@ -201,8 +201,8 @@ async fn the_address_guard_refuses_private_and_metadata_endpoints() {
     ))
     .await;
     let tools = f.host.list_tools().await.unwrap();
-    let error = |name: &str| tools.iter().find(|s| s.name == name).unwrap().error.clone();
-    assert!(tools.iter().all(|s| !s.connected && s.tools.is_empty()), "{tools:?}");
+    let error = |name: &str| tools.iter().find(|s| s.state.name == name).unwrap().state.error.clone();
+    assert!(tools.iter().all(|s| !s.state.connected && s.tools.is_empty()), "{tools:?}");
     assert!(error("loopback").contains("127.0.0.1: it is a loopback address"), "{}", error("loopback"));
     assert!(error("loopback").contains("allowPrivateEndpoint"), "{}", error("loopback"));
     assert!(
@@ -398,7 +398,7 @@ async fn a_changed_tool_definition_is_reported_or_refused() {
     assert!(servers.contains(&"strict") && servers.contains(&"lenient"), "{changes:?}");
     // The new tool is discovered.
     let tools = f.proxy.list_tools().await;
-    let lenient = tools.iter().find(|s| s.name == "lenient").unwrap();
+    let lenient = tools.iter().find(|s| s.state.name == "lenient").unwrap();
     assert!(lenient.tools.iter().any(|t| t.name == "added-later"));
 }
 
@@ -535,7 +535,7 @@ async fn upstream_errors_name_no_url_address_or_secret() {
             .collect()
     };
     let tools = f.host.list_tools().await.unwrap();
-    let down = tools.iter().find(|s| s.name == "down").unwrap();
+    let down = &tools.iter().find(|s| s.state.name == "down").unwrap().state;
     assert!(!down.connected);
     assert!(down.error.contains("down") && down.error.contains("unavailable"), "{}", down.error);
     assert!(leaks(&down.error).is_empty(), "ListTools error leaks {:?}: {}", leaks(&down.error), down.error);

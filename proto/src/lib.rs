@@ -22,7 +22,7 @@ pub mod internal {
 /// Conversions between the internal API's messages and the tool index's own types, in one place for
 /// both ends (the binding proxy's service and the executor's client).
 mod convert {
-    use mcp_guard_tools::{FailureKind, ServerTools, ToolSpec};
+    use mcp_guard_tools::{FailureKind, ServerState, ServerTools, ToolSpec};
 
     use crate::internal::{BoundServer, BoundTool, tool_failure::Kind};
 
@@ -62,15 +62,15 @@ mod convert {
     }
 
     impl From<ServerTools> for BoundServer {
-        fn from(s: ServerTools) -> Self {
+        fn from(ServerTools { state, tools }: ServerTools) -> Self {
             BoundServer {
-                name: s.name,
-                server_name: s.server_name,
-                server_version: s.server_version,
-                connected: s.connected,
-                tools: s.tools.into_iter().map(BoundTool::from).collect(),
-                error: s.error,
-                protocol_version: s.protocol_version,
+                name: state.name,
+                server_name: state.server_name,
+                server_version: state.server_version,
+                connected: state.connected,
+                tools: tools.into_iter().map(BoundTool::from).collect(),
+                error: state.error,
+                protocol_version: state.protocol_version,
             }
         }
     }
@@ -78,12 +78,14 @@ mod convert {
     impl From<BoundServer> for ServerTools {
         fn from(s: BoundServer) -> Self {
             ServerTools {
-                name: s.name,
-                connected: s.connected,
-                error: s.error,
-                server_name: s.server_name,
-                server_version: s.server_version,
-                protocol_version: s.protocol_version,
+                state: ServerState {
+                    name: s.name,
+                    connected: s.connected,
+                    error: s.error,
+                    server_name: s.server_name,
+                    server_version: s.server_version,
+                    protocol_version: s.protocol_version,
+                },
                 tools: s.tools.into_iter().map(ToolSpec::from).collect(),
             }
         }
@@ -128,12 +130,14 @@ mod convert {
         #[test]
         fn servers_survive_the_wire() {
             let server = ServerTools {
-                name: "s".into(),
-                connected: true,
-                error: "e".into(),
-                server_name: "n".into(),
-                server_version: "1".into(),
-                protocol_version: "2025-06-18".into(),
+                state: ServerState {
+                    name: "s".into(),
+                    connected: true,
+                    error: "e".into(),
+                    server_name: "n".into(),
+                    server_version: "1".into(),
+                    protocol_version: "2025-06-18".into(),
+                },
                 tools: vec![ToolSpec {
                     name: "t".into(),
                     description: "d".into(),

@@ -13,16 +13,7 @@ use crate::{
 /// One bound server as the binding proxy reports it: its state and its tools' names and schemas.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerTools {
-    /// The server's configured name.
-    pub name: String,
-    pub connected: bool,
-    /// Why the server is not connected, when it is not (redacted).
-    pub error: String,
-    /// The name and version the server reported in its initialize handshake (empty before one).
-    pub server_name: String,
-    pub server_version: String,
-    /// The MCP protocol version agreed in that handshake.
-    pub protocol_version: String,
+    pub state: ServerState,
     pub tools: Vec<ToolSpec>,
 }
 
@@ -60,8 +51,11 @@ pub struct ToolEntry {
 /// One bound server's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
+    /// The server's configured name.
     pub name: String,
+    /// Whether the binding proxy has a working session with it.
     pub connected: bool,
+    /// Why the server is not connected, when it is not (redacted).
     pub error: String,
     /// The name and version the server reported in its initialize handshake (empty before one).
     pub server_name: String,
@@ -95,13 +89,13 @@ impl ToolIndex {
     /// each tool's declaration and the declarations of the whole `mcp` object.
     pub fn new(servers: Vec<ServerTools>) -> Self {
         let catalog = Catalog::new(
-            servers.iter().map(|s| (s.name.clone(), s.tools.iter().map(|t| t.name.clone()).collect())),
+            servers.iter().map(|s| (s.state.name.clone(), s.tools.iter().map(|t| t.name.clone()).collect())),
         );
         let mut tools = Vec::new();
         let mut parsed = Vec::new();
         for server in &servers {
             for tool in &server.tools {
-                let (server_ident, tool_ident) = idents(&catalog, &server.name, &tool.name);
+                let (server_ident, tool_ident) = idents(&catalog, &server.state.name, &tool.name);
                 let input = parse_schema(&tool.input_schema_json).unwrap_or(Value::Bool(true));
                 let output = parse_schema(&tool.output_schema_json);
                 let typescript = typescript::tool_declaration(&ToolDecl {
@@ -113,7 +107,7 @@ impl ToolIndex {
                 });
                 parsed.push((input, output));
                 tools.push(ToolEntry {
-                    server: server.name.clone(),
+                    server: server.state.name.clone(),
                     name: tool.name.clone(),
                     binding: format!("mcp.{server_ident}.{tool_ident}"),
                     server_ident,
@@ -129,8 +123,9 @@ impl ToolIndex {
         let mut decls: Vec<ServerDecl<'_>> = servers
             .iter()
             .map(|s| {
-                let ident = catalog.servers().iter().find(|b| b.name == s.name).map(|b| b.ident.as_str());
-                ServerDecl { ident: ident.unwrap_or_default(), name: &s.name, tools: Vec::new() }
+                let ident =
+                    catalog.servers().iter().find(|b| b.name == s.state.name).map(|b| b.ident.as_str());
+                ServerDecl { ident: ident.unwrap_or_default(), name: &s.state.name, tools: Vec::new() }
             })
             .collect();
         for (t, (input, output)) in tools.iter().zip(parsed.iter()) {
@@ -139,17 +134,7 @@ impl ToolIndex {
             }
         }
         let typescript = typescript::declarations(&decls);
-        let servers = servers
-            .into_iter()
-            .map(|s| ServerState {
-                name: s.name,
-                connected: s.connected,
-                error: s.error,
-                server_name: s.server_name,
-                server_version: s.server_version,
-                protocol_version: s.protocol_version,
-            })
-            .collect();
+        let servers = servers.into_iter().map(|s| s.state).collect();
         ToolIndex { servers, tools, typescript, catalog }
     }
 
@@ -161,8 +146,7 @@ impl ToolIndex {
                 .servers()
                 .iter()
                 .map(|s| ServerTools {
-                    name: s.name.clone(),
-                    connected: true,
+                    state: ServerState { name: s.name.clone(), connected: true, ..Default::default() },
                     tools: s
                         .tools
                         .iter()
@@ -172,7 +156,6 @@ impl ToolIndex {
                             ..Default::default()
                         })
                         .collect(),
-                    ..Default::default()
                 })
                 .collect(),
         )
@@ -409,8 +392,7 @@ mod tests {
             ..Default::default()
         };
         ToolIndex::new(vec![ServerTools {
-            name: "git-hub".into(),
-            connected: true,
+            state: ServerState { name: "git-hub".into(), connected: true, ..Default::default() },
             tools: vec![
                 tool(
                     "get-issue",
@@ -419,7 +401,6 @@ mod tests {
                 ),
                 tool("list_prs", "List pull requests.", r#"{"type":"object"}"#),
             ],
-            ..Default::default()
         }])
     }
 
