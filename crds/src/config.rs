@@ -28,6 +28,46 @@ pub struct GuardConfig {
     /// Budgets, rate limits and audit for tool calls.
     #[serde(default)]
     pub binding: BindingSettings,
+    /// Who may call `serve` once authenticated (in addition to `--allowed-callers` and
+    /// `--discovery-callers`). The operator writes a policy's callers here, one list entry per
+    /// identity, never joined into a command line.
+    #[serde(default, skip_serializing_if = "Callers::is_empty")]
+    pub callers: Callers,
+}
+
+/// Identities allowed to call, by name: exact, or `prefix*` by prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Callers {
+    /// May execute code (and list tools).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execute: Vec<String>,
+    /// May only list and describe tools, never execute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discover: Vec<String>,
+}
+
+impl Callers {
+    pub fn is_empty(&self) -> bool {
+        self.execute.is_empty() && self.discover.is_empty()
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        for (list, names) in [("execute", &self.execute), ("discover", &self.discover)] {
+            for (i, name) in names.iter().enumerate() {
+                let star = name.find('*');
+                if name.is_empty()
+                    || name.chars().any(|c| c.is_whitespace() || c == ',' || c.is_control())
+                    || star.is_some_and(|p| p != name.len() - 1)
+                {
+                    errors.push(format!(
+                        "callers.{list}[{i}]: `{}` is not an identity: no spaces or commas, and `*` only at the end",
+                        name.escape_debug()
+                    ));
+                }
+            }
+        }
+    }
 }
 
 fn default_policy() -> String {
@@ -41,6 +81,7 @@ impl Default for GuardConfig {
             limits: Limits::default(),
             servers: Vec::new(),
             binding: BindingSettings::default(),
+            callers: Callers::default(),
         }
     }
 }
@@ -84,6 +125,7 @@ impl GuardConfig {
         let mut errors = self.limits.validate().err().unwrap_or_default();
         crate::server_config::validate_servers(&self.servers, &mut errors);
         self.binding.validate(&mut errors);
+        self.callers.validate(&mut errors);
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }
@@ -115,6 +157,21 @@ mod tests {
         ));
         assert_eq!(c.servers[1].headers[0].prefix, "Bearer ");
         assert_eq!(c.binding.rate_limits.per_caller.as_ref().unwrap().requests, 60);
+    }
+
+    #[test]
+    fn callers_are_identities_one_per_entry() {
+        let c = GuardConfig::from_yaml(
+            "callers:\n  execute: [system:serviceaccount:a:*]\n  discover: [system:serviceaccount:ops:op]\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.callers.execute, ["system:serviceaccount:a:*"]);
+        for bad in ["a,system:serviceaccount:*", "", "a b", "system:*:x"] {
+            let yaml = format!("callers:\n  execute: ['{bad}']\n");
+            let err = GuardConfig::from_yaml(&yaml, "c.yaml").unwrap_err().to_string();
+            assert!(err.contains("callers.execute[0]"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod server_config;
 pub mod v1alpha1;
 
 pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
-pub use config::{ConfigError, GuardConfig};
+pub use config::{Callers, ConfigError, GuardConfig};
 pub use limits::{LimitKind, Limits};
 pub use quantity::{ByteSize, DurationSpec};
 pub use server_config::{

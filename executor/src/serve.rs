@@ -85,6 +85,11 @@ pub struct ServeArgs {
     /// Run without caller authentication. Only loopback addresses may be bound; logs a warning.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// With --insecure-no-auth, bind non-loopback addresses too: only a NetworkPolicy (or a firewall)
+    /// then decides who may run code. The operator sets it only where the cluster admin allowed
+    /// unauthenticated executors.
+    #[arg(long, requires = "insecure_no_auth")]
+    pub insecure_no_auth_network: bool,
     /// Executions that run at the same time.
     #[arg(long, default_value_t = 64)]
     pub max_concurrent: usize,
@@ -271,11 +276,15 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(EXIT_USAGE, e),
     };
     if args.insecure_no_auth
+        && !args.insecure_no_auth_network
         && let Some(addr) = addrs.iter().flatten().find(|a| !a.ip().is_loopback())
     {
         return fail(
             EXIT_USAGE,
-            format!("--insecure-no-auth only binds loopback addresses; {addr} is not one"),
+            format!(
+                "--insecure-no-auth only binds loopback addresses; {addr} is not one \
+                 (--insecure-no-auth-network lifts this where a NetworkPolicy guards the port)"
+            ),
         );
     }
     if !args.scrubbed {
@@ -305,13 +314,15 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
             },
         ),
         mtls: args.client_ca.is_some(),
-        allowed_callers: if args.allowed_callers.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut args.allowed_callers))
+        // The flags and the config file's `callers` together (the operator uses the file).
+        allowed_callers: {
+            let mut allowed = std::mem::take(&mut args.allowed_callers);
+            allowed.extend(config.callers.execute.iter().cloned());
+            if allowed.is_empty() { None } else { Some(allowed) }
         },
         discovery_callers: std::mem::take(&mut args.discovery_callers)
             .into_iter()
+            .chain(config.callers.discover.iter().cloned())
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),

@@ -483,3 +483,27 @@ async fn the_failure_limit_is_per_peer() {
     // A token already verified costs the API server nothing, so even the limited peer may use it.
     assert_eq!(completed(&attacker.execute(authed(code("return 5"), SA_BOT)).await.unwrap().into_inner()), 5);
 }
+
+/// The config file's `callers` (how the operator passes a policy's callers, one identity per entry) work
+/// like the flags: alice may execute, bob may only discover, and a flag adds to the file's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_from_the_config_file_are_enforced() {
+    use api_support::{BOB, serve};
+    use mcp_guard_proto::v1 as pb;
+
+    let config = "callers:\n  execute: [alice]\n  discover: [b*]\n";
+    let s = serve(config, &[]);
+    let mut c = s.client().await;
+    assert_eq!(completed(&c.execute(authed(code("return 7"), ALICE)).await.unwrap().into_inner()), 7);
+    let e = c.execute(authed(code("return 1"), BOB)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("`bob` is a discovery caller"), "{e:?}");
+    c.list_tools(authed(pb::ListToolsRequest {}, BOB)).await.unwrap();
+
+    // Without any list in the file, the flag alone decides: bob is not on it.
+    let s = serve("callers:\n  discover: [nobody]\n", &["--allowed-callers", "alice"]);
+    let mut c = s.client().await;
+    let e = c.execute(authed(code("return 1"), BOB)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(completed(&c.execute(authed(code("return 2"), ALICE)).await.unwrap().into_inner()), 2);
+}

@@ -397,6 +397,19 @@ fn startup_refuses_unsafe_or_incomplete_auth_settings() {
     // On loopback it starts, with a warning.
     let s = try_serve(NO_SERVERS, &["--insecure-no-auth"], false).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(s.stderr().contains("authentication is OFF"), "{}", s.stderr());
+    // Beyond loopback only when asked for by name (the operator does, where the cluster admin allowed it).
+    let s = try_serve(
+        NO_SERVERS,
+        &["--insecure-no-auth", "--insecure-no-auth-network", "--mcp-listen", "0.0.0.0:0"],
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(s.stderr().contains("authentication is OFF"), "{}", s.stderr());
+    // And never without --insecure-no-auth itself.
+    let Err((status, stderr)) = try_serve(NO_SERVERS, &["--insecure-no-auth-network"], false) else {
+        panic!("--insecure-no-auth-network alone started")
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{stderr}");
 }
 
 #[tokio::test]

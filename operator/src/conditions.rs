@@ -20,6 +20,10 @@ pub const REASON_SERVER_NOT_READY: &str = "McpServerNotReady";
 pub const REASON_SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
+/// A child's name is taken by an object the operator did not create for this owner.
+pub const REASON_NOT_OWNED: &str = "ChildNotOwned";
+/// The object is in a namespace the operator never writes in.
+pub const REASON_RESERVED_NAMESPACE: &str = "ReservedNamespace";
 pub const REASON_AVAILABLE: &str = "MinimumReplicasAvailable";
 pub const REASON_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
 pub const REASON_PENDING: &str = "Pending";

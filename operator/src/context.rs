@@ -24,6 +24,13 @@ pub enum Error {
     Serialize(#[from] serde_json::Error),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A child's name is taken by an object the operator did not make for this owner. Reported on the
+    /// owner's status, never adopted, never deleted.
+    #[error(
+        "{kind} `{name}` already exists and was not created by the operator for this object; it is left \
+         alone: delete or rename it, or rename this object"
+    )]
+    NotOwned { kind: String, name: String },
 }
 
 impl Error {
@@ -34,6 +41,7 @@ impl Error {
             Error::MissingField(_) => "missing_field",
             Error::Serialize(_) => "serialize",
             Error::Finalizer(_) => "finalizer",
+            Error::NotOwned { .. } => "not_owned",
         }
     }
 }

@@ -72,17 +72,51 @@ pub fn policies_using_secret(
         .collect()
 }
 
-/// Run both controllers until shutdown.
+/// Run both controllers over `namespaces` (every namespace when empty) until shutdown. With a list, the
+/// operator needs rights in those namespaces only (chart value `watchNamespaces`): one pair of
+/// controllers per namespace.
+pub async fn run_in(client: Client, ctx: Arc<Context>, namespaces: Vec<String>) {
+    if namespaces.is_empty() {
+        return run_scoped(client, ctx, None).await;
+    }
+    let all = namespaces.into_iter().map(|ns| run_scoped(client.clone(), ctx.clone(), Some(ns)));
+    futures::future::join_all(all).await;
+}
+
+/// Run both controllers over every namespace until shutdown.
 pub async fn run(client: Client, ctx: Arc<Context>) {
-    let policies: Api<Policy> = Api::all(client.clone());
-    let servers: Api<Server> = Api::all(client.clone());
+    run_scoped(client, ctx, None).await
+}
+
+/// Where the watches of one pair of controllers look: one namespace or all.
+struct Scope {
+    client: Client,
+    namespace: Option<String>,
+}
+
+impl Scope {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+async fn run_scoped(client: Client, ctx: Arc<Context>, namespace: Option<String>) {
+    let scope = Scope { client, namespace };
+    let policies: Api<Policy> = scope.api();
+    let servers: Api<Server> = scope.api();
     // Secrets are watched as metadata only: the operator never holds a Secret's values.
-    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+    let secrets: Api<PartialObjectMeta<Secret>> = scope.api();
 
     let server_controller = Controller::new(servers.clone(), watcher::Config::default())
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned());
+        .owns(scope.api::<Deployment>(), owned())
+        .owns(scope.api::<Service>(), owned())
+        .owns(scope.api::<NetworkPolicy>(), owned());
     let server_store = server_controller.store();
     let server_controller = server_controller
         // A policy that changes (becomes Ready, binds or unbinds a server) brings its servers back for
@@ -111,12 +145,12 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
         });
 
     let policy_controller = Controller::new(policies, watcher::Config::default())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned());
+        .owns(scope.api::<ConfigMap>(), owned())
+        .owns(scope.api::<ServiceAccount>(), owned())
+        .owns(scope.api::<Deployment>(), owned())
+        .owns(scope.api::<Service>(), owned())
+        .owns(scope.api::<NetworkPolicy>(), owned())
+        .owns(scope.api::<PodDisruptionBudget>(), owned());
     let policy_store = policy_controller.store();
     let policy_controller = policy_controller
         .watches(servers, watcher::Config::default(), {

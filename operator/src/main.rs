@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use mcp_guard_operator::build::{OperatorIdentity, Settings, parse_labels};
+use mcp_guard_operator::build::{EgressRules, OperatorIdentity, Settings, parse_labels};
 use mcp_guard_operator::context::{Context, Metrics};
 use mcp_guard_operator::http::{self, HttpState};
 use mcp_guard_operator::leader::LeaderElector;
@@ -51,6 +51,34 @@ struct Args {
         default_value = "app.kubernetes.io/name=mcp-guard-operator"
     )]
     operator_pod_labels: String,
+    /// Image prefixes a policy may name in spec.executor.image besides --executor-image (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    allowed_executor_images: Vec<String>,
+    /// Image prefixes a deployed McpServer may use (comma-separated). None: no server may be deployed.
+    #[arg(long, value_delimiter = ',')]
+    allowed_server_images: Vec<String>,
+    /// Shortest IPv4 prefix an McpServer egress peer may have.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(8..=32))]
+    min_egress_prefix_ipv4: u8,
+    /// Shortest IPv6 prefix an McpServer egress peer may have.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u8).range(16..=128))]
+    min_egress_prefix_ipv6: u8,
+    /// The cluster's pod and Service ranges (comma-separated CIDRs), excepted from every egress peer
+    /// that contains them.
+    #[arg(long, value_delimiter = ',')]
+    cluster_cidrs: Vec<ipnet::IpNet>,
+    /// Let policies run executors without caller authentication (`callers.auth: none`).
+    #[arg(long)]
+    allow_unauthenticated_executors: bool,
+    /// The ClusterRole (tokenreviews: create only) executors' ServiceAccounts are bound to.
+    #[arg(long, default_value = "mcp-guard-tokenreview")]
+    token_review_cluster_role: String,
+    /// Watch and write only in these namespaces (comma-separated); default: every namespace.
+    #[arg(long, value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Namespaces the operator never creates anything in (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "kube-system,kube-public,kube-node-lease")]
+    reserved_namespaces: Vec<String>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -154,11 +182,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
              TokenReview auth will not admit the operator, and McpServer status will not list tools"
         ),
     }
-    let settings =
-        Settings { executor_image: args.executor_image, api_server, operator, operator_pod_labels };
+    let settings = Settings {
+        executor_image: args.executor_image,
+        allowed_executor_images: args.allowed_executor_images,
+        allowed_server_images: args.allowed_server_images,
+        egress: EgressRules {
+            min_prefix_v4: args.min_egress_prefix_ipv4,
+            min_prefix_v6: args.min_egress_prefix_ipv6,
+            cluster_cidrs: args.cluster_cidrs.iter().map(|n| n.trunc()).collect(),
+        },
+        allow_unauthenticated: args.allow_unauthenticated_executors,
+        token_review_role: args.token_review_cluster_role,
+        reserved_namespaces: args.reserved_namespaces,
+        api_server,
+        operator,
+        operator_pod_labels,
+    };
+    if settings.allow_unauthenticated {
+        warn!("policies may run executors without caller authentication (--allow-unauthenticated-executors)");
+    }
     let ctx = Arc::new(Context::new(client.clone(), settings, metrics));
     ready.store(true, Ordering::Relaxed);
-    let controllers = mcp_guard_operator::controllers::run(client, ctx);
+    let controllers = mcp_guard_operator::controllers::run_in(client, ctx, args.watch_namespaces);
     match elector {
         Some(elector) => {
             tokio::select! {

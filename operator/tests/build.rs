@@ -52,6 +52,8 @@ fn settings() -> Settings {
             namespace: "mcp-guard-system".into(),
             service_account: "mcp-guard".into(),
         }),
+        allowed_server_images: vec!["mcp-guard.local/".into()],
+        allow_unauthenticated: true,
         ..Default::default()
     }
 }
@@ -60,11 +62,15 @@ const OPERATOR: &str = "system:serviceaccount:mcp-guard-system:mcp-guard";
 
 fn executor_objects(w: &World) -> executor::ExecutorObjects {
     let resolved = w.resolved();
-    let rendered = render(&w.policy, &resolved).unwrap();
+    let rendered = render(&w.policy, &resolved, &settings()).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
     let bound: Vec<String> = resolved.iter().map(|r| r.server.metadata.name.clone().unwrap()).collect();
     let versions = BTreeMap::from([("github-token".to_string(), "17".to_string())]);
     executor::build(&w.policy, &rendered, &bound, &versions, &settings(), &owner).unwrap()
+}
+
+fn o_config(w: &World) -> String {
+    executor_objects(w).config_map.data.unwrap()["config.yaml"].clone()
 }
 
 fn pod(o: &executor::ExecutorObjects) -> PodSpec {
@@ -78,7 +84,7 @@ fn container<'a>(pod: &'a PodSpec, name: &str) -> &'a Container {
 #[test]
 fn the_rendered_config_is_what_the_executor_reads() {
     let w = world("policy.yaml");
-    let rendered = render(&w.policy, &w.resolved()).unwrap();
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
     let parsed = GuardConfig::from_yaml(&rendered.yaml, "configmap").unwrap();
     assert_eq!(parsed, rendered.config);
     assert_eq!(parsed.policy, "team-a/agents");
@@ -116,7 +122,7 @@ fn the_rendered_config_is_what_the_executor_reads() {
 fn a_deployed_server_without_a_url_yet_is_an_error_that_names_it() {
     let mut w = world("policy.yaml");
     w.time.status = None;
-    let err = render(&w.policy, &w.resolved()).unwrap_err().to_string();
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
     assert!(err.contains("McpServer `time` has no URL yet"), "{err}");
 }
 
@@ -177,13 +183,12 @@ fn every_container_is_locked_down() {
         "{args}"
     );
     assert!(args.contains("--token-review-audience mcpguard.io/team-a/agents"), "{args}");
-    assert!(args.contains("--allowed-callers system:serviceaccount:agents:coder"), "{args}");
+    // Callers travel in the config file, one list entry each, never joined into a flag.
+    assert!(!args.contains("callers"), "{args}");
+    let config = GuardConfig::from_yaml(&o_config(&w), "configmap").unwrap();
+    assert_eq!(config.callers.execute, ["system:serviceaccount:agents:coder"]);
     // The operator may discover tools, and is not among the callers that may execute.
-    assert!(args.contains(&format!("--discovery-callers {OPERATOR}")), "{args}");
-    let list = exec.args.clone().unwrap();
-    let allowed = list.iter().position(|a| a == "--allowed-callers").map(|i| list[i + 1].clone()).unwrap();
-    assert_eq!(allowed, "system:serviceaccount:agents:coder");
-    assert!(!allowed.contains("mcp-guard-system"), "{allowed}");
+    assert_eq!(config.callers.discover, [OPERATOR]);
     let proxy = container(&pod, PROXY_CONTAINER);
     assert_eq!(
         proxy.args.clone().unwrap().join(" "),
@@ -206,14 +211,13 @@ fn without_token_review_the_executor_gets_no_token_either() {
 fn an_operator_without_a_known_identity_adds_no_discovery_caller_or_ingress() {
     let w = world("policy.yaml");
     let resolved = w.resolved();
-    let rendered = render(&w.policy, &resolved).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
     let anonymous = Settings { operator: None, ..settings() };
-    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &anonymous, &owner).unwrap();
-    let args = container(&pod(&o), EXECUTOR_CONTAINER).args.clone().unwrap().join(" ");
-    assert!(!args.contains("--discovery-callers"), "{args}");
-    assert!(args.contains("--allowed-callers system:serviceaccount:agents:coder"), "{args}");
-    let np = network::executor_policy(&w.policy, &resolved, &anonymous, &owner);
+    let rendered = render(&w.policy, &resolved, &anonymous).unwrap();
+    assert!(rendered.config.callers.discover.is_empty());
+    assert_eq!(rendered.config.callers.execute, ["system:serviceaccount:agents:coder"]);
+    executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &anonymous, &owner).unwrap();
+    let np = network::executor_policy(&w.policy, &resolved, &anonymous, &owner).unwrap();
     assert_eq!(np.spec.unwrap().ingress.unwrap().len(), 1);
 }
 
@@ -223,7 +227,7 @@ fn the_pod_template_hash_follows_config_and_secrets() {
     let o = executor_objects(&w);
     let ann = pod_annotations(&o);
     assert_eq!(ann.get("mcpguard.io/config-hash"), Some(&o.config_hash));
-    let rendered = render(&w.policy, &w.resolved()).unwrap();
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
     let h =
         |v: &str| executor::config_hash(&rendered.yaml, &BTreeMap::from([("github-token".into(), v.into())]));
     assert_eq!(h("17"), o.config_hash);
@@ -257,7 +261,7 @@ fn service_children_and_pdb() {
 fn the_network_policy_denies_all_egress_but_dns_and_bound_servers() {
     let w = world("policy.yaml");
     let owner = w.policy.controller_owner_ref(&()).unwrap();
-    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner);
+    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner).unwrap();
     let spec = np.spec.unwrap();
     assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"], "both directions default-deny");
     let egress = spec.egress.unwrap();
@@ -327,7 +331,7 @@ fn the_network_policy_denies_all_egress_but_dns_and_bound_servers() {
 fn a_policy_without_token_review_does_not_reach_the_api_server() {
     let w = world("policy-open.yaml");
     let owner = w.policy.controller_owner_ref(&()).unwrap();
-    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner);
+    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner).unwrap();
     let spec = np.spec.unwrap();
     assert_eq!(spec.egress.unwrap().len(), 2, "DNS and the bound server only");
     let ingress = spec.ingress.unwrap();
@@ -344,7 +348,7 @@ fn a_deployed_server_admits_only_executors_that_bind_it() {
     let w = world("policy.yaml");
     let owner = w.time.controller_owner_ref(&()).unwrap();
     let deploy = w.time.spec.deploy.clone().unwrap();
-    let objs = deployed_server::build(&w.time, &deploy, &owner).unwrap();
+    let objs = deployed_server::build(&w.time, &deploy, &settings(), &owner).unwrap();
     let c = &objs.deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
     assert_eq!(c.image.as_deref(), Some("mcp-guard.local/mcp-test-server:0.1.0"));
     assert_eq!(c.env.clone().unwrap()[0].name, "API_KEY");
@@ -367,22 +371,187 @@ fn names_too_long_for_children_are_refused() {
     let mut w = world("policy-open.yaml");
     w.policy.metadata.name = Some("x".repeat(60));
     let resolved = w.resolved();
-    let rendered = render(&w.policy, &resolved).unwrap();
+    let rendered = render(&w.policy, &resolved, &settings()).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
     let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap_err();
     assert!(err.to_string().contains("too long"), "{err}");
 }
 
 #[test]
-fn token_review_gets_a_cluster_role_binding_for_the_executor_only() {
+fn token_review_gets_a_binding_named_from_the_policy_uid_to_the_narrow_role() {
     let w = world("policy.yaml");
-    let crb = executor::token_review_binding(&w.policy);
-    assert_eq!(crb.metadata.name.as_deref(), Some("mcp-guard-tokenreview-team-a-agents"));
-    assert_eq!(crb.role_ref.name, "system:auth-delegator");
-    let subjects = crb.subjects.unwrap();
+    let uid = w.policy.metadata.uid.clone().unwrap();
+    let crb = executor::token_review_binding(&w.policy, &uid, &settings());
+    assert_eq!(crb.metadata.name.as_deref(), Some(format!("mcp-guard-tokenreview-{uid}").as_str()));
+    assert_eq!(crb.role_ref.name, "mcp-guard-tokenreview", "tokenreviews: create only, not auth-delegator");
+    let subjects = crb.subjects.clone().unwrap();
     assert_eq!(subjects.len(), 1);
     assert_eq!(
         (subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
         ("agents-mcp-guard", Some("team-a"))
     );
+    assert!(executor::binding_belongs_to(&crb, "team-a", "agents", Some(&uid)));
+    // `team-a/x` and `team/a-x` once shared a binding name; now the owner is checked before any patch
+    // or delete: another policy's (or anybody's) binding is not this policy's.
+    assert!(!executor::binding_belongs_to(&crb, "team-a", "agents", Some("another-uid")));
+    assert!(!executor::binding_belongs_to(&crb, "team", "a-agents", None));
+    let mut foreign = crb.clone();
+    foreign.metadata.labels.as_mut().unwrap().remove("app.kubernetes.io/managed-by");
+    assert!(!executor::binding_belongs_to(&foreign, "team-a", "agents", Some(&uid)));
+    let mut more_subjects = crb;
+    more_subjects.subjects.as_mut().unwrap()[0].namespace = Some("kube-system".into());
+    assert!(!executor::binding_belongs_to(&more_subjects, "team-a", "agents", Some(&uid)));
+}
+
+#[test]
+fn callers_default_to_the_policy_namespace_never_to_everyone() {
+    let mut w = world("policy.yaml");
+    w.policy.spec.callers.service_accounts.clear();
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
+    assert_eq!(rendered.config.callers.execute, ["system:serviceaccount:team-a:*"]);
+    // A namespace selector opens the network to more namespaces, never an identity.
+    w.policy.spec.callers.namespace_selector =
+        Some(serde_json::from_value(serde_json::json!({"matchLabels": {"team": "a"}})).unwrap());
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
+    assert_eq!(rendered.config.callers.execute, ["system:serviceaccount:team-a:*"]);
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let np = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner).unwrap();
+    let from = np.spec.unwrap().ingress.unwrap()[0].from.clone().unwrap();
+    assert_eq!(
+        from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values,
+        Some(vec!["team-a".into()]),
+        "the policy's own namespace is admitted next to the selector"
+    );
+    // An empty selector (stored before the CRD refused it) still opens nothing.
+    w.policy.spec.callers.namespace_selector = Some(Default::default());
+    let err = network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner).unwrap_err();
+    assert!(err.to_string().contains("spec.callers.namespaceSelector"), "{err}");
+    // A name with a comma is one identity entry, not two (and the config refuses it).
+    w.policy.spec.callers.namespace_selector = None;
+    w.policy.spec.callers.service_accounts = vec![
+        serde_json::from_value(serde_json::json!({"namespace": "x", "name": "a,system:serviceaccount:*"}))
+            .unwrap(),
+    ];
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("callers.execute[0]"), "{err}");
+}
+
+#[test]
+fn images_come_from_the_admins_lists_and_the_proxy_image_is_never_the_policys() {
+    let mut w = world("policy.yaml");
+    w.policy.spec.executor.image = Some("evil.example/exfiltrate:1".into());
+    let resolved = w.resolved();
+    let rendered = render(&w.policy, &resolved, &settings()).unwrap();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap_err();
+    assert!(
+        err.to_string().contains("spec.executor.image: `evil.example/exfiltrate:1` is not an allowed"),
+        "{err}"
+    );
+    let allowing =
+        Settings { allowed_executor_images: vec!["registry.example/mcp-guard:".into()], ..settings() };
+    w.policy.spec.executor.image = Some("registry.example/mcp-guard:debug".into());
+    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &allowing, &owner).unwrap();
+    let pod = pod(&o);
+    assert_eq!(
+        container(&pod, EXECUTOR_CONTAINER).image.as_deref(),
+        Some("registry.example/mcp-guard:debug")
+    );
+    assert_eq!(
+        container(&pod, PROXY_CONTAINER).image.as_deref(),
+        Some("mcp-guard.local/mcp-guard:test"),
+        "the container holding the Secrets runs the operator's image"
+    );
+    // A prefix must be a prefix of the image, not of something else; an empty prefix allows nothing.
+    let empty = Settings { allowed_executor_images: vec![String::new()], ..settings() };
+    assert!(executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &empty, &owner).is_err());
+
+    let deploy = w.time.spec.deploy.clone().unwrap();
+    let owner = w.time.controller_owner_ref(&()).unwrap();
+    let none = Settings { allowed_server_images: vec![], ..settings() };
+    let err = deployed_server::build(&w.time, &deploy, &none, &owner).unwrap_err().to_string();
+    assert!(err.contains("spec.deploy.image") && err.contains("images.servers"), "{err}");
+    let other = Settings { allowed_server_images: vec!["mcp-guard.local/other".into()], ..settings() };
+    assert!(deployed_server::build(&w.time, &deploy, &other, &owner).is_err());
+}
+
+#[test]
+fn unauthenticated_executors_need_the_admins_consent() {
+    let w = world("policy-open.yaml");
+    let resolved = w.resolved();
+    let strict = Settings { allow_unauthenticated: false, ..settings() };
+    let rendered = render(&w.policy, &resolved, &strict).unwrap();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &strict, &owner).unwrap_err();
+    assert!(err.to_string().contains("executor.allowUnauthenticated"), "{err}");
+    // Allowed: the executor is told it may serve the pod network without authentication.
+    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap();
+    let args = container(&pod(&o), EXECUTOR_CONTAINER).args.clone().unwrap();
+    assert!(
+        args.contains(&"--insecure-no-auth".to_string())
+            && args.contains(&"--insecure-no-auth-network".to_string())
+    );
+}
+
+fn egress_of(cidrs: &[&str], settings: &Settings) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut server: McpServer = fixture("server-remote.yaml");
+    server.spec.egress = cidrs
+        .iter()
+        .map(|c| serde_json::from_value(serde_json::json!({"cidr": c, "ports": [{"port": 443}]})).unwrap())
+        .collect();
+    network::remote_egress(&server, settings).map_err(|e| e.to_string()).map(|rules| {
+        rules
+            .into_iter()
+            .map(|r| {
+                let b = r.to.unwrap()[0].ip_block.clone().unwrap();
+                (b.cidr, b.except.unwrap_or_default())
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn egress_never_opens_the_internet_metadata_or_the_cluster() {
+    let cluster = Settings {
+        egress: mcp_guard_operator::build::EgressRules {
+            min_prefix_v4: 8,
+            min_prefix_v6: 32,
+            cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap(), "10.96.0.0/12".parse().unwrap()],
+        },
+        ..settings()
+    };
+    // A narrow public block passes as it is.
+    assert_eq!(egress_of(&["140.82.112.0/20"], &cluster).unwrap(), [("140.82.112.0/20".into(), vec![])]);
+    // A broad private block keeps the cluster's ranges out.
+    assert_eq!(
+        egress_of(&["10.0.0.0/8"], &cluster).unwrap(),
+        [("10.0.0.0/8".into(), vec!["10.244.0.0/16".into(), "10.96.0.0/12".into()])]
+    );
+    // Too broad, the default minimum.
+    let err = egress_of(&["0.0.0.0/0"], &settings()).unwrap_err();
+    assert!(err.contains("spec.egress[0].cidr: `0.0.0.0/0` is too broad") && err.contains("/16"), "{err}");
+    let err = egress_of(&["::/0"], &settings()).unwrap_err();
+    assert!(err.contains("IPv6 peers need at least a /32"), "{err}");
+    // Two halves of the Internet are each too broad as well.
+    assert!(egress_of(&["0.0.0.0/1", "128.0.0.0/1"], &cluster).unwrap_err().contains("spec.egress[1]"));
+    // Inside what is never opened: metadata, loopback, the cluster's own ranges.
+    for (cidr, what) in [
+        ("169.254.169.254/32", "link-local"),
+        ("127.0.0.1/32", "loopback"),
+        ("10.96.0.240/32", "cluster"),
+        ("10.244.0.0/16", "cluster"),
+        ("fd00:ec2::254/128", "link-local"),
+    ] {
+        let err = egress_of(&[cidr], &cluster).unwrap_err();
+        assert!(err.contains("lies inside") && err.contains(what), "{cidr}: {err}");
+    }
+    // A host address written with a prefix is taken as its block.
+    assert_eq!(egress_of(&["140.82.112.7/20"], &cluster).unwrap()[0].0, "140.82.112.0/20");
+    // The McpServer names its peer in the policy's error.
+    let mut w = world("policy.yaml");
+    w.github.spec.egress[0].cidr = "0.0.0.0/0".into();
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let err =
+        network::executor_policy(&w.policy, &w.resolved(), &settings(), &owner).unwrap_err().to_string();
+    assert!(err.contains("McpServer `github`: spec.egress[0].cidr"), "{err}");
 }

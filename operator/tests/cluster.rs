@@ -69,7 +69,11 @@ struct TestNs {
 
 impl TestNs {
     async fn new(client: &Client, test: &str) -> Self {
-        let name = format!("mcpg-{test}-{}", std::process::id());
+        Self::named(client, test, &format!("mcpg-{test}-{}", std::process::id())).await
+    }
+
+    async fn named(client: &Client, test: &str, name: &str) -> Self {
+        let name = name.to_string();
         let nss: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"mcpguard.io/test": test}}
@@ -121,6 +125,9 @@ fn start_operator(client: &Client) {
     let settings = Settings {
         executor_image: "mcp-guard.local/mcp-guard:test".into(),
         api_server: vec![],
+        allowed_server_images: vec!["mcp-guard.local/".into()],
+        // These tests run executors without authentication (`auth: none`), as a cluster admin may allow.
+        allow_unauthenticated: true,
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::new().unwrap()));
@@ -161,6 +168,16 @@ async fn cel_rejects_bad_specs_with_their_messages() {
     let msg = api_error(servers.create(&PostParams::default(), &bad).await.unwrap_err());
     assert!(msg.contains("set exactly one of url (a remote server) or deploy"), "{msg}");
     assert!(msg.contains("url must be an absolute http:// or https:// URL"), "{msg}");
+    // Egress to the whole Internet (either family, or half of it) is refused at admission.
+    for cidr in ["0.0.0.0/0", "::/0", "0.0.0.0/1"] {
+        let open: McpServer = serde_json::from_value(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "open"},
+            "spec": {"url": "https://mcp.example.com/mcp", "egress": [{"cidr": cidr, "ports": [{"port": 443}]}]}
+        }))
+        .unwrap();
+        let msg = api_error(servers.create(&PostParams::default(), &open).await.unwrap_err());
+        assert!(msg.contains("cidr is too broad"), "{cidr}: {msg}");
+    }
 
     let policies = ns.api::<McpGuardPolicy>();
     let bad: McpGuardPolicy = serde_json::from_value(json!({
@@ -177,6 +194,24 @@ async fn cel_rejects_bad_specs_with_their_messages() {
         "limits.toolCalls must be between 0 and 10000",
         "limits.cpuTime must not be longer than limits.wallTime",
         "every tool in requireApproval must be an allowed tool",
+    ] {
+        assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
+    }
+    // Callers: one identity per entry (no comma smuggling a second one), and no empty selector.
+    let bad: McpGuardPolicy = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "callers"},
+        "spec": {"callers": {
+            "serviceAccounts": [{"namespace": "agents", "name": "a,system:serviceaccount:*"},
+                                {"namespace": "Bad NS", "name": "b"}],
+            "namespaceSelector": {}
+        }}
+    }))
+    .unwrap();
+    let msg = api_error(policies.create(&PostParams::default(), &bad).await.unwrap_err());
+    for expected in [
+        "spec.callers.serviceAccounts[0].name",
+        "spec.callers.serviceAccounts[1].namespace",
+        "callers.namespaceSelector must select something",
     ] {
         assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
     }
@@ -511,31 +546,85 @@ async fn network_policies_admit_the_bound_server_only() {
     ns.delete().await;
 }
 
-/// TokenReview auth: the executor's ServiceAccount is bound to `system:auth-delegator`; deleting the policy
-/// removes that cluster-scoped binding through the finalizer.
+/// TokenReview auth: the executor's ServiceAccount is bound to the `tokenreviews: create` role by a
+/// binding named from the policy's UID; deleting the policy removes it through the finalizer. Two
+/// policies whose `<namespace>-<name>` read the same (`ns/a-x` and `ns-a/x`) get bindings of their own,
+/// and deleting one leaves the other's.
 #[tokio::test]
 #[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
-async fn a_token_review_binding_lives_and_dies_with_its_policy() {
+async fn token_review_bindings_live_and_die_with_their_own_policy_only() {
     use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
     let client = client().await;
     install_crds(&client).await;
-    let ns = TestNs::new(&client, "crb").await;
+    let base = format!("mcpg-crb-{}", std::process::id());
+    let first = TestNs::named(&client, "crb", &base).await;
+    let second = TestNs::named(&client, "crb", &format!("{base}-a")).await;
     start_operator(&client);
+    let policy = |name: &str| json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": name}, "spec": {}});
+    let p1: McpGuardPolicy = first.create(policy("a-x")).await;
+    let p2: McpGuardPolicy = second.create(policy("x")).await;
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let name_of = |p: &McpGuardPolicy| format!("mcp-guard-tokenreview-{}", p.metadata.uid.clone().unwrap());
+    for (p, ns, executor) in [(&p1, &first.name, "a-x-mcp-guard"), (&p2, &second.name, "x-mcp-guard")] {
+        let crb = wait_for("the ClusterRoleBinding", || async { crbs.get(&name_of(p)).await.ok() }).await;
+        assert_eq!(crb.role_ref.name, "mcp-guard-tokenreview", "tokenreviews: create only");
+        let subjects = crb.subjects.unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!((subjects[0].name.as_str(), subjects[0].namespace.as_ref()), (executor, Some(ns)));
+    }
+    // The name both would have had under `<namespace>-<policy>` is nobody's.
+    assert!(crbs.get_opt(&format!("mcp-guard-tokenreview-{base}-a-x")).await.unwrap().is_none());
+    first.api::<McpGuardPolicy>().delete("a-x", &DeleteParams::default()).await.unwrap();
+    wait_for("the first binding and policy gone", || async {
+        let gone = crbs.get_opt(&name_of(&p1)).await.ok()?.is_none()
+            && first.api::<McpGuardPolicy>().get_opt("a-x").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    let other = crbs.get(&name_of(&p2)).await.expect("the other tenant's binding stays");
+    assert_eq!(other.subjects.unwrap()[0].namespace.as_ref(), Some(&second.name));
+    first.delete().await;
+    second.delete().await;
+}
+
+/// A ServiceAccount of the executor's name that the operator did not make (a tenant's, with the
+/// managed-by label copied onto it) is neither adopted nor deleted: the policy says why it is not Ready.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn an_existing_service_account_is_not_adopted() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "adopt").await;
+    start_operator(&client);
+    let _: ServiceAccount = ns
+        .create(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "agents-mcp-guard", "labels": {"app.kubernetes.io/managed-by": "mcp-guard-operator", "team": "mine"}}}))
+        .await;
     let _: McpGuardPolicy = ns
         .create(json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
                        "metadata": {"name": "agents"}, "spec": {}}))
         .await;
-    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
-    let name = format!("mcp-guard-tokenreview-{}-agents", ns.name);
-    let crb = wait_for("the ClusterRoleBinding", || async { crbs.get(&name).await.ok() }).await;
-    assert_eq!(crb.role_ref.name, "system:auth-delegator");
-    assert_eq!(crb.subjects.unwrap()[0].name, "agents-mcp-guard");
-    ns.api::<McpGuardPolicy>().delete("agents", &DeleteParams::default()).await.unwrap();
-    wait_for("binding and policy gone", || async {
-        let gone = crbs.get_opt(&name).await.ok()?.is_none()
-            && ns.api::<McpGuardPolicy>().get_opt("agents").await.ok()?.is_none();
-        gone.then_some(())
+    let (status, reason) = wait_for("Ready=False/ChildNotOwned", || async {
+        policy_condition(&ns, "agents", "Ready").await.filter(|c| c.1 == "ChildNotOwned")
     })
     .await;
+    assert_eq!(status, "False");
+    let p = ns.api::<McpGuardPolicy>().get("agents").await.unwrap();
+    let message = p.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(message.contains("ServiceAccount `agents-mcp-guard` already exists"), "{reason}: {message}");
+    let sa = ns.api::<ServiceAccount>().get("agents-mcp-guard").await.unwrap();
+    assert!(sa.metadata.owner_references.is_none(), "not adopted: {:?}", sa.metadata.owner_references);
+    assert_eq!(sa.metadata.labels.unwrap().get("team").map(String::as_str), Some("mine"));
+    assert!(
+        ns.api::<Deployment>().get_opt("agents-mcp-guard").await.unwrap().is_none(),
+        "nothing runs as it"
+    );
+    // Deleting the policy leaves the tenant's ServiceAccount.
+    ns.api::<McpGuardPolicy>().delete("agents", &DeleteParams::default()).await.unwrap();
+    wait_for("the policy gone", || async {
+        ns.api::<McpGuardPolicy>().get_opt("agents").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(ns.api::<ServiceAccount>().get_opt("agents-mcp-guard").await.unwrap().is_some());
     ns.delete().await;
 }

@@ -30,6 +30,8 @@ fn context() -> (Arc<Context>, Handle) {
     let settings = Settings {
         executor_image: "mcp-guard.local/mcp-guard:test".into(),
         api_server: vec![],
+        allowed_server_images: vec!["mcp-guard.local/".into()],
+        allow_unauthenticated: true,
         ..Default::default()
     };
     (Arc::new(Context::new(client, settings, Metrics::new().unwrap())), handle)
@@ -78,6 +80,13 @@ impl ApiServer {
         .await
     }
 
+    /// A child applied where no object of its name exists yet: the operator looks (it never adopts an
+    /// object it did not make), then applies.
+    async fn create(&mut self, path: &str, extra: Value) -> Value {
+        self.not_found(Method::GET, path).await;
+        self.apply(path, extra).await
+    }
+
     /// A status apply: answer with the object (a name is all the client needs back).
     async fn status(&mut self, path: &str) -> Value {
         let name = path.trim_end_matches("/status").rsplit('/').next().unwrap().to_string();
@@ -118,6 +127,8 @@ fn secret_meta(name: &str, version: &str) -> Value {
 
 const POLICIES: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpguardpolicies";
 const SERVERS: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpservers";
+const CRBS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+const OPEN_UID: &str = "44444444-2222-3333-4444-555555555555";
 
 #[tokio::test]
 async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
@@ -170,30 +181,27 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
         secret_meta("time-key", "7")
     })
     .await;
-    let cm = api.apply("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    let cm = api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
     let config =
         mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm").unwrap();
     assert_eq!(config.servers[0].url.as_deref(), Some("http://10.96.0.50:8080/mcp"));
     assert_eq!(cm["metadata"]["ownerReferences"][0]["controller"], true);
-    api.apply("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
-    api.apply("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({})).await;
-    api.apply("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
+        .await;
+    api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
     let dep = api
-        .apply(
+        .create(
             "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
             json!({"status": {"readyReplicas": 1}}),
         )
         .await;
     let hash = dep["spec"]["template"]["metadata"]["annotations"]["mcpguard.io/config-hash"].clone();
-    // One replica: no PodDisruptionBudget, and a stale one is removed.
-    api.not_found(Method::DELETE, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard")
-        .await;
-    // No TokenReview (`auth: none`): no ClusterRoleBinding may linger.
-    api.not_found(
-        Method::DELETE,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/mcp-guard-tokenreview-team-a-open",
-    )
-    .await;
+    // One replica: no PodDisruptionBudget, and a stale one of its own is removed.
+    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
+    // No TokenReview (`auth: none`): no ClusterRoleBinding may linger (under either name).
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
     let status = api.status(&format!("{POLICIES}/open/status")).await;
     assert_eq!(condition(&status, "Ready")["status"], "True");
     assert_eq!(condition(&status, "Available")["status"], "True");
@@ -256,18 +264,18 @@ async fn a_deployed_server_gets_its_children_and_a_service_url() {
     })
     .await;
     let np = api
-        .apply("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/time-mcp-server", json!({}))
+        .create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/time-mcp-server", json!({}))
         .await;
     assert_eq!(
         np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["bind.mcpguard.io/time"],
         "true"
     );
-    api.apply(
+    api.create(
         "/api/v1/namespaces/team-a/services/time-mcp-server",
         json!({"spec": {"clusterIP": "10.96.7.7"}}),
     )
     .await;
-    api.apply("/apis/apps/v1/namespaces/team-a/deployments/time-mcp-server", json!({"status": {}})).await;
+    api.create("/apis/apps/v1/namespaces/team-a/deployments/time-mcp-server", json!({"status": {}})).await;
     // No policy binds it yet: nothing to discover through.
     api.expect(Method::GET, POLICIES, 200, |_| policy_list(vec![])).await;
     let status = api.status(&format!("{SERVERS}/time/status")).await;
@@ -540,12 +548,21 @@ async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer()
     ));
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
+    // Its own binding (named from its UID, labelled with it) goes.
+    let own = format!("{CRBS}/mcp-guard-tokenreview-{AGENTS_UID}");
+    api.expect(Method::GET, &own, 200, |_| binding("team-a", "agents", Some(AGENTS_UID))).await;
     api.expect(
         Method::DELETE,
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/mcp-guard-tokenreview-team-a-agents",
+        &own,
         200,
         |_| json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
     )
+    .await;
+    // The name older versions used is shared by `team-a/agents` and `team/a-agents`: this one is the
+    // other tenant's, so it stays (no DELETE follows).
+    api.expect(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-agents"), 200, |_| {
+        binding("team", "a-agents", None)
+    })
     .await;
     let patch = api
         .expect(Method::PATCH, &format!("{POLICIES}/agents"), 200, |_| {
@@ -556,4 +573,80 @@ async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer()
     assert!(patch.to_string().contains("remove"), "the finalizer is removed: {patch}");
     api.done().await;
     task.await.unwrap().unwrap();
+}
+
+const AGENTS_UID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// A TokenReview binding as the operator makes it for policy `ns/name`.
+fn binding(ns: &str, name: &str, uid: Option<&str>) -> Value {
+    let mut labels = json!({"app.kubernetes.io/managed-by": "mcp-guard-operator", "mcpguard.io/policy": name,
+                            "mcpguard.io/policy-namespace": ns});
+    if let Some(uid) = uid {
+        labels["mcpguard.io/policy-uid"] = json!(uid);
+    }
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+           "metadata": {"name": "x", "labels": labels},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-guard-tokenreview"},
+           "subjects": [{"kind": "ServiceAccount", "name": format!("{name}-mcp-guard"), "namespace": ns}]})
+}
+
+#[tokio::test]
+async fn an_object_the_operator_did_not_make_is_not_adopted() {
+    let (ctx, handle) = context();
+    let policy: McpGuardPolicy = fixture("policy-open.yaml");
+    let time: McpServer = fixture("server-deployed.yaml");
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
+        secret_meta("time-key", "7")
+    })
+    .await;
+    api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    // A ServiceAccount of the executor's name exists: a tenant's, with its own RoleBindings maybe. It has
+    // the managed-by label (anyone can set a label) but no owner reference to this policy.
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", 200, |_| {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+               "metadata": {"name": "open-mcp-guard", "namespace": "team-a",
+                            "labels": {"app.kubernetes.io/managed-by": "mcp-guard-operator"}}})
+    })
+    .await;
+    // No PATCH of it, nothing after it: the status says why.
+    let status = api.status(&format!("{POLICIES}/open/status")).await;
+    let ready = condition(&status, "Ready");
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("ChildNotOwned")));
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceAccount `open-mcp-guard` already exists and was not created by the operator"),
+        "{ready}"
+    );
+    api.event("team-a").await;
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn nothing_is_made_in_a_reserved_namespace() {
+    let (ctx, handle) = context();
+    let mut policy: McpGuardPolicy = fixture("policy-open.yaml");
+    policy.metadata.namespace = Some("kube-system".into());
+    let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+    let mut api = ApiServer(handle);
+    let status = api
+        .expect(
+            Method::PATCH,
+            "/apis/mcpguard.io/v1alpha1/namespaces/kube-system/mcpguardpolicies/open/status",
+            200,
+            |mut b| {
+                merge(&mut b, json!({"metadata": {"name": "open", "namespace": "kube-system"}, "spec": {}}));
+                b
+            },
+        )
+        .await;
+    assert_eq!(condition(&status, "Ready")["reason"], "ReservedNamespace");
+    api.event("kube-system").await;
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
 }

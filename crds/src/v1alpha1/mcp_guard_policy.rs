@@ -50,7 +50,7 @@ pub struct McpGuardPolicySpec {
     /// Per-execution byte budgets for tool calls, rate limits and audit, enforced by the binding proxy.
     #[serde(default)]
     pub binding: BindingSettings,
-    /// Who may call the executor. Empty: nobody but pods of this namespace.
+    /// Who may call the executor. Empty: the service accounts of this namespace only.
     #[serde(default)]
     pub callers: AllowedCallers,
     /// How the executor runs: replicas, resources, image.
@@ -110,12 +110,19 @@ pub enum EngineKind {
 /// authentication (its service account).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.namespaceSelector) || (has(self.namespaceSelector.matchLabels) && size(self.namespaceSelector.matchLabels) > 0) || (has(self.namespaceSelector.matchExpressions) && size(self.namespaceSelector.matchExpressions) > 0)",
+    "message": "callers.namespaceSelector must select something: an empty selector matches every namespace; leave it out to admit the namespaces of serviceAccounts"
+}]))]
 pub struct AllowedCallers {
-    /// Service accounts allowed to call. Their namespaces are admitted by the NetworkPolicy.
+    /// Service accounts allowed to call (with `auth: serviceAccountToken`, the identities the executor
+    /// admits). Empty: every service account of the policy's own namespace, and no other. Their
+    /// namespaces are admitted by the NetworkPolicy.
     #[serde(default)]
     #[schemars(length(max = 64))]
     pub service_accounts: Vec<ServiceAccountRef>,
-    /// Namespaces whose pods may connect (any service account there, when `auth` is `none`).
+    /// More namespaces whose pods may connect, at the network level only: it never admits an identity
+    /// (with `auth: serviceAccountToken` callers must still be in `serviceAccounts`). Must not be empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
     /// How callers authenticate.
@@ -127,11 +134,14 @@ pub struct AllowedCallers {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountRef {
-    /// Its namespace.
-    #[schemars(length(min = 1, max = 63))]
+    /// Its namespace (a DNS label).
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: String,
-    /// Its name; `*` means every service account of the namespace.
-    #[schemars(length(min = 1, max = 253))]
+    /// Its name (a DNS subdomain); `*` means every service account of the namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+    )]
     pub name: String,
 }
 

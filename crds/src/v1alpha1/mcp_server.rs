@@ -162,10 +162,16 @@ pub struct SecretKeySelector {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EgressPeer {
-    /// An IP block in CIDR notation, for example `203.0.113.0/24`.
-    #[schemars(length(max = 64), extend("x-kubernetes-validations" = [{
-        "rule": "isCIDR(self)", "message": "cidr must be an IP block such as 203.0.113.0/24"
-    }]))]
+    /// An IP block in CIDR notation, for example `203.0.113.0/24`. At least a /8 (IPv4) or a /16
+    /// (IPv6); the operator's minimum (chart value `egress.minPrefixLength`) may be longer. Link-local
+    /// addresses (cloud metadata) and the cluster's own ranges are always excepted.
+    #[schemars(length(max = 64), extend("x-kubernetes-validations" = [
+        {"rule": "isCIDR(self)", "message": "cidr must be an IP block such as 203.0.113.0/24"},
+        {
+            "rule": "!isCIDR(self) || cidr(self).prefixLength() >= (cidr(self).ip().family() == 4 ? 8 : 16)",
+            "message": "cidr is too broad: name the upstream's own block (at least a /8 for IPv4, a /16 for IPv6), not the whole Internet"
+        }
+    ]))]
     pub cidr: String,
     /// Ports on those addresses. At least one.
     #[schemars(length(min = 1, max = 16))]

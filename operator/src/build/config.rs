@@ -7,7 +7,7 @@ use mcp_guard_crds::GuardConfig;
 use mcp_guard_crds::server_config::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer, ServerBinding};
 
-use super::Invalid;
+use super::{Invalid, Settings};
 
 /// Where the binding-proxy container finds a Secret's keys.
 pub const SECRETS_DIR: &str = "/var/run/secrets/mcp-guard";
@@ -43,7 +43,12 @@ pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> String {
 }
 
 /// Render the config. Every resolved server must have a URL: a deployed server's comes from its status.
-pub fn render(policy: &McpGuardPolicy, servers: &[ResolvedServer<'_>]) -> Result<Rendered, Invalid> {
+/// The callers the executor admits are part of it ([`super::executor::callers`]).
+pub fn render(
+    policy: &McpGuardPolicy,
+    servers: &[ResolvedServer<'_>],
+    settings: &Settings,
+) -> Result<Rendered, Invalid> {
     let mut errors = Vec::new();
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -118,6 +123,7 @@ pub fn render(policy: &McpGuardPolicy, servers: &[ResolvedServer<'_>]) -> Result
         limits: policy.spec.limits.clone(),
         servers: out,
         binding: policy.spec.binding.clone(),
+        callers: super::executor::callers(policy, settings),
     };
     if let Err(e) = config.validate() {
         errors.extend(e);

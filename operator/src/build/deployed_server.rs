@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_guard_crds::v1alpha1::{DeploySpec, McpServer};
 
 use super::executor::{port, resources};
-use super::{Invalid, meta, restricted_security_context, selector};
+use super::{Invalid, Settings, meta, restricted_security_context, selector};
 
 /// The objects of a deployed server.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,15 +43,30 @@ pub fn server_url(server: &McpServer, deploy: &DeploySpec, cluster_ip: Option<&s
     format!("http://{host}:{}{}", deploy.port, deploy.path)
 }
 
+/// The Deployment and Service of a deployed server. Its image must start with a prefix the admin
+/// allowed ([`Settings::allowed_server_images`]).
 pub fn build(
     server: &McpServer,
     deploy: &DeploySpec,
+    settings: &Settings,
     owner: &OwnerReference,
 ) -> Result<ServerObjects, Invalid> {
     let mut errors = Vec::new();
     let name = server.metadata.name.clone().unwrap_or_default();
     let ns = server.metadata.namespace.clone().unwrap_or_default();
     let child = super::child_name(&name, "mcp-server", &mut errors);
+    if !super::image_allowed(&deploy.image, &settings.allowed_server_images) {
+        let allowed = if settings.allowed_server_images.is_empty() {
+            "none is allowed yet".to_string()
+        } else {
+            settings.allowed_server_images.iter().map(|p| format!("`{p}*`")).collect::<Vec<_>>().join(", ")
+        };
+        errors.push(format!(
+            "spec.deploy.image: `{}` is not an allowed server image (the cluster admin lists allowed \
+             prefixes in the chart value images.servers; {allowed})",
+            deploy.image
+        ));
+    }
     if !errors.is_empty() {
         return Err(Invalid(errors));
     }

@@ -16,6 +16,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use mcp_guard_crds::Callers;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy};
 use sha2::{Digest, Sha256};
 
@@ -86,6 +87,55 @@ pub fn audience(policy: &str, namespace: &str) -> String {
     format!("mcpguard.io/{namespace}/{policy}")
 }
 
+/// The identities the executor admits (rendered into its config, one entry each). With TokenReview
+/// auth: the policy's service accounts or, when it names none, every service account of its own
+/// namespace (never "every authenticated caller"); the operator's own identity may only discover.
+pub fn callers(policy: &McpGuardPolicy, settings: &Settings) -> Callers {
+    let spec = &policy.spec.callers;
+    if spec.auth != CallerAuth::ServiceAccountToken {
+        return Callers::default();
+    }
+    let ns = policy.metadata.namespace.clone().unwrap_or_default();
+    // `*` as a name is the executor's prefix match: every service account of that namespace.
+    let mut execute: Vec<String> = spec
+        .service_accounts
+        .iter()
+        .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
+        .collect();
+    if execute.is_empty() {
+        execute.push(format!("system:serviceaccount:{ns}:*"));
+    }
+    let discover = settings.operator.iter().map(|o| o.username()).collect();
+    Callers { execute, discover }
+}
+
+/// The image of a policy's executor container: the operator's, or one the admin allowed.
+fn executor_image(policy: &McpGuardPolicy, settings: &Settings, errors: &mut Vec<String>) -> String {
+    match &policy.spec.executor.image {
+        None => settings.executor_image.clone(),
+        Some(image)
+            if *image == settings.executor_image
+                || super::image_allowed(image, &settings.allowed_executor_images) =>
+        {
+            image.clone()
+        }
+        Some(image) => {
+            errors.push(format!(
+                "spec.executor.image: `{image}` is not an allowed executor image (the cluster admin lists \
+                 allowed prefixes in the chart value images.executor; allowed now: {})",
+                allowed_list(&settings.executor_image, &settings.allowed_executor_images)
+            ));
+            settings.executor_image.clone()
+        }
+    }
+}
+
+fn allowed_list(default: &str, prefixes: &[String]) -> String {
+    let mut all = vec![format!("`{default}`")];
+    all.extend(prefixes.iter().map(|p| format!("`{p}*`")));
+    all.join(", ")
+}
+
 /// Build every executor object of a policy.
 pub fn build(
     policy: &McpGuardPolicy,
@@ -99,6 +149,16 @@ pub fn build(
     let name = policy.metadata.name.clone().unwrap_or_default();
     let ns = policy.metadata.namespace.clone().unwrap_or_default();
     let child = super::child_name(&name, "mcp-guard", &mut errors);
+    let image = executor_image(policy, settings, &mut errors);
+    let spec = &policy.spec;
+    let token_review = spec.callers.auth == CallerAuth::ServiceAccountToken;
+    if !token_review && !settings.allow_unauthenticated {
+        errors.push(
+            "spec.callers.auth: `none` (no caller authentication) is not allowed on this cluster: the \
+             cluster admin enables it with the chart value executor.allowUnauthenticated"
+                .into(),
+        );
+    }
     if !errors.is_empty() {
         return Err(Invalid(errors));
     }
@@ -116,8 +176,6 @@ pub fn build(
         ..Default::default()
     };
 
-    let spec = &policy.spec;
-    let token_review = spec.callers.auth == CallerAuth::ServiceAccountToken;
     let mut pod_labels = labels.clone();
     for s in bound_servers {
         pod_labels.insert(format!("{}{s}", super::BIND_LABEL_PREFIX), "true".into());
@@ -232,7 +290,6 @@ pub fn build(
         });
     }
 
-    let image = spec.executor.image.clone().unwrap_or_else(|| settings.executor_image.clone());
     let mut executor_args: Vec<String> = [
         "serve",
         "--config",
@@ -252,24 +309,12 @@ pub fn build(
     if token_review {
         executor_args.push("--token-review-audience".into());
         executor_args.push(audience(&name, &ns));
-        // `*` as a name is the executor's prefix match: every service account of that namespace.
-        let callers: Vec<String> = spec
-            .callers
-            .service_accounts
-            .iter()
-            .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
-            .collect();
-        if !callers.is_empty() {
-            executor_args.push("--allowed-callers".into());
-            executor_args.push(callers.join(","));
-        }
-        // The operator may list the bound servers and tools (for McpServer status), never execute.
-        if let Some(operator) = &settings.operator {
-            executor_args.push("--discovery-callers".into());
-            executor_args.push(operator.username());
-        }
+        // Who may execute, and the operator (which may only list tools, for McpServer status), are in
+        // the config's `callers`.
     } else {
+        // Only where the admin allowed it (checked above): the NetworkPolicy alone guards the port.
         executor_args.push("--insecure-no-auth".into());
+        executor_args.push("--insecure-no-auth-network".into());
     }
     let grpc_probe = |initial: i32| Probe {
         grpc: Some(GRPCAction { port: GRPC_PORT, service: None }),
@@ -281,7 +326,7 @@ pub fn build(
     };
     let executor = Container {
         name: EXECUTOR_CONTAINER.into(),
-        image: Some(image.clone()),
+        image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(executor_args),
         ports: Some(vec![port("grpc", GRPC_PORT), port("mcp", MCP_PORT), port("metrics", METRICS_PORT)]),
@@ -303,7 +348,8 @@ pub fn build(
     };
     let proxy = Container {
         name: PROXY_CONTAINER.into(),
-        image: Some(image),
+        // The container with the Secrets always runs the operator's image, whatever the policy says.
+        image: Some(settings.executor_image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["proxy".into(), "--config".into(), config_path, "--socket".into(), socket]),
         resources: Some(
@@ -386,24 +432,27 @@ pub fn build(
     Ok(ExecutorObjects { config_map, service_account, deployment, service, pdb, config_hash })
 }
 
-/// The ClusterRoleBinding that lets a policy's executor call TokenReview (ClusterRole
-/// `system:auth-delegator`). Cluster-scoped, so it cannot be owned by the policy: the policy's finalizer
-/// deletes it.
-pub fn token_review_binding(policy: &McpGuardPolicy) -> ClusterRoleBinding {
+/// The ClusterRoleBinding that lets a policy's executor call TokenReview: its ServiceAccount bound to
+/// the ClusterRole that allows `tokenreviews: create` and nothing else ([`Settings::token_review_role`]).
+/// Cluster-scoped, so it cannot be owned by the policy: the policy's finalizer deletes it. Named from
+/// the policy's UID, so no two policies (`team-a/x` and `team/a-x`) can ever share a name, and labelled
+/// with that UID, which the operator checks before it patches or deletes the binding.
+pub fn token_review_binding(policy: &McpGuardPolicy, uid: &str, settings: &Settings) -> ClusterRoleBinding {
     let name = policy.metadata.name.clone().unwrap_or_default();
     let ns = policy.metadata.namespace.clone().unwrap_or_default();
     let mut labels = common_labels(&name);
     labels.insert(POLICY_NAMESPACE_LABEL.into(), ns.clone());
+    labels.insert(POLICY_UID_LABEL.into(), uid.to_string());
     ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some(token_review_binding_name(&ns, &name)),
+            name: Some(token_review_binding_name(uid)),
             labels: Some(labels),
             ..Default::default()
         },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: "system:auth-delegator".into(),
+            name: settings.token_review_role.clone(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
@@ -416,9 +465,40 @@ pub fn token_review_binding(policy: &McpGuardPolicy) -> ClusterRoleBinding {
 
 /// Label of cluster-scoped children: the namespace of the policy they belong to.
 pub const POLICY_NAMESPACE_LABEL: &str = "mcpguard.io/policy-namespace";
+/// Label of cluster-scoped children: the UID of the policy they belong to.
+pub const POLICY_UID_LABEL: &str = "mcpguard.io/policy-uid";
 
-pub fn token_review_binding_name(namespace: &str, policy: &str) -> String {
+/// The TokenReview binding's name: from the policy's UID, unique in the cluster.
+pub fn token_review_binding_name(uid: &str) -> String {
+    format!("mcp-guard-tokenreview-{uid}")
+}
+
+/// The name older operator versions gave the binding (`<namespace>-<policy>`, which two policies could
+/// share). Only removed, and only when its labels and subject say it is this policy's.
+pub fn legacy_token_review_binding_name(namespace: &str, policy: &str) -> String {
     format!("mcp-guard-tokenreview-{namespace}-{policy}")
+}
+
+/// Whether an existing TokenReview binding belongs to the policy `namespace/name` with `uid`.
+pub fn binding_belongs_to(
+    binding: &ClusterRoleBinding,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> bool {
+    let labels = binding.metadata.labels.clone().unwrap_or_default();
+    let label = |k: &str| labels.get(k).map(String::as_str);
+    let subject_ok = binding.subjects.as_deref().is_some_and(|s| {
+        s.len() == 1
+            && s[0].kind == "ServiceAccount"
+            && s[0].name == executor_name(name)
+            && s[0].namespace.as_deref() == Some(namespace)
+    });
+    label("app.kubernetes.io/managed-by") == Some(super::MANAGER)
+        && label(POLICY_NAMESPACE_LABEL) == Some(namespace)
+        && label(super::POLICY_LABEL) == Some(name)
+        && uid.is_none_or(|u| label(POLICY_UID_LABEL) == Some(u))
+        && subject_ok
 }
 
 pub(crate) fn port(name: &str, port: i32) -> ContainerPort {

@@ -23,11 +23,26 @@ pub const BIND_LABEL_PREFIX: &str = "bind.mcpguard.io/";
 /// Pod-template annotation: hash of the rendered config and the referenced Secrets' resourceVersions.
 pub const CONFIG_HASH_ANNOTATION: &str = "mcpguard.io/config-hash";
 
-/// Operator-wide settings the builders need (from the command line and the cluster).
+/// Operator-wide settings the builders need (from the command line and the cluster). Most are what a
+/// cluster admin decides for every tenant (chart values); a namespace tenant cannot change them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// The default `mcp-guard` image of executor pods.
+    /// The `mcp-guard` image of executor pods, and always the image of their binding-proxy container
+    /// (the container that holds the Secrets: no policy chooses its image).
     pub executor_image: String,
+    /// Image prefixes a policy may name in `spec.executor.image` besides `executor_image`.
+    pub allowed_executor_images: Vec<String>,
+    /// Image prefixes a deployed McpServer may use. Empty: no server may be deployed.
+    pub allowed_server_images: Vec<String>,
+    /// What egress peers may open.
+    pub egress: EgressRules,
+    /// Whether a policy may run its executor without caller authentication (`callers.auth: none`).
+    pub allow_unauthenticated: bool,
+    /// The ClusterRole (`tokenreviews: create` only) an executor's ServiceAccount is bound to for
+    /// TokenReview auth.
+    pub token_review_role: String,
+    /// Namespaces the operator never creates anything in.
+    pub reserved_namespaces: Vec<String>,
     /// Where pods reach the Kubernetes API (for TokenReview): the `kubernetes` Service's ClusterIP and
     /// port, and its endpoints' addresses and port (NetworkPolicy sees the translated address).
     pub api_server: Vec<(String, i32)>,
@@ -39,15 +54,49 @@ pub struct Settings {
     pub operator_pod_labels: BTreeMap<String, String>,
 }
 
+/// The limits on McpServer egress peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EgressRules {
+    /// Shortest IPv4 prefix a peer may have.
+    pub min_prefix_v4: u8,
+    /// Shortest IPv6 prefix a peer may have.
+    pub min_prefix_v6: u8,
+    /// The cluster's pod and Service ranges: excepted from every peer that contains them, like
+    /// [`ALWAYS_EXCEPTED`].
+    pub cluster_cidrs: Vec<ipnet::IpNet>,
+}
+
+impl Default for EgressRules {
+    fn default() -> Self {
+        EgressRules { min_prefix_v4: 16, min_prefix_v6: 32, cluster_cidrs: Vec::new() }
+    }
+}
+
+/// Ranges no egress peer ever opens: link-local (which holds the cloud metadata endpoints at
+/// 169.254.169.254 and fd00:ec2::254), loopback and the unspecified block.
+pub const ALWAYS_EXCEPTED: &[&str] =
+    &["169.254.0.0/16", "127.0.0.0/8", "0.0.0.0/8", "fe80::/10", "fd00:ec2::254/128", "::1/128"];
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             executor_image: "mcp-guard.local/mcp-guard:0.1.0".into(),
+            allowed_executor_images: Vec::new(),
+            allowed_server_images: Vec::new(),
+            egress: EgressRules::default(),
+            allow_unauthenticated: false,
+            token_review_role: "mcp-guard-tokenreview".into(),
+            reserved_namespaces: ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec(),
             api_server: Vec::new(),
             operator: None,
             operator_pod_labels: default_operator_pod_labels(),
         }
     }
+}
+
+/// Whether `image` starts with one of `prefixes` (an empty prefix never matches).
+pub fn image_allowed(image: &str, prefixes: &[String]) -> bool {
+    prefixes.iter().any(|p| !p.is_empty() && image.starts_with(p.as_str()))
 }
 
 /// The labels the Helm chart gives the operator's pods.
@@ -93,6 +142,16 @@ impl OperatorIdentity {
     pub fn username(&self) -> String {
         format!("system:serviceaccount:{}:{}", self.namespace, self.service_account)
     }
+}
+
+/// Whether an existing object is one this operator made for the owner with `owner_uid`: it carries the
+/// managed-by label and an owner reference to that uid. Anything else (a ServiceAccount a tenant made
+/// before the policy, say) the operator must neither adopt nor delete.
+pub fn owned_by(meta: &ObjectMeta, owner_uid: &str) -> bool {
+    let managed =
+        meta.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).map(String::as_str)
+            == Some(MANAGER);
+    managed && meta.owner_references.iter().flatten().any(|o| o.uid == owner_uid)
 }
 
 /// A spec the builders refuse; the messages say what to change.

@@ -16,7 +16,8 @@ use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpServer};
 use super::config::ResolvedServer;
 use super::deployed_server::{server_name, server_selector_labels};
 use super::executor::{GRPC_PORT, MCP_PORT, executor_name, executor_selector_labels};
-use super::{BIND_LABEL_PREFIX, Settings, labels, meta, selector};
+use super::{ALWAYS_EXCEPTED, BIND_LABEL_PREFIX, Invalid, Settings, labels, meta, selector};
+use ipnet::IpNet;
 
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -39,13 +40,77 @@ fn namespaces(names: Vec<String>) -> LabelSelector {
     }
 }
 
-/// The executor NetworkPolicy of a policy.
+/// The egress rules of a remote McpServer's peers, as the admin's rules allow them: each peer at least
+/// the minimum prefix, never inside link-local, loopback or a cluster range, and with every such range it
+/// contains excepted. `Invalid` names each peer that breaks a rule.
+pub fn remote_egress(
+    server: &McpServer,
+    settings: &Settings,
+) -> Result<Vec<NetworkPolicyEgressRule>, Invalid> {
+    let rules = &settings.egress;
+    let mut excepted: Vec<(IpNet, &str)> = ALWAYS_EXCEPTED
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .map(|n| (n, "link-local, loopback or unspecified addresses"))
+        .collect();
+    excepted.extend(rules.cluster_cidrs.iter().map(|n| (*n, "the cluster's own pod and Service addresses")));
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (i, peer) in server.spec.egress.iter().enumerate() {
+        let field = format!("spec.egress[{i}].cidr");
+        let net: IpNet = match peer.cidr.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                errors.push(format!("{field}: `{}` is not an IP block such as 203.0.113.0/24", peer.cidr));
+                continue;
+            }
+        };
+        let (min, family) = match net {
+            IpNet::V4(_) => (rules.min_prefix_v4, "IPv4"),
+            IpNet::V6(_) => (rules.min_prefix_v6, "IPv6"),
+        };
+        if net.prefix_len() < min {
+            errors.push(format!(
+                "{field}: `{}` is too broad: {family} peers need at least a /{min} (chart value \
+                 egress.minPrefixLength)",
+                peer.cidr
+            ));
+            continue;
+        }
+        let net = net.trunc();
+        if let Some((outer, what)) = excepted.iter().find(|(e, _)| e.contains(&net)) {
+            errors.push(format!(
+                "{field}: `{}` lies inside {outer}, {what}, which egress never opens",
+                peer.cidr
+            ));
+            continue;
+        }
+        let mut except: Vec<String> =
+            excepted.iter().filter(|(e, _)| net.contains(e)).map(|(e, _)| e.to_string()).collect();
+        except.sort();
+        except.dedup();
+        out.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock {
+                    cidr: net.to_string(),
+                    except: (!except.is_empty()).then_some(except),
+                }),
+                ..Default::default()
+            }]),
+            ports: Some(peer.ports.iter().map(|p| tcp(p.port)).collect()),
+        });
+    }
+    if errors.is_empty() { Ok(out) } else { Err(Invalid(errors)) }
+}
+
+/// The executor NetworkPolicy of a policy. `Invalid` when a bound remote server's egress breaks the
+/// admin's rules ([`remote_egress`]).
 pub fn executor_policy(
     policy: &McpGuardPolicy,
     servers: &[ResolvedServer<'_>],
     settings: &Settings,
     owner: &OwnerReference,
-) -> NetworkPolicy {
+) -> Result<NetworkPolicy, Invalid> {
     let name = policy.metadata.name.clone().unwrap_or_default();
     let ns = policy.metadata.namespace.clone().unwrap_or_default();
     let callers = &policy.spec.callers;
@@ -54,7 +119,8 @@ pub fn executor_policy(
     // is named), on the API ports only. The metrics port is not opened to anyone.
     let mut caller_namespaces: Vec<String> =
         callers.service_accounts.iter().map(|sa| sa.namespace.clone()).collect();
-    if caller_namespaces.is_empty() && callers.namespace_selector.is_none() {
+    // No service account named: the policy's own namespace (whose service accounts the executor admits).
+    if caller_namespaces.is_empty() {
         caller_namespaces.push(ns.clone());
     }
     caller_namespaces.sort();
@@ -66,7 +132,15 @@ pub fn executor_policy(
             ..Default::default()
         });
     }
+    let mut errors = Vec::new();
     if let Some(sel) = &callers.namespace_selector {
+        // The CRD refuses an empty selector; an object stored before that rule still must not open the
+        // executor to every namespace.
+        if sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+            && sel.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+        {
+            errors.push("spec.callers.namespaceSelector: an empty selector matches every namespace".into());
+        }
         from.push(NetworkPolicyPeer { namespace_selector: Some(sel.clone()), ..Default::default() });
     }
     let mut ingress =
@@ -107,14 +181,11 @@ pub fn executor_policy(
                 ports: Some(vec![tcp(deploy.port)]),
             });
         } else {
-            for peer in &spec.egress {
-                egress.push(NetworkPolicyEgressRule {
-                    to: Some(vec![NetworkPolicyPeer {
-                        ip_block: Some(IPBlock { cidr: peer.cidr.clone(), except: None }),
-                        ..Default::default()
-                    }]),
-                    ports: Some(peer.ports.iter().map(|p| tcp(p.port)).collect()),
-                });
+            match remote_egress(r.server, settings) {
+                Ok(rules) => egress.extend(rules),
+                Err(Invalid(e)) => {
+                    errors.extend(e.into_iter().map(|m| format!("McpServer `{}`: {m}", r.binding.name)))
+                }
             }
         }
     }
@@ -131,9 +202,12 @@ pub fn executor_policy(
         }
     }
 
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
     let mut l = executor_selector_labels(&name);
     l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
-    NetworkPolicy {
+    Ok(NetworkPolicy {
         metadata: meta(&executor_name(&name), &ns, l, owner),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(executor_selector_labels(&name))),
@@ -141,7 +215,7 @@ pub fn executor_policy(
             ingress: Some(ingress),
             egress: Some(egress),
         }),
-    }
+    })
 }
 
 /// The NetworkPolicy of a deployed server: only executor pods whose policy binds it, on its port.

@@ -19,10 +19,10 @@ use kube::{Resource, ResourceExt};
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpGuardPolicyStatus, McpServer};
 use tracing::{info, instrument};
 
-use super::{Conditioned, RECHECK, Run, apply, apply_cluster, delete_cluster_if_present, delete_if_present};
+use super::{Conditioned, RECHECK, Run, apply, apply_cluster, delete_cluster_if_present, delete_owned};
 use crate::build::config::{Rendered, ResolvedServer, render};
 use crate::build::executor::ExecutorObjects;
-use crate::build::{Invalid, executor, network};
+use crate::build::{Invalid, Settings, executor, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
 
@@ -108,9 +108,64 @@ pub async fn reconcile(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result
 /// Deletion: the namespaced children go by garbage collection; the ClusterRoleBinding goes here.
 async fn cleanup(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = policy.namespace().unwrap_or_default();
-    let name = executor::token_review_binding_name(&ns, &policy.name_any());
-    delete_cluster_if_present::<ClusterRoleBinding>(&ctx.client, &name).await?;
+    let uid = policy.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
+    remove_token_review_bindings(&ctx.client, &ns, &policy.name_any(), &uid).await?;
     Ok(Action::await_change())
+}
+
+/// Delete this policy's TokenReview bindings: the one named from its UID and one an older operator
+/// named `<namespace>-<policy>`, each only when its labels and subject say it is this policy's. Another
+/// policy's binding (or anyone else's) of that name stays.
+async fn remove_token_review_bindings(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), Error> {
+    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for (binding, uid) in [
+        (executor::token_review_binding_name(uid), Some(uid)),
+        (executor::legacy_token_review_binding_name(ns, name), None),
+    ] {
+        if let Some(existing) = api.get_opt(&binding).await?
+            && executor::binding_belongs_to(&existing, ns, name, uid)
+        {
+            delete_cluster_if_present::<ClusterRoleBinding>(client, &binding).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply this policy's TokenReview binding; never take over a binding of that name that is not this
+/// policy's. Its role is fixed once created, so a binding to another role (the chart renamed it) is
+/// replaced. A binding an older operator named `<namespace>-<policy>` (to `system:auth-delegator`)
+/// is removed.
+async fn apply_token_review_binding(
+    client: &kube::Client,
+    policy: &McpGuardPolicy,
+    uid: &str,
+    settings: &Settings,
+) -> Result<(), Error> {
+    let (ns, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+    let binding = executor::token_review_binding(policy, uid, settings);
+    let binding_name = executor::token_review_binding_name(uid);
+    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    if let Some(existing) = api.get_opt(&binding_name).await? {
+        if !executor::binding_belongs_to(&existing, &ns, &name, Some(uid)) {
+            return Err(Error::NotOwned { kind: "ClusterRoleBinding".into(), name: binding_name });
+        }
+        if existing.role_ref != binding.role_ref {
+            delete_cluster_if_present::<ClusterRoleBinding>(client, &binding_name).await?;
+        }
+    }
+    apply_cluster(client, &binding).await?;
+    let legacy = executor::legacy_token_review_binding_name(&ns, &name);
+    if let Some(existing) = api.get_opt(&legacy).await?
+        && executor::binding_belongs_to(&existing, &ns, &name, None)
+    {
+        delete_cluster_if_present::<ClusterRoleBinding>(client, &legacy).await?;
+    }
+    Ok(())
 }
 
 /// Any outcome of the pipeline but an error resets the failure backoff: the status says what is wrong.
@@ -123,19 +178,27 @@ async fn apply_policy(policy: Arc<McpGuardPolicy>, ctx: Arc<Context>) -> Result<
 
 /// The pipeline. A missing reference and an invalid spec end it early, each with its status.
 async fn pipeline(run: &Run<'_, McpGuardPolicy>, policy: &McpGuardPolicy) -> Result<Action, Error> {
+    if let Some(refused) = run.reserved_namespace().await {
+        return refused;
+    }
     let refs = dereference(policy, &run.ctx.client, &run.ns).await?;
     if let Some((reason, message)) = &refs.problem {
         return unresolved(run, reason, message).await;
     }
     let owner = policy.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let built = match validate(policy, &refs).and_then(|valid| build(run, &refs, valid, &owner)) {
-        Ok(built) => built,
-        Err(Invalid(errors)) => {
-            let message = format!("the policy cannot be rendered: {}", errors.join("; "));
-            return run.invalid_spec(vec![resolved(run)], message).await;
-        }
+    let built =
+        match validate(policy, &refs, &run.ctx.settings).and_then(|valid| build(run, &refs, valid, &owner)) {
+            Ok(built) => built,
+            Err(Invalid(errors)) => {
+                let message = format!("the policy cannot be rendered: {}", errors.join("; "));
+                return run.invalid_spec(vec![resolved(run)], message).await;
+            }
+        };
+    let deployment = match apply_children(run, &built, &owner.uid).await {
+        Ok(deployment) => deployment,
+        Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![resolved(run)], &e).await,
+        Err(e) => return Err(e),
     };
-    let deployment = apply_children(run, &built).await?;
     status(run, &built, &deployment).await
 }
 
@@ -162,7 +225,11 @@ struct Valid<'a> {
 
 /// Validate: pair each binding with its McpServer and render the config, which checks it as local mode
 /// does ([`mcp_guard_crds::GuardConfig::validate`]).
-fn validate<'a>(policy: &'a McpGuardPolicy, refs: &'a Refs) -> Result<Valid<'a>, Invalid> {
+fn validate<'a>(
+    policy: &'a McpGuardPolicy,
+    refs: &'a Refs,
+    settings: &Settings,
+) -> Result<Valid<'a>, Invalid> {
     let servers: Vec<ResolvedServer<'a>> = policy
         .spec
         .servers
@@ -174,7 +241,7 @@ fn validate<'a>(policy: &'a McpGuardPolicy, refs: &'a Refs) -> Result<Valid<'a>,
                 .map(|server| ResolvedServer { binding: b, server })
         })
         .collect();
-    let rendered = render(policy, &servers)?;
+    let rendered = render(policy, &servers, settings)?;
     Ok(Valid { servers, rendered })
 }
 
@@ -197,10 +264,18 @@ fn build(
 ) -> Result<Built, Invalid> {
     let (policy, settings) = (run.obj, &run.ctx.settings);
     let bound: Vec<String> = valid.servers.iter().map(|r| r.binding.name.clone()).collect();
-    let objects = executor::build(policy, &valid.rendered, &bound, &refs.secret_versions, settings, owner)?;
+    let objects = executor::build(policy, &valid.rendered, &bound, &refs.secret_versions, settings, owner);
+    let network = network::executor_policy(policy, &valid.servers, settings, owner);
+    let (objects, network) = match (objects, network) {
+        (Ok(o), Ok(n)) => (o, n),
+        (o, n) => {
+            let errors = [o.err(), n.err()].into_iter().flatten().flat_map(|Invalid(e)| e).collect();
+            return Err(Invalid(errors));
+        }
+    };
     Ok(Built {
         objects,
-        network: network::executor_policy(policy, &valid.servers, settings, owner),
+        network,
         notes: valid.rendered.notes,
         sandbox_names: valid.servers.iter().map(|r| r.sandbox_name().to_string()).collect(),
     })
@@ -208,7 +283,11 @@ fn build(
 
 /// Apply every child, and remove the optional ones the spec no longer asks for. Returns the Deployment
 /// as applied, for its ready replicas.
-async fn apply_children(run: &Run<'_, McpGuardPolicy>, built: &Built) -> Result<Deployment, Error> {
+async fn apply_children(
+    run: &Run<'_, McpGuardPolicy>,
+    built: &Built,
+    uid: &str,
+) -> Result<Deployment, Error> {
     let (client, policy, objects) = (&run.ctx.client, run.obj, &built.objects);
     let name = policy.name_any();
     apply(client, &objects.config_map).await?;
@@ -221,15 +300,14 @@ async fn apply_children(run: &Run<'_, McpGuardPolicy>, built: &Built) -> Result<
             apply(client, pdb).await?;
         }
         None => {
-            delete_if_present::<PodDisruptionBudget>(client, &run.ns, &executor::executor_name(&name)).await?
+            delete_owned::<PodDisruptionBudget>(client, &run.ns, &executor::executor_name(&name), uid).await?
         }
     }
     // TokenReview needs a cluster-scoped binding; without that auth mode, none may linger.
     if policy.spec.callers.auth == CallerAuth::ServiceAccountToken {
-        apply_cluster(client, &executor::token_review_binding(policy)).await?;
+        apply_token_review_binding(client, policy, uid, &run.ctx.settings).await?;
     } else {
-        let binding = executor::token_review_binding_name(&run.ns, &name);
-        delete_cluster_if_present::<ClusterRoleBinding>(client, &binding).await?;
+        remove_token_review_bindings(client, &run.ns, &name, uid).await?;
     }
     Ok(deployment)
 }

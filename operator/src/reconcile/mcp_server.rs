@@ -19,7 +19,7 @@ use tracing::instrument;
 
 use super::{RECHECK, Run, apply};
 use crate::build::deployed_server::ServerObjects;
-use crate::build::{Invalid, deployed_server, network};
+use crate::build::{Invalid, Settings, deployed_server, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
 use crate::discovery::{self, Discovery};
@@ -33,16 +33,23 @@ pub use crate::discovery::{
 #[instrument(skip(mcp, ctx), fields(server = %mcp.name_any()))]
 pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let run = Run::start(&ctx, mcp.as_ref())?;
+    if let Some(refused) = run.reserved_namespace().await {
+        return refused;
+    }
     let refs = dereference(&run).await?;
-    let target = match validate(&mcp) {
+    let target = match validate(&mcp, &ctx.settings) {
         Ok(target) => target,
         Err(invalid) => return run.invalid_spec(vec![refs], invalid.to_string()).await,
     };
-    let built = match build(&mcp, target)? {
+    let built = match build(&mcp, target, &ctx.settings)? {
         Ok(built) => built,
         Err(invalid) => return run.invalid_spec(vec![refs], invalid.to_string()).await,
     };
-    let served = apply_children(&run, built).await?;
+    let served = match apply_children(&run, built).await {
+        Ok(served) => served,
+        Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![refs], &e).await,
+        Err(e) => return Err(e),
+    };
     let found = discovery::discover(&ctx, &mcp, &run.ns).await;
     let action = status(&run, refs, served, found).await?;
     ctx.succeeded(&run.key);
@@ -81,10 +88,10 @@ enum Target<'a> {
 }
 
 /// Validate: exactly one of `url` and `deploy` (the CRD's CEL rule says the same; an object that slipped
-/// past an older CRD still gets here).
-fn validate(mcp: &McpServer) -> Result<Target<'_>, Invalid> {
+/// past an older CRD still gets here); a remote server's egress within the admin's rules.
+fn validate<'a>(mcp: &'a McpServer, settings: &Settings) -> Result<Target<'a>, Invalid> {
     match (&mcp.spec.url, &mcp.spec.deploy) {
-        (Some(url), None) => Ok(Target::Remote(url)),
+        (Some(url), None) => network::remote_egress(mcp, settings).map(|_| Target::Remote(url)),
         (None, Some(deploy)) => Ok(Target::Deployed(deploy)),
         _ => Err(Invalid(vec!["set exactly one of url or deploy".into()])),
     }
@@ -103,13 +110,17 @@ struct Children {
 
 /// Build (pure): a deployed server's Deployment, Service and NetworkPolicy. Fails only for an object
 /// without a uid (nothing can own the children); `Invalid` when the builders refuse the spec.
-fn build<'a>(mcp: &McpServer, target: Target<'a>) -> Result<Result<Built<'a>, Invalid>, Error> {
+fn build<'a>(
+    mcp: &McpServer,
+    target: Target<'a>,
+    settings: &Settings,
+) -> Result<Result<Built<'a>, Invalid>, Error> {
     Ok(match target {
         Target::Remote(url) => Ok(Built::Remote(url)),
         Target::Deployed(deploy) => {
             let owner = mcp.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
             let network = network::server_policy(mcp, deploy.port, &owner);
-            deployed_server::build(mcp, deploy, &owner)
+            deployed_server::build(mcp, deploy, settings, &owner)
                 .map(|objects| Built::Deployed(deploy, Box::new(Children { objects, network })))
         }
     })

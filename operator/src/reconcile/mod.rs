@@ -25,9 +25,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
+use crate::build::owned_by;
 use crate::conditions::{
-    AVAILABLE, READY, REASON_AVAILABLE, REASON_INVALID_SPEC, REASON_PENDING, REASON_UNAVAILABLE, condition,
-    status_of,
+    AVAILABLE, READY, REASON_AVAILABLE, REASON_INVALID_SPEC, REASON_NOT_OWNED, REASON_PENDING,
+    REASON_RESERVED_NAMESPACE, REASON_UNAVAILABLE, condition, status_of,
 };
 use crate::context::{Context, Error};
 
@@ -50,20 +51,43 @@ impl<K> Object for K where
 }
 
 /// Server-side apply a namespaced child, taking ownership of every field it sets (so a hand edit of
-/// those fields is reverted on the next reconcile).
+/// those fields is reverted on the next reconcile). A child is created only when its name is free: an
+/// existing object that is not this owner's ([`owned_by`]) is never adopted ([`Error::NotOwned`]).
 pub async fn apply<K>(client: &Client, obj: &K) -> Result<K, Error>
 where
     K: Object + Serialize,
 {
     let ns = obj.meta().namespace.as_deref().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = obj.meta().name.as_deref().ok_or(Error::MissingField("metadata.name"))?;
+    let owner = obj
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .ok_or(Error::MissingField("metadata.ownerReferences"))?;
     let api: Api<K> = Api::namespaced(client.clone(), ns);
+    if let Some(existing) = api.get_metadata_opt(name).await?
+        && !owned_by(&existing.metadata, &owner.uid)
+    {
+        return Err(Error::NotOwned { kind: K::kind(&()).into_owned(), name: name.to_string() });
+    }
     Ok(api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(obj)).await?)
 }
 
-/// Delete a namespaced child if it exists.
-pub async fn delete_if_present<K: Object>(client: &Client, ns: &str, name: &str) -> Result<(), Error> {
+/// Delete a namespaced child of the owner with `owner_uid`, if it exists and is that owner's; an object
+/// of the same name the operator did not make is left alone.
+pub async fn delete_owned<K: Object>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<(), Error> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.get_metadata_opt(name).await? {
+        Some(existing) if owned_by(&existing.metadata, owner_uid) => {}
+        _ => return Ok(()),
+    }
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -244,6 +268,39 @@ where
     pub async fn invalid_spec(&self, held: Vec<Condition>, message: String) -> Result<Action, Error> {
         invalid_spec::<_, K::Status>(self.ctx, self.obj, &self.stamp, held, message, self.stamp.generation)
             .await
+    }
+
+    /// The object is in a reserved namespace: say so and wait for a change (none will help but moving it).
+    pub async fn reserved_namespace(&self) -> Option<Result<Action, Error>> {
+        if !self.ctx.settings.reserved_namespaces.contains(&self.ns) {
+            return None;
+        }
+        let message = format!(
+            "namespace {} is reserved: the operator creates nothing here (chart value reservedNamespaces); \
+             create this object in a namespace of your own",
+            self.ns
+        );
+        Some(self.refuse(Vec::new(), REASON_RESERVED_NAMESPACE, message, Action::await_change()).await)
+    }
+
+    /// A child's name is taken by an object the operator did not make ([`Error::NotOwned`]): say which,
+    /// and look again later (the operator does not watch objects it does not own).
+    pub async fn not_owned(&self, held: Vec<Condition>, error: &Error) -> Result<Action, Error> {
+        self.refuse(held, REASON_NOT_OWNED, error.to_string(), Action::requeue(RECHECK)).await
+    }
+
+    async fn refuse(
+        &self,
+        held: Vec<Condition>,
+        reason: &str,
+        message: String,
+        action: Action,
+    ) -> Result<Action, Error> {
+        let ready = self.condition(READY, false, reason, message);
+        let mut conditions = held;
+        conditions.push(ready.clone());
+        self.report(&K::Status::with_conditions(conditions, self.stamp.generation), &ready).await?;
+        Ok(action)
     }
 }
 
