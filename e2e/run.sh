@@ -5,9 +5,10 @@
 #   e2e/kind/run.sh                                       # with Docker + kind
 #
 # Phases (each timed): CRDs (kubectl apply -f crds/yaml/), `helm upgrade --install` of charts/mcp-guard
-# into namespace mcp-guard-system, wait for the operator to be Ready, then the Rust suite
-# (`cargo test -p mcp-guard-e2e` with MCP_GUARD_E2E=1; its last phase applies examples/kubernetes/ as it
-# is, so the images must carry the tags written there). E2E_SKIP_TESTS=1 stops after the install;
+# into namespace mcp-guard-system, wait for the operator to be Ready, the chart tests (`--test chart`:
+# RBAC and admission objects from `helm template`), then the Rust suite (`cargo test -p mcp-guard-e2e`
+# with MCP_GUARD_E2E=1; its last phase applies examples/kubernetes/ as it is, so the images must carry
+# the tags written there). E2E_SKIP_TESTS=1 stops after the install;
 # E2E_UNINSTALL=1 uninstalls the release at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,8 +39,14 @@ phase() { echo "== e2e: $1 took $((SECONDS - phase_start)) s"; phase_start=$SECO
 phase "CRDs"
 
 # The CRDs are already applied (helm does not upgrade CRDs anyway); --skip-crds avoids a conflict.
+# MCP_GUARD_HELM_ARGS (default below): the suite deploys mcp-guard.local/mcp-test-server as an McpServer
+# (images.servers), MCP_GUARD_E2E_EXECUTOR_IMAGE may name another mcp-guard.local/ executor image
+# (images.executor). egress.clusterCIDRs stays unset: examples/kubernetes reaches its stand-in "remote"
+# server inside the cluster's ranges, which that value would refuse.
+HELM_ARGS="${MCP_GUARD_HELM_ARGS-"--set images.servers={mcp-guard.local/} --set images.executor={mcp-guard.local/}"}"
+# shellcheck disable=SC2086 # word splitting of HELM_ARGS intended
 "$HELM" upgrade --install "$RELEASE" "$ROOT/charts/mcp-guard" --namespace "$NS" --create-namespace \
-  --skip-crds --wait --timeout 3m ${MCP_GUARD_HELM_ARGS:-}
+  --skip-crds --wait --timeout 3m $HELM_ARGS
 phase "helm install"
 
 if ! "$KUBECTL" -n "$NS" wait --for=condition=Available --timeout=120s deployment -l app.kubernetes.io/instance="$RELEASE" \
@@ -54,6 +61,9 @@ phase "operator Ready"
 
 rc=0
 if [[ -z ${E2E_SKIP_TESTS:-} ]]; then
+  # The chart's RBAC and admission objects (helm template, no cluster); fails without helm here.
+  (cd "$ROOT" && MCP_GUARD_E2E=1 HELM="$HELM" cargo test --locked -p mcp-guard-e2e --test chart) || rc=$?
+  phase "chart tests"
   (cd "$ROOT" && MCP_GUARD_E2E=1 cargo test --locked -p mcp-guard-e2e --test e2e -- --ignored --nocapture --test-threads=1) || rc=$?
   phase "e2e tests"
   if ((rc != 0)); then

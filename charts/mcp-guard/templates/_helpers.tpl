@@ -1,5 +1,7 @@
 {{- define "mcp-guard.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
@@ -25,4 +27,65 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The image executor pods run unless a policy sets spec.executor.image. */}}
+{{- define "mcp-guard.executorImage" -}}
+{{- printf "%s:%s" .Values.executorImage.repository (.Values.executorImage.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The operator's user name in the API server's eyes (its ServiceAccount). */}}
+{{- define "mcp-guard.operatorUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "mcp-guard.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* The ClusterRole the operator binds each executor ServiceAccount to (TokenReview only). */}}
+{{- define "mcp-guard.tokenReviewRole" -}}
+{{- printf "%s-tokenreview" (include "mcp-guard.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The operator's namespaced rules: in its ClusterRole, or (watchNamespaces set) in a Role per watched
+namespace. templates/rbac.yaml says why each is needed.
+*/}}
+{{- define "mcp-guard.namespacedRules" -}}
+- apiGroups: [mcpguard.io]
+  resources: [mcpservers]
+  verbs: [get, list, watch]
+- apiGroups: [mcpguard.io]
+  resources: [mcpguardpolicies]
+  verbs: [get, list, watch, patch]
+- apiGroups: [mcpguard.io]
+  resources: [mcpservers/status, mcpguardpolicies/status]
+  verbs: [get, patch, update]
+- apiGroups: [mcpguard.io]
+  resources: [mcpservers/finalizers, mcpguardpolicies/finalizers]
+  verbs: [update]
+- apiGroups: [""]
+  resources: [configmaps, serviceaccounts, services]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}
+
+{{/*
+CEL (templates/admission.yaml): whether `.o` (object or oldObject) carries a protected label or an executor
+ServiceAccount; for matchConditions, which cannot use variables. The other keys are CEL snippets defined
+there. (`[x].exists(l, ...)` names x: this CEL has no cel.bind.)
+*/}}
+{{- define "mcp-guard.cel.carries" -}}
+([{{ printf .labelsOf .o }}].exists(l, l.exists(k, {{ printf .protectedKey "l" }})) || [{{ printf .specOf .o }}].exists(sp, [sp.?serviceAccountName.orValue(''), sp.?serviceAccount.orValue('')].exists(s, {{ .protectedSA }})))
 {{- end -}}

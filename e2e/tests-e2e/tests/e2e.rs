@@ -375,17 +375,17 @@ fn server_status_lists_discovered_tools() -> R {
     if col.trim() != tools.len().to_string() {
         return Err(format!("Tools column shows {col:?}"));
     }
-    // The operator is a discovery caller only: never in --allowed-callers.
+    // The operator is a discovery caller only: never among those who may execute. Callers travel in the
+    // executor's config file (one identity per entry), not on its command line.
+    let callers = rendered_callers()?;
+    let discovery = callers.1.first().cloned().ok_or(format!("no discovery caller in {callers:?}"))?;
+    if callers.0.iter().any(|c| discovery.starts_with(c.trim_end_matches('*'))) {
+        return Err(format!("the operator ({discovery}) may execute code: {callers:?}"));
+    }
     let dep = get_json(&["-n", GUARD, "deployment", CHILD])?;
-    let containers = dep["spec"]["template"]["spec"]["containers"].as_array().ok_or("no containers")?;
-    let executor = containers.iter().find(|c| c["name"] == "executor").ok_or("no executor container")?;
-    let args: Vec<&str> =
-        executor["args"].as_array().ok_or("no args")?.iter().filter_map(|a| a.as_str()).collect();
-    let after = |flag: &str| args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).copied();
-    let discovery = after("--discovery-callers").ok_or(format!("no --discovery-callers in {args:?}"))?;
-    let allowed = after("--allowed-callers").unwrap_or_default();
-    if allowed.contains(discovery) {
-        return Err(format!("the operator ({discovery}) may execute code: --allowed-callers {allowed}"));
+    let args = dep["spec"]["template"]["spec"]["containers"].to_string();
+    if args.contains("callers") {
+        return Err(format!("callers on a command line: {args}"));
     }
     println!("   {} tools {tools:?} from {} (discovery caller {discovery})", tools.len(), st["serverInfo"]);
     Ok(())
@@ -679,9 +679,67 @@ fn killing_an_executor_mid_execution() -> R {
     Ok(())
 }
 
+/// `(execute, discover)` of the executor's rendered config.
+fn rendered_callers() -> R<(Vec<String>, Vec<String>)> {
+    let cm = get_json(&["-n", GUARD, "configmap", CHILD])?;
+    let yaml = cm["data"]["config.yaml"].as_str().ok_or("no config.yaml")?;
+    let config: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("{e}: {yaml}"))?;
+    let list = |k: &str| -> Vec<String> {
+        config["callers"][k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    Ok((list("execute"), list("discover")))
+}
+
+/// A policy that names no service account admits its own namespace's only. The network is opened to the
+/// agents' namespace by a namespace selector (network only), so the agent reaches the executor and is
+/// refused by identity, not by the network; naming it again lets it in.
+fn empty_service_accounts_admit_only_the_policys_namespace() -> R {
+    let (before, _) = wait_one_executor(None)?;
+    let set_callers = |callers: Value| {
+        let patch = json!({"spec": {"callers": callers}}).to_string();
+        kubectl(&["-n", GUARD, "patch", "mcpguardpolicy", POLICY, "--type=merge", "-p", &patch])
+    };
+    set_callers(json!({"serviceAccounts": [],
+                       "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": AGENTS}}}))?;
+    let (during, _) = wait_one_executor(Some(&before))?;
+    let execute = rendered_callers()?.0;
+    if execute != [format!("system:serviceaccount:{GUARD}:*")] {
+        return Err(format!("expected the policy's own namespace only, got {execute:?}"));
+    }
+    let v = run_agent(AGENTS, "agent-by-selector", "agent", true, "return 1", &[])?;
+    set_callers(
+        json!({"serviceAccounts": [{"namespace": AGENTS, "name": "agent"}], "namespaceSelector": null}),
+    )?;
+    wait_one_executor(Some(&during))?;
+    if v["code"] != "PermissionDenied" {
+        return Err(format!("a caller outside the policy's namespace, admitted by the network only: {v}"));
+    }
+    let again = run_agent(AGENTS, "agent-named-again", "agent", true, "return 1", &[])?;
+    if ok_outcome(&again)? != "completed" {
+        return Err(format!("the named caller again: {again}"));
+    }
+    println!("   refused by identity: {}", v["message"]);
+    Ok(())
+}
+
 fn deleting_the_policy_removes_its_children() -> R {
+    // The TokenReview binding is named from the policy's UID; it must exist before, and go with it.
+    let uid = get_json(&["-n", GUARD, "mcpguardpolicy", POLICY])?["metadata"]["uid"]
+        .as_str()
+        .ok_or("the policy has no uid")?
+        .to_string();
+    let crb = format!("mcp-guard-tokenreview-{uid}");
+    let binding = get_json(&["clusterrolebinding", &crb])?;
+    let subjects = binding["subjects"].to_string();
+    if binding["roleRef"]["name"].as_str().is_none_or(|r| !r.ends_with("-tokenreview"))
+        || !subjects.contains(CHILD)
+    {
+        return Err(format!("unexpected TokenReview binding: {binding}"));
+    }
     kubectl(&["-n", GUARD, "delete", "mcpguardpolicy", POLICY, "--wait=true", "--timeout=90s"])?;
-    let crb = format!("mcp-guard-tokenreview-{GUARD}-{POLICY}");
     wait_for("children garbage-collected", Duration::from_secs(120), || {
         for kind in ["configmap", "deployment", "service", "networkpolicy", "serviceaccount"] {
             if exists(&["-n", GUARD, kind, CHILD])? {
@@ -697,6 +755,394 @@ fn deleting_the_policy_removes_its_children() -> R {
         }
         Ok(Some(()))
     })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A namespace tenant against the chart's admission policies (templates/admission.yaml).
+
+const TENANT_NS: &str = "e2e-tenant";
+const TENANT: &str = "system:serviceaccount:e2e-tenant:tenant";
+
+/// `kubectl --as=<user> <args>` with `obj` on stdin when given: stdout, or stderr as the error.
+fn kubectl_as(user: &str, args: &[&str], obj: Option<&Value>) -> R<String> {
+    let mut child = Command::new(kubectl_bin())
+        .arg(format!("--as={user}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(obj) = obj {
+        stdin.write_all(obj.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    }
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The operator's command-line flags, from its Deployment: `--name=value` as (name, value).
+fn operator_flags() -> R<Vec<(String, String)>> {
+    let ns = std::env::var("MCP_GUARD_E2E_OPERATOR_NS").unwrap_or_else(|_| "mcp-guard-system".into());
+    let d = get_json(&["-n", &ns, "deployments", "-l", "app.kubernetes.io/name=mcp-guard-operator"])?;
+    let args = d["items"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .ok_or(format!("no operator Deployment with args in {ns}"))?;
+    Ok(args
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|a| a.split_once('=').map_or((a.to_string(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect())
+}
+
+fn tenant_pod(name: &str, labels: Value, service_account: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": TENANT_NS, "labels": labels},
+           "spec": {"serviceAccountName": service_account, "automountServiceAccountToken": false,
+                    "containers": [{"name": "c", "image": "mcp-guard.local/busybox:1.35", "command": ["sleep", "3600"]}]}})
+}
+
+fn tenant_deployment(name: &str, labels: Value, service_account: &str) -> Value {
+    let mut template_labels = labels;
+    template_labels["app"] = json!(name);
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": TENANT_NS},
+           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": template_labels},
+                                 "spec": {"serviceAccountName": service_account, "automountServiceAccountToken": false,
+                                          "containers": [{"name": "c", "image": "mcp-guard.local/busybox:1.35"}]}}}})
+}
+
+fn remote_server(name: &str, cidrs: &[&str], headers: Value) -> Value {
+    let egress: Vec<Value> = cidrs.iter().map(|c| json!({"cidr": c, "ports": [{"port": 443}]})).collect();
+    json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": name, "namespace": TENANT_NS},
+           "spec": {"url": "https://mcp.example.com/mcp", "egress": egress, "headers": headers}})
+}
+
+fn tenant_policy(name: &str, servers: &[&str], executor: Value) -> Value {
+    let servers: Vec<Value> = servers.iter().map(|s| json!({"name": s})).collect();
+    json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": name, "namespace": TENANT_NS},
+           "spec": {"servers": servers, "executor": executor}})
+}
+
+/// A tenant allowed only to write McpServers, McpGuardPolicies, pods, Deployments and Secrets in its
+/// namespace tries to make the operator act beyond that: each try must be refused at admission with a
+/// message naming what was wrong, and each control (the same thing done within its rights) accepted, so
+/// the policies cannot pass by refusing everything. Controls run as `--dry-run=server` (admission runs as
+/// for a real write; nothing is stored, so nothing is reconciled and no pod starts).
+fn tenant_cannot_use_the_operator_as_a_deputy() -> R {
+    let flags = operator_flags()?;
+    let flag = |name: &str| flags.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let executor_image = flag("--executor-image").ok_or("the operator has no --executor-image")?;
+    let server_image = format!("mcp-guard.local/mcp-test-server:{}", tag());
+    let server_prefixes = flag("--allowed-server-images").unwrap_or_default();
+    if !server_prefixes.split(',').any(|p| !p.is_empty() && server_image.starts_with(p)) {
+        return Err(format!(
+            "the chart allows no server image prefix matching {server_image} (--allowed-server-images={server_prefixes}): \
+             install it with --set images.servers={{mcp-guard.local/}} (e2e/run.sh does)"
+        ));
+    }
+    let min_v4: u8 = flag("--min-egress-prefix-ipv4").and_then(|v| v.parse().ok()).unwrap_or(16);
+    // The release's full name, which prefixes its roles and admission policies.
+    let fullname = flag("--token-review-cluster-role")
+        .and_then(|r| r.strip_suffix("-tokenreview").map(String::from))
+        .ok_or("the operator has no --token-review-cluster-role=<fullname>-tokenreview")?;
+    for p in ["references", "protected-workloads", "protected-tokens", "operator-scope"] {
+        if !exists(&["validatingadmissionpolicy", &format!("{fullname}-{p}")])? {
+            return Err(format!(
+                "no ValidatingAdmissionPolicy {fullname}-{p} (chart value admission.enabled)"
+            ));
+        }
+    }
+
+    if exists(&["namespace", TENANT_NS])? {
+        let _ = kubectl(&[
+            "-n",
+            TENANT_NS,
+            "delete",
+            "mcpguardpolicies",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        kubectl(&["delete", "namespace", TENANT_NS, "--wait=true", "--timeout=120s"])?;
+    }
+    apply(&json!({"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": TENANT_NS, "labels": {"mcpguard.io/test": "e2e"}}}))?;
+    for sa in ["tenant", "agents-mcp-guard"] {
+        apply(
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": TENANT_NS}}),
+        )?;
+    }
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| json!({"apiGroups": [group], "resources": resources, "verbs": verbs});
+    let all = ["create", "get", "list", "update", "patch", "delete"];
+    apply(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+    "metadata": {"name": "tenant", "namespace": TENANT_NS},
+    "rules": [
+        rule("mcpguard.io", &["mcpservers", "mcpguardpolicies"], &all),
+        rule("", &["pods"], &all),
+        rule("apps", &["deployments"], &all),
+        rule("", &["secrets"], &["create"]),
+        // The controls: one Secret, one ConfigMap and one McpServer the tenant may use.
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["readable"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["readable-settings"], "verbs": ["get"]},
+        {"apiGroups": ["mcpguard.io"], "resources": ["mcpservers"], "resourceNames": ["bindable"], "verbs": ["bind"]}
+    ]}))?;
+    apply(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "tenant", "namespace": TENANT_NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": TENANT_NS}]}))?;
+    for secret in ["db-token", "readable"] {
+        apply(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": TENANT_NS},
+                      "stringData": {"token": format!("{secret}-value")}}),
+        )?;
+    }
+    // The admin's objects: servers, a server using a Secret the tenant cannot read, a policy binding a
+    // server the tenant may not bind (no executor pods: replicas 0).
+    for s in ["bindable", "other"] {
+        apply(&remote_server(s, &["203.0.113.0/24"], json!([])))?;
+    }
+    apply(&remote_server(
+        "admin-server",
+        &["203.0.113.0/24"],
+        json!([{"name": "Authorization", "secretKeyRef": {"name": "db-token", "key": "token"}}]),
+    ))?;
+    apply(&tenant_policy("admin-policy", &["other"], json!({"replicas": 0})))?;
+    wait_for("the tenant's Role to take effect", Duration::from_secs(30), || {
+        let can = kubectl_as(TENANT, &["auth", "can-i", "create", "mcpservers", "-n", TENANT_NS], None);
+        Ok(can.is_ok_and(|o| o.trim() == "yes").then_some(()))
+    })?;
+
+    let mut failures: Vec<String> = Vec::new();
+    let mut check = |what: &str, result: R<String>, want: Option<&[&str]>| match (result, want) {
+        (Ok(_), None) => println!("   accepted (control): {what}"),
+        (Err(e), None) => failures.push(format!("{what}: should be accepted: {e}")),
+        (Ok(out), Some(_)) => failures.push(format!("{what}: accepted ({})", out.trim())),
+        (Err(e), Some(needles)) => {
+            let missing: Vec<&&str> = needles.iter().filter(|n| !e.contains(**n)).collect();
+            if missing.is_empty() {
+                let msg = e.rsplit_once("denied request: ").map_or(e.as_str(), |(_, m)| m);
+                println!("   refused: {what}: {msg}");
+            } else {
+                failures.push(format!("{what}: refused, but the message lacks {missing:?}: {e}"));
+            }
+        }
+    };
+    let refuse = |obj: &Value| kubectl_as(TENANT, &["create", "-f", "-"], Some(obj));
+    let control = |obj: &Value| kubectl_as(TENANT, &["create", "--dry-run=server", "-f", "-"], Some(obj));
+    let vap = |policy: &str| format!("ValidatingAdmissionPolicy '{fullname}-{policy}'");
+    let (refs, workloads) = (vap("references"), vap("protected-workloads"));
+
+    // McpServer: Secrets and ConfigMaps the author cannot read.
+    let header = |secret: &str| json!([{"name": "Authorization", "prefix": "Bearer ", "secretKeyRef": {"name": secret, "key": "token"}}]);
+    check(
+        "a header from a Secret the tenant cannot read",
+        refuse(&remote_server("steal-header", &["203.0.113.0/24"], header("db-token"))),
+        Some(&[&refs, "spec.headers", TENANT, "Secret(s) [db-token]", TENANT_NS]),
+    );
+    check(
+        "a header from a Secret the tenant may get",
+        control(&remote_server("own-header", &["203.0.113.0/24"], header("readable"))),
+        None,
+    );
+    let deployed = |name: &str, image: &str, env: Value| {
+        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": name, "namespace": TENANT_NS},
+               "spec": {"deploy": {"image": image, "env": env}}})
+    };
+    let secret_env =
+        |s: &str| json!({"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": s, "key": "token"}}});
+    let config_env =
+        |c: &str| json!({"name": "SETTINGS", "valueFrom": {"configMapKeyRef": {"name": c, "key": "k"}}});
+    check(
+        "deploy.env from a Secret the tenant cannot read",
+        refuse(&deployed(
+            "steal-env",
+            &server_image,
+            json!([secret_env("readable"), secret_env("db-token")]),
+        )),
+        Some(&[&refs, "spec.deploy.env", TENANT, "Secret(s) [db-token]"]),
+    );
+    check(
+        "deploy.env from a ConfigMap the tenant cannot read",
+        refuse(&deployed("steal-config", &server_image, json!([config_env("kube-root-ca.crt")]))),
+        Some(&[&refs, "spec.deploy.env", TENANT, "ConfigMap(s) [kube-root-ca.crt]"]),
+    );
+    check(
+        "deploy.env from a Secret and a ConfigMap the tenant may get",
+        control(&deployed(
+            "own-env",
+            &server_image,
+            json!([secret_env("readable"), config_env("readable-settings")]),
+        )),
+        None,
+    );
+    // McpServer: an image outside images.servers, egress wider than egress.minPrefixLength.
+    check(
+        "deploy.image outside the chart's images.servers",
+        refuse(&deployed("miner", "evil.example/miner:1", json!([]))),
+        Some(&[&refs, "spec.deploy.image", "evil.example/miner:1", "images.servers"]),
+    );
+    for cidr in ["0.0.0.0/0", "10.0.0.0/4"] {
+        // Below the CRD's own floor (/8): refused by the schema, before admission.
+        check(
+            &format!("egress {cidr}"),
+            refuse(&remote_server("wide", &[cidr], json!([]))),
+            Some(&["spec.egress[0].cidr", "too broad"]),
+        );
+    }
+    if min_v4 > 8 {
+        let cidr = format!("10.0.0.0/{}", min_v4 - 1);
+        check(
+            &format!("egress {cidr} (shorter than egress.minPrefixLength.ipv4 {min_v4})"),
+            refuse(&remote_server("wide", &["203.0.113.0/24", &cidr], json!([]))),
+            Some(&[&refs, "spec.egress", &cidr, &format!("/{min_v4} for IPv4"), "egress.minPrefixLength"]),
+        );
+        let cidr = format!("10.0.0.0/{min_v4}");
+        check(&format!("egress {cidr}"), control(&remote_server("narrow", &[&cidr], json!([]))), None);
+    }
+    // McpGuardPolicy: executor image, servers without bind.
+    check(
+        "executor.image outside the chart's images",
+        refuse(&tenant_policy("evil-executor", &["bindable"], json!({"image": "evil.example/x"}))),
+        Some(&[&refs, "spec.executor.image", "evil.example/x", "images.executor"]),
+    );
+    check(
+        "executor.image = the chart's executor image",
+        control(&tenant_policy("chart-executor", &["bindable"], json!({"image": executor_image}))),
+        None,
+    );
+    check(
+        "a policy binding an McpServer the tenant may not bind",
+        refuse(&tenant_policy("steal-server", &["bindable", "other"], json!({}))),
+        Some(&[&refs, "spec.servers", TENANT, "McpServer(s) [other]", "bind"]),
+    );
+    check(
+        "a policy binding an McpServer the tenant may bind (resourceNames)",
+        control(&tenant_policy("own-server", &["bindable"], json!({}))),
+        None,
+    );
+    // Updates of the admin's objects are checked too.
+    let patch = |kind: &str, name: &str, p: Value| {
+        kubectl_as(
+            TENANT,
+            &["-n", TENANT_NS, "patch", kind, name, "--type=merge", "-p", &p.to_string()],
+            None,
+        )
+    };
+    check(
+        "adding the tenant to the callers of the admin's policy",
+        patch(
+            "mcpguardpolicy",
+            "admin-policy",
+            json!({"spec": {"callers": {"serviceAccounts": [{"namespace": TENANT_NS, "name": "tenant"}]}}}),
+        ),
+        Some(&[&refs, "spec.servers", TENANT, "McpServer(s) [other]"]),
+    );
+    check(
+        "pointing the admin's server (its header from db-token) at another URL",
+        patch("mcpserver", "admin-server", json!({"spec": {"url": "https://collector.example/mcp"}})),
+        Some(&[&refs, "spec.headers", TENANT, "Secret(s) [db-token]"]),
+    );
+    check(
+        "a label on the admin's policy (spec unchanged)",
+        patch("mcpguardpolicy", "admin-policy", json!({"metadata": {"labels": {"team": "tenant"}}})),
+        None,
+    );
+    // Pods and Deployments with the labels and service account the operator's objects trust.
+    for (i, (what, labels, sa, needle)) in [
+        (
+            "a pod labelled mcpguard.io/policy",
+            json!({"mcpguard.io/policy": "agents"}),
+            "default",
+            "mcpguard.io/policy=agents",
+        ),
+        (
+            "a pod labelled bind.mcpguard.io/<server>",
+            json!({"bind.mcpguard.io/other": "true"}),
+            "default",
+            "bind.mcpguard.io/other=true",
+        ),
+        (
+            "a pod labelled mcpguard.io/server",
+            json!({"mcpguard.io/server": "other"}),
+            "default",
+            "mcpguard.io/server=other",
+        ),
+        (
+            "a pod labelled as an executor",
+            json!({"app.kubernetes.io/name": "mcp-guard-executor"}),
+            "default",
+            "app.kubernetes.io/name=mcp-guard-executor",
+        ),
+        (
+            "a pod running as an executor ServiceAccount",
+            json!({"app": "x"}),
+            "agents-mcp-guard",
+            "serviceAccountName=agents-mcp-guard",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pod = tenant_pod(&format!("impostor-{i}"), labels, sa);
+        check(what, refuse(&pod), Some(&[&workloads, "Pod", needle, TENANT]));
+    }
+    let mut owned = tenant_pod("impostor-owned", json!({"mcpguard.io/policy": "agents"}), "default");
+    owned["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "agents-mcp-guard-1",
+        "uid": "6c7a1c1e-0000-4000-8000-000000000001", "controller": true}]);
+    check(
+        "a pod claiming a ReplicaSet owner",
+        refuse(&owned),
+        Some(&[&workloads, "mcpguard.io/policy=agents", "replicaset controller"]),
+    );
+    check(
+        "a plain pod (other app.kubernetes.io/name)",
+        control(&tenant_pod("plain", json!({"app.kubernetes.io/name": "web"}), "default")),
+        None,
+    );
+    check(
+        "a Deployment whose pods carry bind.mcpguard.io/<server>",
+        refuse(&tenant_deployment("impostor-labels", json!({"bind.mcpguard.io/other": "true"}), "default")),
+        Some(&[&workloads, "Deployment", "bind.mcpguard.io/other=true", TENANT]),
+    );
+    check(
+        "a Deployment whose pods run as an executor ServiceAccount",
+        refuse(&tenant_deployment("impostor-sa", json!({}), "agents-mcp-guard")),
+        Some(&[&workloads, "Deployment", "serviceAccountName=agents-mcp-guard"]),
+    );
+    check("a plain Deployment", control(&tenant_deployment("plain", json!({}), "default")), None);
+    // A long-lived token of an executor ServiceAccount.
+    let token = |sa: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+               "metadata": {"name": format!("{sa}-token"), "namespace": TENANT_NS,
+                            "annotations": {"kubernetes.io/service-account.name": sa}}})
+    };
+    check(
+        "a token Secret for an executor ServiceAccount",
+        refuse(&token("agents-mcp-guard")),
+        Some(&[&vap("protected-tokens"), "agents-mcp-guard"]),
+    );
+    check("a token Secret for the tenant's own ServiceAccount", control(&token("tenant")), None);
+
+    if failures.is_empty() {
+        let _ = kubectl(&[
+            "-n",
+            TENANT_NS,
+            "delete",
+            "mcpguardpolicies",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        let _ = kubectl(&["delete", "namespace", TENANT_NS, "--wait=false"]);
+        Ok(())
+    } else {
+        Err(failures.join("\n   "))
+    }
 }
 
 fn examples_dir() -> PathBuf {
@@ -897,10 +1343,18 @@ fn end_to_end() {
         ),
         ("limits change rolls the pods and the new limit applies", limits_change_rolls_the_pods),
         (
+            "callers: no service account named -> the policy's namespace only, even where the network admits more",
+            empty_service_accounts_admit_only_the_policys_namespace,
+        ),
+        (
             "killing an executor pod mid-execution: clean error, Deployment recovers",
             killing_an_executor_mid_execution,
         ),
         ("deleting the policy removes its children", deleting_the_policy_removes_its_children),
+        (
+            "tenant cannot use the operator as a deputy: Secrets, images, egress, bind, protected labels refused at admission",
+            tenant_cannot_use_the_operator_as_a_deputy,
+        ),
         (
             "examples/kubernetes applied as they are: policy Ready, agent Job completes with the tools' results",
             kubernetes_example,
