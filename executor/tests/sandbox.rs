@@ -121,6 +121,38 @@ async fn unknown_servers_and_tools_are_errors_inside_the_sandbox() {
     assert!(o.tool_calls.is_empty());
 }
 
+/// Code may wrap the bindings in a Proxy of its own (to log or retry calls) and it works; no trap of any
+/// kind can change them: not assignment, definition, deletion, freezing (which would make their
+/// properties non-configurable) nor a new prototype.
+#[tokio::test]
+async fn bindings_can_be_wrapped_but_not_changed() {
+    let o = run("const seen = [];
+         const logged = new Proxy(mcp.demo, { get(t, p) {
+           const f = t[p];
+           return typeof f === 'function' ? async (...a) => { seen.push(p); return f(...a); } : f;
+         } });
+         const sum = await logged.add({ a: 2, b: 3 });
+         const attempts = [
+           () => { mcp.demo.add = () => 1; },
+           () => Object.defineProperty(mcp.demo, 'add', { value: 1 }),
+           () => delete mcp.demo.add,
+           () => Object.freeze(mcp.demo),
+           () => Object.preventExtensions(mcp),
+           () => Object.setPrototypeOf(mcp.demo, {}),
+           () => Reflect.defineProperty(mcp, 'demo', { value: {} }),
+         ];
+         const refused = attempts.map((f) => { try { f(); return 'changed'; } catch (e) { return e.message; } });
+         const still = await mcp.demo.add({ a: 1, b: 1 });
+         return { sum, seen, refused, still, frozen: Object.isFrozen(mcp.demo), keys: Object.keys(mcp.demo).length > 0 };")
+    .await;
+    let result = completed(&o);
+    assert_eq!(result["seen"], json!(["add"]), "{result}");
+    assert_eq!(result["refused"], json!(vec!["the mcp bindings are read-only"; 7]), "{result}");
+    assert_eq!((&result["sum"], &result["still"]), (&json!({"sum": 5}), &json!({"sum": 2})), "{result}");
+    assert_eq!(result["frozen"], false, "{result}");
+    assert_eq!(result["keys"], true, "{result}");
+}
+
 #[tokio::test]
 async fn tool_arguments_must_be_json_objects() {
     let o = run(

@@ -146,9 +146,6 @@ return results.filter((r) => r.score >= 0.5).map((r) => `${r.title} (${Math.roun
 
 // @name docs-url-parse-with-URL
 // @expect [{"path":"/start","lang":"en"},{"path":"/config","lang":null},{"path":"/crashes","lang":null}]
-// Known runtime gap: the sandbox has no `URL` (Node has it).
-// @known threw ReferenceError: URL is not defined
-// @gap no URL
 const { results } = await mcp.docs.search({ query: "anything" });
 return results.map((r) => {
   const u = new URL(r.url);

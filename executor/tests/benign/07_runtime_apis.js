@@ -33,27 +33,18 @@ return new Date(datetime).toLocaleDateString("en-US", { timeZone: "UTC" });
 
 // @name url-search-params-build
 // @expect "state=open&label=bug&q=api_auth+times+out"
-// Known runtime gap: the sandbox has no `URLSearchParams` (Node has it).
-// @known threw ReferenceError: URLSearchParams is not defined
-// @gap no URLSearchParams
 const params = new URLSearchParams({ state: "open", label: "bug" });
 params.append("q", "api_auth times out");
 return params.toString();
 
 // @name text-encoder-byte-length
 // @expect {"chars":34,"bytes":36}
-// Known runtime gap: the sandbox has no `TextEncoder` (Node has it).
-// @known threw ReferenceError: TextEncoder is not defined
-// @gap no TextEncoder
 const { title } = await mcp.github.get_issue({ number: 101 });
 const text = title + "…";
 return { chars: text.length, bytes: new TextEncoder().encode(text).length };
 
 // @name structured-clone-issue
 // @expect {"same":false,"labels":["bug","p1"]}
-// Known runtime gap: the sandbox has no `structuredClone` (Node has it).
-// @known threw ReferenceError: structuredClone is not defined
-// @gap no structuredClone
 const issue = await mcp.github.get_issue({ number: 101 });
 const copy = structuredClone(issue);
 copy.labels.push("x");
@@ -61,25 +52,16 @@ return { same: copy === issue, labels: issue.labels };
 
 // @name crypto-random-uuid-format
 // @expect true
-// Known runtime gap: the sandbox has no `crypto` (Node has it).
-// @known threw ReferenceError: crypto is not defined
-// @gap no crypto
 const id = crypto.randomUUID();
 return /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id);
 
 // @name btoa-atob-roundtrip
 // @expect {"encoded":"YWxpY2U6czNjcjN0","decoded":"alice:s3cr3t"}
-// Known runtime gap: the sandbox has no `btoa/atob` (Node has it).
-// @known threw ReferenceError: btoa is not defined
-// @gap no btoa/atob
 const encoded = btoa("alice:s3cr3t");
 return { encoded, decoded: atob(encoded) };
 
 // @name console-table
 // @expect 4
-// Known runtime gap: the sandbox has no `console.table` (Node has it).
-// @known threw TypeError: not a function
-// @gap no console.table
 const issues = await mcp.github.list_issues();
 console.table(issues.map(({ number, title }) => ({ number, title })));
 return issues.length;
@@ -105,9 +87,6 @@ return order;
 
 // @name abort-controller-timeout
 // @expect "Berlin"
-// Known runtime gap: the sandbox has no `AbortController` (Node has it).
-// @known threw ReferenceError: AbortController is not defined
-// @gap no AbortController
 const controller = new AbortController();
 const timer = setTimeout(() => controller.abort(), 5000);
 try {

@@ -13,7 +13,7 @@ use std::{
 use mcp_guard_crds::LimitKind;
 use rquickjs::{
     Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value, context::intrinsic,
-    promise::PromiseState,
+    function::Opt, promise::PromiseState,
 };
 
 use super::{
@@ -45,6 +45,8 @@ type Intrinsics = (
 pub(crate) const SCRIPT_NAME: &str = "sandbox.js";
 const PRELUDE_NAME: &str = "mcp-guard:prelude";
 const PRELUDE_SOURCE: &str = include_str!("prelude.js");
+const WEB_NAME: &str = "mcp-guard:web";
+const WEB_SOURCE: &str = include_str!("web.js");
 /// At most this many timers may be pending at once.
 const MAX_TIMERS: usize = 10_000;
 /// Repeating timers fire at most once per millisecond.
@@ -114,7 +116,15 @@ pub(crate) struct Isolate {
     pub(crate) journal: SharedJournal,
     pub(crate) meter: Arc<HeapMeter>,
     pub(crate) handle: tokio::runtime::Handle,
-    pub(crate) prelude: Arc<Vec<u8>>,
+    pub(crate) prelude: Arc<Prelude>,
+}
+
+/// The sandbox's own JavaScript, compiled once per process: the setup every context runs, and the web
+/// built-ins (`URL`, `TextEncoder`, `structuredClone`, `crypto`...), loaded by a context only when its
+/// code first touches one of them.
+pub(crate) struct Prelude {
+    pub(crate) setup: Vec<u8>,
+    pub(crate) web: Vec<u8>,
 }
 
 /// An engine failure that is not the guest's doing.
@@ -123,9 +133,12 @@ pub(crate) struct Isolate {
 pub struct IsolateError(pub String);
 
 /// Compile the prelude (once per process).
-pub(crate) fn compile_prelude() -> Result<Vec<u8>, IsolateError> {
-    bytecode::compile(PRELUDE_SOURCE, PRELUDE_NAME)
-        .map_err(|e| IsolateError(format!("prelude does not compile: {}: {}", e.name, e.message)))
+pub(crate) fn compile_prelude() -> Result<Prelude, IsolateError> {
+    let compile = |source, name| {
+        bytecode::compile(source, name)
+            .map_err(|e| IsolateError(format!("{name} does not compile: {}: {}", e.name, e.message)))
+    };
+    Ok(Prelude { setup: compile(PRELUDE_SOURCE, PRELUDE_NAME)?, web: compile(WEB_SOURCE, WEB_NAME)? })
 }
 
 struct Timer {
@@ -250,6 +263,7 @@ impl Isolate {
             let func = if func.is_empty()
                 || func.contains(&marker)
                 || func.contains(PRELUDE_NAME)
+                || func.contains(WEB_NAME)
                 || func == "<eval>"
             {
                 "<anonymous>"
@@ -295,7 +309,7 @@ impl Isolate {
         #[cfg(feature = "escape-hatch")]
         guest!(escape_hatch(ctx));
         let catalog = guest!(ctx.json_parse(self.request.catalog.json().as_bytes().to_vec()));
-        let setup: Function = guest!(bytecode::load(ctx, &self.prelude).and_then(|v| v.get()));
+        let setup: Function = guest!(bytecode::load(ctx, &self.prelude.setup).and_then(|v| v.get()));
         let api: Object = guest!(setup.call((host, catalog)));
         let start: Function = guest!(api.get("start"));
         let describe: Function = guest!(api.get("describe"));
@@ -528,6 +542,34 @@ impl Isolate {
 
         let s = state.clone();
         host.set("now", Function::new(ctx.clone(), move || s.borrow().clock_ms)?)?;
+
+        // The web built-ins' factory, loaded on first use (see `Prelude`).
+        let prelude = self.prelude.clone();
+        host.set(
+            "web",
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+                bytecode::load(&ctx, &prelude.web)
+            })?,
+        )?;
+        // WHATWG URL parsing and form encoding, for `URL` and `URLSearchParams`.
+        host.set(
+            "url",
+            Function::new(
+                ctx.clone(),
+                |ctx: Ctx<'js>, op: String, a: String, b: Opt<String>, c: Opt<String>| {
+                    // The host's copies are not counted by the isolate's heap meter: bound them.
+                    let size =
+                        a.len() + b.0.as_ref().map_or(0, String::len) + c.0.as_ref().map_or(0, String::len);
+                    if size > super::web::MAX_INPUT {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            &format!("URL input too large: {size} bytes (at most {})", super::web::MAX_INPUT),
+                        ));
+                    }
+                    Ok(super::web::url(&op, &a, b.0.as_deref(), c.0.as_deref()))
+                },
+            )?,
+        )?;
 
         let s = state.clone();
         host.set(

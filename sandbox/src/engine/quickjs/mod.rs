@@ -5,6 +5,7 @@ mod alloc;
 mod bytecode;
 mod control;
 mod isolate;
+mod web;
 
 use std::{
     sync::{Arc, Mutex, OnceLock},
@@ -40,9 +41,9 @@ impl Default for QuickJsEngine {
     }
 }
 
-static PRELUDE: OnceLock<Result<Arc<Vec<u8>>, String>> = OnceLock::new();
+static PRELUDE: OnceLock<Result<Arc<isolate::Prelude>, String>> = OnceLock::new();
 
-fn prelude() -> Result<Arc<Vec<u8>>, IsolateError> {
+fn prelude() -> Result<Arc<isolate::Prelude>, IsolateError> {
     PRELUDE
         .get_or_init(|| isolate::compile_prelude().map(Arc::new).map_err(|e| e.0))
         .clone()

@@ -88,21 +88,54 @@
       return "[unprintable]";
     }
   };
-  const logger = (level) => (...args) => {
+  // console.group indents every line that follows, as Node does.
+  let indent = "";
+  const emit = (level, text) => {
+    const lines = indent === "" ? text : join(text.split("\n").map((l) => indent + l), "\n");
+    // Lone surrogates cannot cross into the host as UTF-8; show them as U+FFFD.
+    log(level, toWellFormed(lines));
+  };
+  const format = (args) => {
     const parts = [];
     for (const a of args) parts.push(show(a));
-    // Lone surrogates cannot cross into the host as UTF-8; show them as U+FFFD.
-    log(level, toWellFormed(join(parts, " ")));
+    return join(parts, " ");
   };
+  const logger = (level) => (...args) => emit(level, format(args));
+  // The other console methods live in web.js and are loaded on first use, like the web built-ins.
+  const consoleSupport = { emit, format, show, now, group: (delta) => (indent = delta > 0 ? `${indent}  ` : indent.slice(0, -2)) };
+  const later = (name) => (...args) => web().console[name](...args);
   const console = freeze({
     debug: logger("debug"),
     log: logger("log"),
     info: logger("info"),
     warn: logger("warn"),
     error: logger("error"),
-    trace: logger("debug"),
+    trace: later("trace"),
+    dir: later("dir"),
+    dirxml: later("dirxml"),
+    assert: later("assert"),
+    count: later("count"),
+    countReset: later("countReset"),
+    time: later("time"),
+    timeLog: later("timeLog"),
+    timeEnd: later("timeEnd"),
+    group: later("group"),
+    groupCollapsed: later("groupCollapsed"),
+    groupEnd: later("groupEnd"),
+    table: later("table"),
   });
   defineProperty(G, "console", { value: console, writable: false, enumerable: false, configurable: false });
+
+  // 3b. Web built-ins (web.js): loaded on the first use of any of them, so that code that uses none
+  //     pays nothing for them.
+  let webApi;
+  const web = () => webApi ?? (webApi = host.web()({ url: host.url, setTimer }, consoleSupport));
+  for (const name of [
+    "DOMException", "atob", "btoa", "TextEncoder", "TextDecoder", "URL", "URLSearchParams",
+    "structuredClone", "crypto", "Event", "EventTarget", "AbortController", "AbortSignal",
+  ]) {
+    defineProperty(G, name, { get: () => web()[name], enumerable: false, configurable: false });
+  }
 
   // 4. Timers: numeric delays only; a string callback would be code generation.
   const timer = (repeat) => (fn, ms, ...args) => {
@@ -134,6 +167,13 @@
       this.code = code;
     }
   };
+  // The binding objects are read-only through every trap that could change them, but their targets are
+  // not frozen: a frozen target's properties are non-configurable, and then code that wraps `mcp.time` in
+  // a Proxy of its own (to log calls, say) breaks the Proxy invariants ("inconsistent get"). The targets
+  // are reachable only through these proxies.
+  const readOnly = () => {
+    throw new RealTypeError("the mcp bindings are read-only");
+  };
   const strict = (target, what, available) =>
     new RealProxy(target, {
       get(t, prop) {
@@ -142,15 +182,11 @@
         if (prop === "then" || prop === "toJSON" || prop === "inspect") return undefined;
         throw new RealTypeError(`${what(prop)}; available: ${join(available, ", ") || "none"}`);
       },
-      set() {
-        throw new RealTypeError("the mcp bindings are read-only");
-      },
-      defineProperty() {
-        throw new RealTypeError("the mcp bindings are read-only");
-      },
-      deleteProperty() {
-        throw new RealTypeError("the mcp bindings are read-only");
-      },
+      set: readOnly,
+      defineProperty: readOnly,
+      deleteProperty: readOnly,
+      preventExtensions: readOnly,
+      setPrototypeOf: readOnly,
     });
   const servers = create(null);
   for (const server of catalog) {
@@ -175,7 +211,7 @@
       };
     }
     servers[server.ident] = strict(
-      freeze(tools),
+      tools,
       (prop) => `unknown tool '${prop}' on MCP server '${server.name}'`,
       keys(tools),
     );
@@ -201,7 +237,7 @@
     discover("describe", {
       names: isArray(names) ? names.map((n) => StringOf(n)) : names === undefined ? [] : [StringOf(names)],
     });
-  const mcp = strict(freeze(servers), (prop) => `unknown MCP server '${prop}'`, serverNames);
+  const mcp = strict(servers, (prop) => `unknown MCP server '${prop}'`, serverNames);
   defineProperty(G, "mcp", { value: mcp, writable: false, enumerable: false, configurable: false });
   defineProperty(G, "McpToolError", { value: McpToolError, writable: false, enumerable: false, configurable: false });
 
