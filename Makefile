@@ -1,7 +1,7 @@
 # The two commands a new user needs (see README.md):
 #   make run    run an example through the sandbox and print its outcome
 #   make test   install what the tests need, then run every check and test
-.PHONY: run test setup bench schema
+.PHONY: run test setup bench schema fuzz
 
 EXAMPLE ?= examples/time.ts
 CONFIG ?= examples/mcp-guard.yaml
@@ -31,3 +31,7 @@ bench:
 # Regenerate sandbox/outcome.schema.json after changing the outcome types.
 schema:
 	cargo run --quiet -p mcp-guard --bin mcp-guard -- outcome-schema > sandbox/outcome.schema.json
+
+# Fuzz every target for FUZZ_SECONDS (default 300) each on nightly (cargo-fuzz); see scripts/fuzz.sh.
+fuzz:
+	./scripts/fuzz.sh
