@@ -25,9 +25,12 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 for t in $TARGETS; do
   echo "==> fuzz $t for ${SECONDS_EACH}s"
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+  # More than one job: libFuzzer forks workers that log to fuzz-<n>.log in the working directory.
+  parallel=()
+  ((JOBS > 1)) && parallel=(-jobs="$JOBS" -workers="$JOBS")
   if ! cargo +nightly fuzz run "$t" --features libfuzzer --target-dir "$TARGET_DIR" \
-      "fuzz/corpus/$t" -- -max_total_time="$SECONDS_EACH" -jobs="$JOBS" -workers="$JOBS" \
-      -rss_limit_mb=4096 -max_len=65536 -artifact_prefix="fuzz/artifacts/$t/"; then
+      "fuzz/corpus/$t" -- -max_total_time="$SECONDS_EACH" "${parallel[@]}" \
+      -rss_limit_mb=4096 -max_len=65536; then
     mkdir -p "fuzz/regressions/$t"
     cp fuzz/artifacts/"$t"/crash-* "fuzz/regressions/$t/" 2>/dev/null || true
     echo "fuzz: $t found a crash; its input is in fuzz/regressions/$t/ (replayed by make test)" >&2

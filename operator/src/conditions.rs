@@ -89,4 +89,14 @@ mod tests {
         let flipped = condition(READY, true, REASON_READY, "", Some(2), &[first], t1);
         assert_eq!(flipped.last_transition_time, Time(t1));
     }
+
+    /// A message made from what an executor or a user wrote (an upstream's error, every refused field)
+    /// cannot grow a status past what the API server takes: it is cut at 4 KiB, on a character boundary.
+    #[test]
+    fn messages_are_bounded() {
+        let huge = "é".repeat(10_000);
+        let c = condition(READY, false, REASON_INVALID_SPEC, huge, None, &[], Timestamp::UNIX_EPOCH);
+        assert!(c.message.len() <= 4096 && c.message.len() > 4000, "{}", c.message.len());
+        assert!(c.message.chars().all(|ch| ch == 'é'));
+    }
 }

@@ -29,6 +29,17 @@ use oxc::syntax::identifier::{is_identifier_part, is_identifier_start_unicode, i
 /// Largest accepted nesting estimate.
 pub(crate) const MAX_NESTING: u32 = 8192;
 
+/// Most `<` a statement may leave open (not closed by `>`), over all its open brackets. In TypeScript
+/// every `<` after an operand may begin type arguments, so oxc parses what follows speculatively and,
+/// when that fails, parses it again as an expression; open `<` interleaved with brackets make that cost
+/// grow exponentially (fuzzing found 250 bytes that take seconds, `fuzz/regressions/validator/`).
+/// Ordinary code leaves a few open (`i < n`, `a < b && c < d`); generics close theirs.
+pub(crate) const MAX_OPEN_ANGLES: u32 = 32;
+
+/// Most brackets that may be open inside a statement after one of its open `<` (each is parsed once as
+/// a type and once as an expression, nested): `a < f([{ b: [1] }])` has 4.
+pub(crate) const MAX_BRACKETS_AFTER_ANGLE: u32 = 16;
+
 /// Result of the scan.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Scan {
@@ -38,6 +49,8 @@ pub(crate) enum Scan {
     TooDeep(usize),
     /// A construct at this byte offset the scan cannot classify safely; the `&str` names it.
     Ambiguous(usize, &'static str),
+    /// More than `MAX_OPEN_ANGLES` open `<` in one statement at this byte offset.
+    TooManyAngles(usize),
 }
 
 pub(crate) fn scan(source: &str) -> Scan {
@@ -48,6 +61,8 @@ pub(crate) fn scan(source: &str) -> Scan {
         frames: vec![Frame::new(FrameKind::Root, Prev::Div)],
         sum: 1,
         max: 1,
+        angles: 0,
+        after_angle: 0,
         prev: Prev::Regex,
         kw: Kw::None,
         after_dot: false,
@@ -58,6 +73,7 @@ pub(crate) fn scan(source: &str) -> Scan {
         Ok(()) | Err(Stop::End) => Scan::Depth(s.max),
         Err(Stop::TooDeep) => Scan::TooDeep(s.pos),
         Err(Stop::Ambiguous(what)) => Scan::Ambiguous(s.pos, what),
+        Err(Stop::TooManyAngles) => Scan::TooManyAngles(s.pos),
     }
 }
 
@@ -103,11 +119,15 @@ struct Frame {
     pending_reset: bool,
     /// What a `/` after this frame's closing bracket means.
     close_prev: Prev,
+    /// `<` seen in this frame's statement and not closed by `>`.
+    angles: u32,
+    /// Opened while a `<` was open.
+    after_angle: bool,
 }
 
 impl Frame {
     fn new(kind: FrameKind, close_prev: Prev) -> Self {
-        Self { kind, run: 0, pending_reset: false, close_prev }
+        Self { kind, run: 0, pending_reset: false, close_prev, angles: 0, after_angle: false }
     }
 }
 
@@ -116,6 +136,7 @@ enum Stop {
     End,
     TooDeep,
     Ambiguous(&'static str),
+    TooManyAngles,
 }
 
 type Step = Result<(), Stop>;
@@ -128,6 +149,10 @@ struct Scanner<'s> {
     /// Sum over frames of (1 + run).
     sum: u32,
     max: u32,
+    /// Sum over frames of their open `<`.
+    angles: u32,
+    /// Open frames opened while a `<` was open.
+    after_angle: u32,
     prev: Prev,
     kw: Kw,
     /// The previous token was `.` or `?.`, so a word is a property name, never a keyword.
@@ -212,6 +237,7 @@ impl Scanner<'_> {
                     while self.peek(n) == Some(b'>') {
                         n += 1;
                     }
+                    self.close_angles(n);
                     let assign = self.peek(n) == Some(b'=');
                     self.token(None, if assign { Prev::Regex } else { Prev::Ambiguous("`>`") })?;
                     self.pos += n + usize::from(assign);
@@ -239,7 +265,17 @@ impl Scanner<'_> {
                     self.word_end();
                 }
                 b'\\' | b'$' | b'_' | b'a'..=b'z' | b'A'..=b'Z' => self.word()?,
-                b'!' | b'%' | b'&' | b'*' | b'+' | b'-' | b':' | b'<' | b'@' | b'^' | b'|' | b'~' => {
+                b'<' => {
+                    self.token(None, Prev::Regex)?;
+                    self.pos += 1;
+                    // `<=` and the second `<` of `<<` never begin type arguments.
+                    if !matches!(self.peek(0), Some(b'=' | b'<'))
+                        && self.bytes.get(self.pos.wrapping_sub(2)) != Some(&b'<')
+                    {
+                        self.open_angle()?;
+                    }
+                }
+                b'!' | b'%' | b'&' | b'*' | b'+' | b'-' | b':' | b'@' | b'^' | b'|' | b'~' => {
                     self.token(None, Prev::Regex)?;
                     self.pos += 1;
                 }
@@ -264,6 +300,9 @@ impl Scanner<'_> {
             if asi || (pending && !continues_statement) {
                 self.sum -= frame.run;
                 frame.run = 0;
+                // A new statement: the `<` of the one before cannot begin its type arguments.
+                self.angles -= frame.angles;
+                frame.angles = 0;
             }
             frame.run += 1;
         }
@@ -275,6 +314,23 @@ impl Scanner<'_> {
         self.after_as = false;
         self.newline = false;
         if self.sum > MAX_NESTING { Err(Stop::TooDeep) } else { Ok(()) }
+    }
+
+    fn open_angle(&mut self) -> Step {
+        if let Some(frame) = self.frames.last_mut() {
+            frame.angles += 1;
+            self.angles += 1;
+        }
+        if self.angles > MAX_OPEN_ANGLES { Err(Stop::TooManyAngles) } else { Ok(()) }
+    }
+
+    /// `n` closing `>` (of `>`, `>>`, `>>>`) close as many open `<` of the innermost frame.
+    fn close_angles(&mut self, n: usize) {
+        if let Some(frame) = self.frames.last_mut() {
+            let closed = frame.angles.min(u32::try_from(n).unwrap_or(u32::MAX));
+            frame.angles -= closed;
+            self.angles -= closed;
+        }
     }
 
     /// What follows a postfix-capable operator: an operand end if it directly follows one.
@@ -323,7 +379,15 @@ impl Scanner<'_> {
     }
 
     fn push(&mut self, kind: FrameKind, close_prev: Prev) -> Step {
-        self.frames.push(Frame::new(kind, close_prev));
+        let mut frame = Frame::new(kind, close_prev);
+        if self.angles > 0 {
+            frame.after_angle = true;
+            self.after_angle += 1;
+            if self.after_angle > MAX_BRACKETS_AFTER_ANGLE {
+                return Err(Stop::TooManyAngles);
+            }
+        }
+        self.frames.push(frame);
         self.sum += 1;
         self.max = self.max.max(self.sum);
         if self.sum > MAX_NESTING { Err(Stop::TooDeep) } else { Ok(()) }
@@ -343,6 +407,8 @@ impl Scanner<'_> {
         }
         let Some(frame) = self.frames.pop() else { return Err(Stop::End) };
         self.sum -= 1 + frame.run;
+        self.angles -= frame.angles;
+        self.after_angle -= u32::from(frame.after_angle);
         self.pos += 1;
         self.newline = false;
         self.kw = Kw::None;

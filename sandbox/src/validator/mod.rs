@@ -98,6 +98,17 @@ pub fn validate(source: &str, options: &ValidateOptions) -> Result<Prepared, Rej
             );
             Err(rejection(rules::TOO_DEEPLY_NESTED, line, column, message))
         }
+        depth::Scan::TooManyAngles(offset) => {
+            let (line, column) = positions::LineIndex::new(source).line_col(offset);
+            let message = format!(
+                "one statement leaves more than {} `<` open, or opens more than {} brackets after an \
+                 open `<`; TypeScript parsing of such code can take very long: end statements with `;`, \
+                 or split the comparison",
+                depth::MAX_OPEN_ANGLES,
+                depth::MAX_BRACKETS_AFTER_ANGLE
+            );
+            Err(rejection(rules::UNSUPPORTED_SYNTAX, line, column, message))
+        }
         depth::Scan::Ambiguous(offset, after) => {
             let (line, column) = positions::LineIndex::new(source).line_col(offset);
             let message = if after == "`<!--`" {

@@ -83,12 +83,29 @@ pub(super) fn run(source: &str) -> Result<Prepared, Rejection> {
     program.hashbang = None;
 
     let declared_main = single_function_declaration(&program);
-    generate(&program, source, function_form, declared_main.as_deref()).map_err(|message| Rejection {
-        rule: rules::INTERNAL_ERROR.into(),
-        line: 1,
-        column: 1,
-        message,
-    })
+    let prepared = generate(&program, source, function_form, declared_main.as_deref())
+        .map_err(|message| Rejection { rule: rules::INTERNAL_ERROR.into(), line: 1, column: 1, message })?;
+    reparse(&prepared.script)?;
+    Ok(prepared)
+}
+
+/// The script that will run must itself parse, as plain JavaScript. The checks above saw the AST; the
+/// engine sees this text. They can only differ where the parser recovered from an error without
+/// reporting it (oxc 0.146 loses lexer errors inside TypeScript's speculative parses: `a<\<0t` prints
+/// the invalid literal `0t`); such code is refused here rather than handed to the engine.
+fn reparse(script: &str) -> Result<(), Rejection> {
+    let allocator = Allocator::default();
+    let parsed = Parser::new(&allocator, script, SourceType::cjs()).parse();
+    if parsed.panicked || parsed.diagnostics.has_errors() {
+        let detail = parsed.diagnostics.errors().next().map(|e| e.to_string()).unwrap_or_default();
+        return Err(Rejection {
+            rule: rules::SYNTAX_ERROR.into(),
+            line: 1,
+            column: 1,
+            message: format!("the code does not parse as written ({detail}); check it for stray characters"),
+        });
+    }
+    Ok(())
 }
 
 /// Exactly one expression statement whose expression is an (async) arrow function or function
@@ -168,4 +185,19 @@ fn diagnostic_violation(error: &OxcDiagnostic) -> Violation {
         message = "syntax error".into();
     }
     Violation::new(rules::SYNTAX_ERROR, span, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second net: a prepared script that does not parse is refused as a syntax error, whatever
+    /// let it through.
+    #[test]
+    fn output_that_does_not_parse_is_refused() {
+        let r = reparse("\"use strict\";\n(async function () {return 0t < 2;\n})").unwrap_err();
+        assert_eq!(r.rule, rules::SYNTAX_ERROR);
+        assert!(r.message.contains("does not parse as written"), "{r:?}");
+        assert!(reparse("\"use strict\";\n(async function () {return 1 < 2;\n})").is_ok());
+    }
 }
