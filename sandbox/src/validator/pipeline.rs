@@ -189,6 +189,7 @@ fn diagnostic_violation(error: &OxcDiagnostic) -> Violation {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The second net: a prepared script that does not parse is refused as a syntax error, whatever
