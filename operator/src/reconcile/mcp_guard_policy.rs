@@ -122,18 +122,33 @@ async fn remove_token_review_bindings(
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
+    remove_binding_if_ours(client, &executor::token_review_binding_name(uid), ns, name, Some(uid)).await?;
+    remove_legacy_binding(client, ns, name).await
+}
+
+/// Delete ClusterRoleBinding `binding` if it exists and its labels and subject say it belongs to
+/// policy `ns/name` (with `uid`, when given).
+async fn remove_binding_if_ours(
+    client: &kube::Client,
+    binding: &str,
+    ns: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<(), Error> {
     let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-    for (binding, uid) in [
-        (executor::token_review_binding_name(uid), Some(uid)),
-        (executor::legacy_token_review_binding_name(ns, name), None),
-    ] {
-        if let Some(existing) = api.get_opt(&binding).await?
-            && executor::binding_belongs_to(&existing, ns, name, uid)
-        {
-            delete_cluster_if_present::<ClusterRoleBinding>(client, &binding).await?;
-        }
+    if let Some(existing) = api.get_opt(binding).await?
+        && executor::binding_belongs_to(&existing, ns, name, uid)
+    {
+        delete_cluster_if_present::<ClusterRoleBinding>(client, binding).await?;
     }
     Ok(())
+}
+
+/// The binding an older operator named `<namespace>-<policy>` (to `system:auth-delegator`), if it is
+/// this policy's.
+async fn remove_legacy_binding(client: &kube::Client, ns: &str, name: &str) -> Result<(), Error> {
+    remove_binding_if_ours(client, &executor::legacy_token_review_binding_name(ns, name), ns, name, None)
+        .await
 }
 
 /// Apply this policy's TokenReview binding; never take over a binding of that name that is not this
@@ -159,13 +174,7 @@ async fn apply_token_review_binding(
         }
     }
     apply_cluster(client, &binding).await?;
-    let legacy = executor::legacy_token_review_binding_name(&ns, &name);
-    if let Some(existing) = api.get_opt(&legacy).await?
-        && executor::binding_belongs_to(&existing, &ns, &name, None)
-    {
-        delete_cluster_if_present::<ClusterRoleBinding>(client, &legacy).await?;
-    }
-    Ok(())
+    remove_legacy_binding(client, &ns, &name).await
 }
 
 /// Any outcome of the pipeline but an error resets the failure backoff: the status says what is wrong.
