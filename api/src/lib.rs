@@ -13,6 +13,7 @@ pub mod admission;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod gate;
 pub mod grpc;
 pub mod limits;
 pub mod listen;

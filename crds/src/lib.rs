@@ -6,6 +6,7 @@
 pub mod binding;
 pub mod config;
 pub mod crd_yaml;
+pub mod identity;
 pub mod limits;
 pub mod quantity;
 pub mod server_config;

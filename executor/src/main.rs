@@ -1,5 +1,6 @@
 //! `mcp-guard`: run untrusted code against MCP tools in a sandbox.
 
+mod gate;
 mod serve;
 
 use std::{
@@ -80,6 +81,10 @@ enum Command {
     /// itself with a copy of itself that has an empty environment. On its standard output it prints one
     /// JSON line with the addresses it serves.
     Serve(Box<serve::ServeArgs>),
+    /// The authenticating front of an MCP server the operator deploys (a container in the server's pod):
+    /// forwards to the server only requests that carry a token of this server's audience from an MCP
+    /// Guard executor of its namespace (checked with TokenReview).
+    ServerGate(gate::GateArgs),
     /// Print the JSON schema of the outcome.
     OutcomeSchema,
     /// Print the embedded default configuration.
@@ -100,6 +105,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => serve::init_logging(args),
+        Command::ServerGate(_) => tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .init(),
         _ => tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -114,6 +128,7 @@ fn main() -> ExitCode {
         }
         Command::Proxy { config, socket, die_with_parent } => proxy(&config, &socket, die_with_parent),
         Command::Serve(args) => serve::run(*args),
+        Command::ServerGate(args) => gate::run(args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
         Command::DefaultConfig => print_out(mcp_guard_crds::config::DEFAULT_CONFIG_YAML, ExitCode::SUCCESS),
         Command::IsolateHost { memory_limit, max_executions } => ExitCode::from(

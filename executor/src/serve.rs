@@ -246,8 +246,20 @@ async fn isolate_engine(
     Ok((Arc::new(engine.clone()), Some(format!("isolate hosts: {report}")), Some(engine)))
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+    }
+}
+
 /// The in-cluster API server address, from the environment the kubelet sets.
-fn in_cluster_api_server() -> Option<String> {
+pub(crate) fn in_cluster_api_server() -> Option<String> {
     let host = std::env::var("KUBERNETES_SERVICE_HOST").ok()?;
     let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
     let host = if host.contains(':') { format!("[{host}]") } else { host };
@@ -473,16 +485,7 @@ async fn second_stage(
         let _ = out.flush();
     }
 
-    let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
-        }
-    };
+    let shutdown = terminated();
     let options = ServeOptions {
         grpc,
         mcp,

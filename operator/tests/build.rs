@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use mcp_guard_crds::GuardConfig;
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
@@ -200,9 +201,13 @@ fn every_container_is_locked_down() {
 fn without_token_review_the_executor_gets_no_token_either() {
     let w = world("policy-open.yaml");
     let pod = pod(&executor_objects(&w));
-    assert!(pod.volumes.iter().flatten().all(|v| v.projected.is_none()));
+    // The only token is the binding proxy's for the deployed server's gate (not for the API server).
+    let projected: Vec<&str> =
+        pod.volumes.iter().flatten().filter(|v| v.projected.is_some()).map(|v| v.name.as_str()).collect();
+    assert_eq!(projected, ["server-identity"]);
     let exec = container(&pod, EXECUTOR_CONTAINER);
     assert!(exec.volume_mounts.iter().flatten().all(|m| !m.mount_path.contains("serviceaccount")));
+    assert!(exec.volume_mounts.iter().flatten().all(|m| m.name != "server-identity"));
     // Without authentication there is no discovery-only caller to be.
     assert!(!exec.args.clone().unwrap().iter().any(|a| a.contains("discovery")));
 }
@@ -299,7 +304,8 @@ fn the_network_policy_denies_all_egress_but_dns_and_bound_servers() {
         [
             r#"ns Some(["kube-system"]) UDP/Int(53),TCP/Int(53)"#,
             "140.82.112.0/20 TCP/Int(443)",
-            r#"pods "time" TCP/Int(8080)"#,
+            // The deployed server's gate, never the server's own port (8080).
+            r#"pods "time" TCP/Int(9443)"#,
             "10.96.0.1/32 TCP/Int(443)",
             "192.0.2.2/32 TCP/Int(6443)",
         ]
@@ -349,13 +355,39 @@ fn a_deployed_server_admits_only_executors_that_bind_it() {
     let owner = w.time.controller_owner_ref(&()).unwrap();
     let deploy = w.time.spec.deploy.clone().unwrap();
     let objs = deployed_server::build(&w.time, &deploy, &settings(), &owner).unwrap();
-    let c = &objs.deployment.spec.clone().unwrap().template.spec.unwrap().containers[0];
+    let pod = objs.deployment.spec.clone().unwrap().template.spec.unwrap();
+    let c = container(&pod, "server");
     assert_eq!(c.image.as_deref(), Some("mcp-guard.local/mcp-test-server:0.1.0"));
     assert_eq!(c.env.clone().unwrap()[0].name, "API_KEY");
-    assert_eq!(objs.service.spec.clone().unwrap().ports.unwrap()[0].port, 8080);
-    let np = network::server_policy(&w.time, deploy.port, &owner).spec.unwrap();
+    assert!(
+        c.volume_mounts.iter().flatten().all(|m| m.name != "kube-api-access"),
+        "the server gets no token"
+    );
+
+    // The gate: the operator's image in front of the server, with the pod's token for TokenReview.
+    let gate = container(&pod, deployed_server::GATE_CONTAINER);
+    assert_eq!(gate.image.as_deref(), Some(settings().executor_image.as_str()));
+    assert_eq!(
+        gate.args.clone().unwrap().join(" "),
+        "server-gate --listen 0.0.0.0:9443 --upstream http://127.0.0.1:8080 --namespace team-a --server time"
+    );
+    assert!(gate.volume_mounts.iter().flatten().any(|m| m.name == "kube-api-access"));
+    assert_eq!(gate.security_context, c.security_context, "locked down like every container");
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(pod.service_account_name.as_deref(), Some("time-mcp-server"));
+    assert_eq!(objs.service_account.metadata.name.as_deref(), Some("time-mcp-server"));
+
+    // The Service keeps the server's port and targets the gate.
+    let port = &objs.service.spec.clone().unwrap().ports.unwrap()[0];
+    assert_eq!(port.port, 8080);
+    assert_eq!(port.target_port, Some(IntOrString::String("gate".into())));
+    let np = network::server_policy(&w.time, deployed_server::gate_port(&deploy), &owner).spec.unwrap();
     assert_eq!(np.policy_types.unwrap(), ["Ingress"]);
-    let from = np.ingress.unwrap()[0].from.clone().unwrap();
+    let rule = &np.ingress.unwrap()[0];
+    let ports: Vec<String> =
+        rule.ports.iter().flatten().map(|p| format!("{:?}", p.port.clone().unwrap())).collect();
+    assert_eq!(ports, ["Int(9443)"], "only the gate's port is open; the server's own is not");
+    let from = rule.from.clone().unwrap();
     let labels = from[0].pod_selector.clone().unwrap().match_labels.unwrap();
     assert_eq!(labels.get("bind.mcpguard.io/time").map(String::as_str), Some("true"));
     assert!(from[0].namespace_selector.is_none(), "same namespace only");
@@ -364,6 +396,50 @@ fn a_deployed_server_admits_only_executors_that_bind_it() {
         deployed_server::server_url(&w.time, &deploy, None),
         "http://time-mcp-server.team-a.svc:8080/mcp"
     );
+    // A server listening on the gate's usual port moves the gate, never the server.
+    let mut on_gate_port = deploy.clone();
+    on_gate_port.port = deployed_server::GATE_PORT;
+    assert_eq!(deployed_server::gate_port(&on_gate_port), deployed_server::GATE_PORT + 1);
+}
+
+#[test]
+fn binding_proxies_get_a_token_for_each_deployed_servers_gate_only() {
+    let w = world("policy.yaml");
+    let o = executor_objects(&w);
+    let pod = pod(&o);
+    let identity = pod.volumes.iter().flatten().find(|v| v.name == "server-identity").unwrap();
+    let sources = identity.projected.clone().unwrap().sources.unwrap();
+    let tokens: Vec<(String, Option<String>)> = sources
+        .iter()
+        .map(|s| {
+            let t = s.service_account_token.clone().unwrap();
+            (t.path, t.audience)
+        })
+        .collect();
+    assert_eq!(tokens, [("time/token".to_string(), Some("mcpguard.io/server/team-a/time".to_string()))]);
+    let proxy = container(&pod, PROXY_CONTAINER);
+    assert!(proxy.volume_mounts.iter().flatten().any(|m| m.name == "server-identity"));
+    // The proxy sends it to the deployed server in its own header; the remote server gets none.
+    let config = GuardConfig::from_yaml(&o_config(&w), "configmap").unwrap();
+    for server in &config.servers {
+        let identity: Vec<_> = server.headers.iter().filter(|h| h.name == "x-mcp-guard-identity").collect();
+        let deployed = server.url.as_deref().is_some_and(|u| u.contains("10.96."));
+        if deployed {
+            assert_eq!(identity.len(), 1, "{}", server.name);
+            let file = identity[0].value_from.clone().unwrap().file.unwrap();
+            assert_eq!(file, "/var/run/secrets/mcp-guard-identity/time/token");
+        } else {
+            assert!(identity.is_empty(), "{}", server.name);
+        }
+    }
+
+    // A header of that name in an McpServer is refused, so nobody can point the token elsewhere.
+    let mut w2 = world("policy.yaml");
+    w2.time.spec.headers.push(
+        serde_json::from_value(serde_json::json!({"name": "X-MCP-Guard-Identity", "value": "x"})).unwrap(),
+    );
+    let err = render(&w2.policy, &w2.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("X-MCP-Guard-Identity") && err.contains("reserved"), "{err}");
 }
 
 #[test]

@@ -120,10 +120,26 @@ impl TestNs {
     }
 }
 
+/// The tag of the images e2e/images.sh imports: `MCP_GUARD_E2E_TAG`, else the chart's appVersion.
+fn image_tag() -> String {
+    if let Ok(tag) = std::env::var("MCP_GUARD_E2E_TAG") {
+        return tag;
+    }
+    let chart =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/mcp-guard/Chart.yaml"))
+            .unwrap();
+    chart
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("appVersion in charts/mcp-guard/Chart.yaml")
+}
+
 /// Run both controllers in this test's runtime.
 fn start_operator(client: &Client) {
     let settings = Settings {
-        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        // The image e2e/images.sh imported (a deployed server's gate runs it).
+        executor_image: format!("mcp-guard.local/mcp-guard:{}", image_tag()),
         api_server: vec![],
         allowed_server_images: vec!["mcp-guard.local/".into()],
         // These tests run executors without authentication (`auth: none`), as a cluster admin may allow.
@@ -521,9 +537,10 @@ async fn network_policies_admit_the_bound_server_only() {
         ns.api::<NetworkPolicy>().get("agents-mcp-guard").await.ok()
     })
     .await;
+    // The bound server's gate answers (401: these pods have no token for it), which means reached.
     let script = format!(
         "while true; do b=blocked; u=blocked; \
-         timeout 3 wget -q -O /dev/null {bound}/hostname && b=ok; \
+         timeout 3 wget -S -O /dev/null {bound}/hostname 2>&1 | grep -q 'HTTP/1.1 401' && b=ok; \
          timeout 3 wget -q -O /dev/null http://{unbound_ip}:8080/hostname && u=ok; \
          echo \"bound=$b unbound=$u\"; sleep 1; done"
     );

@@ -257,12 +257,23 @@ async fn a_deployed_server_gets_its_children_and_a_service_url() {
     let (ctx, handle) = context();
     let mut time: McpServer = fixture("server-deployed.yaml");
     time.status = None;
+    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
     let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
         secret_meta("time-key", "7")
     })
     .await;
+    // The gate's ServiceAccount and its TokenReview binding (named from the server's UID).
+    let sa = api.create("/api/v1/namespaces/team-a/serviceaccounts/time-mcp-server", json!({})).await;
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    let crb = api.create(&format!("{CRBS}/mcp-guard-tokenreview-{TIME_UID}"), json!({})).await;
+    assert_eq!(crb["roleRef"]["name"], "mcp-guard-tokenreview");
+    assert_eq!(
+        crb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "time-mcp-server", "namespace": "team-a"}])
+    );
+    assert_eq!(crb["metadata"]["labels"]["mcpguard.io/server-uid"], TIME_UID);
     let np = api
         .create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/time-mcp-server", json!({}))
         .await;
@@ -576,6 +587,86 @@ async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer()
 }
 
 const AGENTS_UID: &str = "11111111-2222-3333-4444-555555555555";
+const TIME_UID: &str = "33333333-2222-3333-4444-555555555555";
+
+#[tokio::test]
+async fn a_new_deployed_server_first_gets_the_finalizer_and_a_remote_one_never() {
+    let (ctx, handle) = context();
+    let time: McpServer = fixture("server-deployed.yaml");
+    assert!(time.metadata.finalizers.is_none());
+    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let mut api = ApiServer(handle);
+    let patch = api
+        .expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
+            json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
+                   "metadata": {"name": "time", "namespace": "team-a", "finalizers": ["mcpguard.io/cleanup"]}, "spec": {}})
+        })
+        .await;
+    assert!(patch.to_string().contains("mcpguard.io/cleanup"), "{patch}");
+    api.done().await;
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn deleting_a_deployed_server_removes_its_gates_binding_then_the_finalizer() {
+    let (ctx, handle) = context();
+    let mut time: McpServer = fixture("server-deployed.yaml");
+    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
+    time.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let mut api = ApiServer(handle);
+    let own = format!("{CRBS}/mcp-guard-tokenreview-{TIME_UID}");
+    api.expect(Method::GET, &own, 200, |_| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "x", "labels": {"app.kubernetes.io/managed-by": "mcp-guard-operator",
+                   "mcpguard.io/server": "time", "mcpguard.io/server-namespace": "team-a", "mcpguard.io/server-uid": TIME_UID}},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mcp-guard-tokenreview"},
+               "subjects": [{"kind": "ServiceAccount", "name": "time-mcp-server", "namespace": "team-a"}]})
+    })
+    .await;
+    api.expect(
+        Method::DELETE,
+        &own,
+        200,
+        |_| json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+    )
+    .await;
+    let patch = api
+        .expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
+            json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
+                   "metadata": {"name": "time", "namespace": "team-a"}, "spec": {}})
+        })
+        .await;
+    assert!(patch.to_string().contains("remove"), "the finalizer is removed: {patch}");
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_binding_of_the_gates_name_that_is_not_the_servers_stays() {
+    let (ctx, handle) = context();
+    let mut time: McpServer = fixture("server-deployed.yaml");
+    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
+    time.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    ));
+    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let mut api = ApiServer(handle);
+    // Same name, but a policy's binding (labels and subject say so): no DELETE follows.
+    api.expect(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{TIME_UID}"), 200, |_| {
+        binding("team-a", "time", Some(TIME_UID))
+    })
+    .await;
+    api.expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
+        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
+               "metadata": {"name": "time", "namespace": "team-a"}, "spec": {}})
+    })
+    .await;
+    api.done().await;
+    task.await.unwrap().unwrap();
+}
 
 /// A TokenReview binding as the operator makes it for policy `ns/name`.
 fn binding(ns: &str, name: &str, uid: Option<&str>) -> Value {

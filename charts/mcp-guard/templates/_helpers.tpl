@@ -50,10 +50,7 @@ namespace. templates/rbac.yaml says why each is needed.
 */}}
 {{- define "mcp-guard.namespacedRules" -}}
 - apiGroups: [mcpguard.io]
-  resources: [mcpservers]
-  verbs: [get, list, watch]
-- apiGroups: [mcpguard.io]
-  resources: [mcpguardpolicies]
+  resources: [mcpservers, mcpguardpolicies]
   verbs: [get, list, watch, patch]
 - apiGroups: [mcpguard.io]
   resources: [mcpservers/status, mcpguardpolicies/status]

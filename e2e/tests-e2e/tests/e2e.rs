@@ -522,7 +522,7 @@ fn executor_container_holds_no_credential() -> R {
 fn egress_script(unbound: &str, bound: &str) -> String {
     format!(
         "if timeout 5 wget -q -O - http://{unbound}:8080/ 2>&1 | grep -q hello-unbound; then echo unbound=reached; else echo unbound=blocked; fi; \
-         out=$(timeout 5 wget -S -O /dev/null http://{bound}:8080/mcp 2>&1); echo \"$out\" | grep -q ' 401' && echo bound-direct=401 || echo \"bound-direct=other: $out\""
+         out=$(timeout 5 wget -S -O /dev/null http://{bound}:8080/mcp 2>&1); echo \"$out\" | grep -q ' 401' && echo \"$out\" | grep -q mcp-guard-server-gate && echo bound-direct=401 || echo \"bound-direct=other: $out\""
     )
 }
 
@@ -551,7 +551,7 @@ fn egress_is_enforced() -> R {
     }
     if !out.contains("bound-direct=401") {
         return Err(format!(
-            "the bound server, called directly from the executor pod without the proxy, should answer 401: {out}"
+            "the bound server, called directly from the executor pod without the proxy, should be refused by its gate (401): {out}"
         ));
     }
     // The same check without the NetworkPolicy (the operator is stopped so it does not restore it).
@@ -586,6 +586,77 @@ fn egress_is_enforced() -> R {
     })?;
     let out = egress_until(&pod, "egress-restored", &unbound, &bound, "unbound=blocked")?;
     println!("   policy restored by the operator: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+    Ok(())
+}
+
+/// The deployed server's gate, from inside an executor pod (whose labels the server's NetworkPolicy
+/// admits): only a token of the server's own audience from an executor account passes; the server's
+/// own port is closed to other pods. Tokens are made with `kubectl create token` (the test is
+/// cluster-admin); the binding proxy's own token never leaves its container.
+fn deployed_server_admits_only_binding_proxies() -> R {
+    let (pod, _) = wait_one_executor(None)?;
+    let svc = cluster_ip(GUARD, &format!("{SERVER}-mcp-server"))?;
+    let server_pod = kubectl(&[
+        "-n",
+        GUARD,
+        "get",
+        "pods",
+        "-l",
+        &format!("mcpguard.io/server={SERVER}"),
+        "-o",
+        "jsonpath={.items[0].status.podIP}",
+    ])?;
+    let audience = format!("mcpguard.io/server/{GUARD}/{SERVER}");
+    let token = |sa: &str, aud: Option<&str>| -> R<String> {
+        let mut args = vec!["-n", GUARD, "create", "token", sa, "--duration=10m"];
+        let a;
+        if let Some(aud) = aud {
+            a = format!("--audience={aud}");
+            args.push(&a);
+        }
+        Ok(kubectl(&args)?.trim().to_string())
+    };
+    let right = token(CHILD, Some(&audience))?;
+    let api_audience = token(CHILD, None)?;
+    let other_server = token(CHILD, Some(&format!("mcpguard.io/server/{GUARD}/other")))?;
+    apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plain", "namespace": GUARD}}),
+    )?;
+    let plain = token("plain", Some(&audience))?;
+    // Each probe prints `<label>=<status code>` (or `blocked`), and `gate` when the refusal is the gate's.
+    let probe = |label: &str, headers: &str, url: &str| {
+        format!(
+            "out=$(timeout 5 wget -S -O /dev/null {headers} {url} 2>&1); code=$(echo \"$out\" | grep -o 'HTTP/[0-9.]* [0-9]*' | tail -1 | awk '{{print $2}}'); \
+             if [ -z \"$code\" ]; then echo {label}=blocked; elif echo \"$out\" | grep -q mcp-guard-server-gate; then echo {label}=$code-gate; else echo {label}=$code; fi; "
+        )
+    };
+    let url = format!("http://{svc}:8080/mcp");
+    let id = |t: &str| format!("--header 'x-mcp-guard-identity: {t}'");
+    let bearer = format!("--header 'Authorization: Bearer {BEARER}'");
+    let script = [
+        probe("none", "", &url),
+        probe("api-audience", &id(&api_audience), &url),
+        probe("other-server", &id(&other_server), &url),
+        probe("plain-account", &id(&plain), &url),
+        probe("right", &format!("{} {bearer}", id(&right)), &url),
+        probe("server-port", &bearer, &format!("http://{server_pod}:8080/mcp")),
+    ]
+    .concat();
+    let out = debug_script(&pod, "gate-probes", None, &script)?;
+    let got: Vec<&str> = out.split_whitespace().collect();
+    println!("   from the executor pod: {}", got.join(" "));
+    let want = |label: &str, ok: &dyn Fn(&str) -> bool| -> R {
+        let v = got.iter().find_map(|l| l.strip_prefix(&format!("{label}="))).unwrap_or("missing");
+        if ok(v) { Ok(()) } else { Err(format!("{label}: got `{v}` in: {}", got.join(" "))) }
+    };
+    want("none", &|v| v == "401-gate")?;
+    want("api-audience", &|v| v == "401-gate")?;
+    want("other-server", &|v| v == "401-gate")?;
+    want("plain-account", &|v| v == "403-gate")?;
+    // Past the gate, the server answers for itself (a GET on its MCP path is not a session: 4xx/405,
+    // never the gate's refusal).
+    want("right", &|v| !v.ends_with("-gate") && v != "blocked" && v != "missing")?;
+    want("server-port", &|v| v == "blocked")?;
     Ok(())
 }
 
@@ -886,6 +957,7 @@ fn tenant_cannot_use_the_operator_as_a_deputy() -> R {
         rule("", &["pods"], &all),
         rule("apps", &["deployments"], &all),
         rule("", &["secrets"], &["create"]),
+        rule("", &["serviceaccounts/token"], &["create"]),
         // The controls: one Secret, one ConfigMap and one McpServer the tenant may use.
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["readable"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["readable-settings"], "verbs": ["get"]},
@@ -1127,6 +1199,27 @@ fn tenant_cannot_use_the_operator_as_a_deputy() -> R {
         Some(&[&vap("protected-tokens"), "agents-mcp-guard"]),
     );
     check("a token Secret for the tenant's own ServiceAccount", control(&token("tenant")), None);
+    // A short-lived token (TokenRequest) of an executor ServiceAccount, e.g. for a deployed server's gate.
+    let request = |sa: &str| {
+        kubectl_as(
+            TENANT,
+            &[
+                "-n",
+                TENANT_NS,
+                "create",
+                "token",
+                sa,
+                &format!("--audience=mcpguard.io/server/{TENANT_NS}/bindable"),
+            ],
+            None,
+        )
+    };
+    check(
+        "a TokenRequest for an executor ServiceAccount",
+        request("agents-mcp-guard"),
+        Some(&[&vap("protected-tokens"), "TokenRequest", "agents-mcp-guard"]),
+    );
+    check("a TokenRequest for the tenant's own ServiceAccount", request("tenant"), None);
 
     if failures.is_empty() {
         let _ = kubectl(&[
@@ -1340,6 +1433,10 @@ fn end_to_end() {
             "egress: unbound server blocked, bound one only via the proxy; reachable without the policy \
              (and then auth alone refuses the outside namespace)",
             egress_is_enforced,
+        ),
+        (
+            "deployed server: its gate admits only a token of its audience from an executor account; its own port is closed",
+            deployed_server_admits_only_binding_proxies,
         ),
         ("limits change rolls the pods and the new limit applies", limits_change_rolls_the_pods),
         (

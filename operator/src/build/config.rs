@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mcp_guard_crds::GuardConfig;
+use mcp_guard_crds::identity::SERVER_IDENTITY_HEADER;
 use mcp_guard_crds::server_config::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer, ServerBinding};
 
@@ -11,6 +12,9 @@ use super::{Invalid, Settings};
 
 /// Where the binding-proxy container finds a Secret's keys.
 pub const SECRETS_DIR: &str = "/var/run/secrets/mcp-guard";
+/// Where the binding-proxy container finds its token for each deployed server's gate
+/// (`<server>/token`, projected for the server's audience).
+pub const IDENTITY_DIR: &str = "/var/run/secrets/mcp-guard-identity";
 
 /// A bound server, dereferenced: the binding in the policy and the McpServer it names.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +37,8 @@ pub struct Rendered {
     pub yaml: String,
     /// Secret name → keys, for the binding-proxy container's volumes.
     pub secrets: BTreeMap<String, BTreeSet<String>>,
+    /// Deployed McpServers (by name): the binding proxy gets a token for each one's gate.
+    pub identities: BTreeSet<String>,
     /// Things the user should know that do not stop the policy (shown in the Ready condition's message).
     pub notes: Vec<String>,
 }
@@ -52,6 +58,7 @@ pub fn render(
     let mut errors = Vec::new();
     let mut secrets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut notes = Vec::new();
+    let mut identities = BTreeSet::new();
     let mut out = Vec::new();
     for (i, r) in servers.iter().enumerate() {
         let spec = &r.server.spec;
@@ -73,7 +80,27 @@ pub fn render(
             }
         };
         let mut headers = Vec::new();
+        if spec.deploy.is_some() {
+            let server = r.server.metadata.name.clone().unwrap_or_default();
+            headers.push(CredentialEntry {
+                name: SERVER_IDENTITY_HEADER.into(),
+                value: None,
+                value_from: Some(ValueSource {
+                    file: Some(format!("{IDENTITY_DIR}/{server}/token")),
+                    env: None,
+                }),
+                prefix: String::new(),
+            });
+            identities.insert(server);
+        }
         for h in &spec.headers {
+            if h.name.eq_ignore_ascii_case(SERVER_IDENTITY_HEADER) {
+                errors.push(format!(
+                    "McpServer `{}`: header `{}` is reserved for MCP Guard's own token",
+                    r.binding.name, h.name
+                ));
+                continue;
+            }
             let value_from = h.secret_key_ref.as_ref().map(|s| {
                 secrets.entry(s.name.clone()).or_default().insert(s.key.clone());
                 ValueSource { file: Some(format!("{SECRETS_DIR}/{}/{}", s.name, s.key)), env: None }
@@ -132,7 +159,7 @@ pub fn render(
         return Err(Invalid(errors));
     }
     let yaml = serde_saphyr::to_string(&config).map_err(|e| Invalid(vec![format!("cannot render: {e}")]))?;
-    Ok(Rendered { config, yaml, secrets, notes })
+    Ok(Rendered { config, yaml, secrets, identities, notes })
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {

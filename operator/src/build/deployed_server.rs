@@ -1,25 +1,44 @@
-//! A server the operator runs (`McpServer.spec.deploy`): Deployment and Service.
+//! A server the operator runs (`McpServer.spec.deploy`): ServiceAccount, Deployment and Service.
+//!
+//! The pod has two containers: the user's server, and in front of it the gate (`mcp-guard server-gate`,
+//! the operator's own image), which the Service targets. The gate forwards to the server on the pod's
+//! loopback only requests that carry a token of this server's audience from an MCP Guard executor of the
+//! namespace (TokenReview, with the pod's ServiceAccount, mounted into the gate only); the server's own
+//! port is closed to other pods by the server's NetworkPolicy. So reaching a deployed server takes the
+//! token the operator projects into the binding proxies of the policies that bind it, not labels any
+//! pod could copy.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_guard_crds::v1alpha1::{DeploySpec, McpServer};
 
-use super::executor::{port, resources};
+use super::executor::{SA_TOKEN_DIR, kube_api_access, port, resources};
 use super::{Invalid, Settings, meta, restricted_security_context, selector};
 
 /// The objects of a deployed server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerObjects {
+    pub service_account: ServiceAccount,
     pub deployment: Deployment,
     pub service: Service,
 }
+
+/// The port the gate listens on in the pod (the next one when the server itself uses it).
+pub fn gate_port(deploy: &DeploySpec) -> i32 {
+    if deploy.port == GATE_PORT { GATE_PORT + 1 } else { GATE_PORT }
+}
+
+/// The gate's usual pod port.
+pub const GATE_PORT: i32 = 9443;
+/// The gate's container name.
+pub const GATE_CONTAINER: &str = "gate";
 
 /// The name of a deployed server's Deployment, Service and NetworkPolicy.
 pub fn server_name(server: &str) -> String {
@@ -79,6 +98,38 @@ pub fn build(
         period_seconds: Some(10),
         ..Default::default()
     };
+    let gate_port = gate_port(deploy);
+    let gate = Container {
+        name: GATE_CONTAINER.into(),
+        image: Some(settings.executor_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec![
+            "server-gate".into(),
+            "--listen".into(),
+            format!("0.0.0.0:{gate_port}"),
+            "--upstream".into(),
+            format!("http://127.0.0.1:{}", deploy.port),
+            "--namespace".into(),
+            ns.clone(),
+            "--server".into(),
+            name.clone(),
+        ]),
+        ports: Some(vec![port("gate", gate_port)]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(gate_port), host: None }),
+            period_seconds: Some(10),
+            ..Default::default()
+        }),
+        resources: Some(resources("20m", "32Mi", "128Mi")),
+        security_context: Some(restricted_security_context()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "kube-api-access".into(),
+            mount_path: SA_TOKEN_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
     let container = Container {
         name: "server".into(),
         image: Some(deploy.image.clone()),
@@ -105,6 +156,8 @@ pub fn build(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels.clone()), ..Default::default() }),
                 spec: Some(PodSpec {
+                    // The gate's token (for TokenReview) is mounted into the gate only.
+                    service_account_name: Some(child.clone()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {
@@ -117,17 +170,25 @@ pub fn build(
                         }),
                         ..Default::default()
                     }),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
+                    containers: vec![container, gate],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
+                        kube_api_access(),
+                    ]),
                     ..Default::default()
                 }),
             },
             ..Default::default()
         }),
+        ..Default::default()
+    };
+    let service_account = ServiceAccount {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        automount_service_account_token: Some(false),
         ..Default::default()
     };
     let service = Service {
@@ -137,7 +198,8 @@ pub fn build(
             ports: Some(vec![ServicePort {
                 name: Some("mcp".into()),
                 port: deploy.port,
-                target_port: Some(IntOrString::String("mcp".into())),
+                // The gate, never the server's own port.
+                target_port: Some(IntOrString::String("gate".into())),
                 app_protocol: Some("http".into()),
                 ..Default::default()
             }]),
@@ -145,5 +207,5 @@ pub fn build(
         }),
         ..Default::default()
     };
-    Ok(ServerObjects { deployment, service })
+    Ok(ServerObjects { service_account, deployment, service })
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,8 +20,9 @@ use mcp_guard_crds::Callers;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy};
 use sha2::{Digest, Sha256};
 
-use super::config::{Rendered, SECRETS_DIR};
-use super::{Invalid, Settings, meta, restricted_security_context, selector};
+use super::config::{IDENTITY_DIR, Rendered, SECRETS_DIR};
+use super::{Invalid, Settings, meta, restricted_security_context, selector, token_review};
+use mcp_guard_crds::identity::server_audience;
 
 pub const GRPC_PORT: i32 = 9090;
 pub const MCP_PORT: i32 = 8080;
@@ -216,48 +217,7 @@ pub fn build(
     if token_review {
         // Only the executor gets a token, and only to call TokenReview; the pod does not automount one,
         // so the binding proxy has none.
-        volumes.push(Volume {
-            name: "kube-api-access".into(),
-            projected: Some(ProjectedVolumeSource {
-                default_mode: Some(0o444),
-                sources: Some(vec![
-                    VolumeProjection {
-                        service_account_token: Some(ServiceAccountTokenProjection {
-                            path: "token".into(),
-                            expiration_seconds: Some(3600),
-                            audience: None,
-                        }),
-                        ..Default::default()
-                    },
-                    VolumeProjection {
-                        config_map: Some(ConfigMapProjection {
-                            name: "kube-root-ca.crt".into(),
-                            items: Some(vec![KeyToPath {
-                                key: "ca.crt".into(),
-                                path: "ca.crt".into(),
-                                mode: None,
-                            }]),
-                            optional: None,
-                        }),
-                        ..Default::default()
-                    },
-                    VolumeProjection {
-                        downward_api: Some(DownwardAPIProjection {
-                            items: Some(vec![DownwardAPIVolumeFile {
-                                path: "namespace".into(),
-                                field_ref: Some(ObjectFieldSelector {
-                                    field_path: "metadata.namespace".into(),
-                                    api_version: None,
-                                }),
-                                ..Default::default()
-                            }]),
-                        }),
-                        ..Default::default()
-                    },
-                ]),
-            }),
-            ..Default::default()
-        });
+        volumes.push(kube_api_access());
         executor_mounts.push(VolumeMount {
             name: "kube-api-access".into(),
             mount_path: SA_TOKEN_DIR.into(),
@@ -285,6 +245,37 @@ pub fn build(
         proxy_mounts.push(VolumeMount {
             name: vol,
             mount_path: format!("{SECRETS_DIR}/{secret}"),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    // One token per deployed server, each for that server's gate only (its own audience), in the
+    // binding proxy only: the proxy sends it to the gate; the executor container never has it.
+    if !rendered.identities.is_empty() {
+        volumes.push(Volume {
+            name: "server-identity".into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: Some(0o444),
+                sources: Some(
+                    rendered
+                        .identities
+                        .iter()
+                        .map(|server| VolumeProjection {
+                            service_account_token: Some(ServiceAccountTokenProjection {
+                                path: format!("{server}/token"),
+                                expiration_seconds: Some(3600),
+                                audience: Some(server_audience(&ns, server)),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        });
+        proxy_mounts.push(VolumeMount {
+            name: "server-identity".into(),
+            mount_path: IDENTITY_DIR.into(),
             read_only: Some(true),
             ..Default::default()
         });
@@ -432,45 +423,21 @@ pub fn build(
     Ok(ExecutorObjects { config_map, service_account, deployment, service, pdb, config_hash })
 }
 
-/// The ClusterRoleBinding that lets a policy's executor call TokenReview: its ServiceAccount bound to
-/// the ClusterRole that allows `tokenreviews: create` and nothing else ([`Settings::token_review_role`]).
-/// Cluster-scoped, so it cannot be owned by the policy: the policy's finalizer deletes it. Named from
-/// the policy's UID, so no two policies (`team-a/x` and `team/a-x`) can ever share a name, and labelled
-/// with that UID, which the operator checks before it patches or deletes the binding.
+/// The ClusterRoleBinding that lets a policy's executor call TokenReview (see [`super::token_review`]).
 pub fn token_review_binding(policy: &McpGuardPolicy, uid: &str, settings: &Settings) -> ClusterRoleBinding {
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    let ns = policy.metadata.namespace.clone().unwrap_or_default();
-    let mut labels = common_labels(&name);
-    labels.insert(POLICY_NAMESPACE_LABEL.into(), ns.clone());
-    labels.insert(POLICY_UID_LABEL.into(), uid.to_string());
-    ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(token_review_binding_name(uid)),
-            labels: Some(labels),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: settings.token_review_role.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: executor_name(&name),
-            namespace: Some(ns),
-            api_group: None,
-        }]),
-    }
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let ns = policy.metadata.namespace.as_deref().unwrap_or_default();
+    token_review::binding(policy_owner(ns, name, Some(uid)), settings)
 }
 
-/// Label of cluster-scoped children: the namespace of the policy they belong to.
-pub const POLICY_NAMESPACE_LABEL: &str = "mcpguard.io/policy-namespace";
-/// Label of cluster-scoped children: the UID of the policy they belong to.
-pub const POLICY_UID_LABEL: &str = "mcpguard.io/policy-uid";
+/// A policy as the owner of a TokenReview binding.
+pub fn policy_owner<'a>(namespace: &'a str, name: &'a str, uid: Option<&'a str>) -> token_review::Owner<'a> {
+    token_review::Owner { kind: token_review::OwnerKind::Policy, namespace, name, uid }
+}
 
 /// The TokenReview binding's name: from the policy's UID, unique in the cluster.
 pub fn token_review_binding_name(uid: &str) -> String {
-    format!("mcp-guard-tokenreview-{uid}")
+    token_review::binding_name(uid)
 }
 
 /// The name older operator versions gave the binding (`<namespace>-<policy>`, which two policies could
@@ -486,19 +453,55 @@ pub fn binding_belongs_to(
     name: &str,
     uid: Option<&str>,
 ) -> bool {
-    let labels = binding.metadata.labels.clone().unwrap_or_default();
-    let label = |k: &str| labels.get(k).map(String::as_str);
-    let subject_ok = binding.subjects.as_deref().is_some_and(|s| {
-        s.len() == 1
-            && s[0].kind == "ServiceAccount"
-            && s[0].name == executor_name(name)
-            && s[0].namespace.as_deref() == Some(namespace)
-    });
-    label("app.kubernetes.io/managed-by") == Some(super::MANAGER)
-        && label(POLICY_NAMESPACE_LABEL) == Some(namespace)
-        && label(super::POLICY_LABEL) == Some(name)
-        && uid.is_none_or(|u| label(POLICY_UID_LABEL) == Some(u))
-        && subject_ok
+    token_review::belongs_to(binding, policy_owner(namespace, name, uid))
+}
+
+/// The pod's service-account token (for TokenReview only: the API server's audience, one hour), the
+/// cluster CA and the namespace, as the `kube-api-access` volume; pods do not automount one, so only the
+/// container that mounts this volume has a token.
+pub(crate) fn kube_api_access() -> Volume {
+    Volume {
+        name: "kube-api-access".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o444),
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".into(),
+                        expiration_seconds: Some(3600),
+                        audience: None,
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".into(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            mode: None,
+                        }]),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: "metadata.namespace".into(),
+                                api_version: None,
+                            }),
+                            ..Default::default()
+                        }]),
+                    }),
+                    ..Default::default()
+                },
+            ]),
+        }),
+        ..Default::default()
+    }
 }
 
 pub(crate) fn port(name: &str, port: i32) -> ContainerPort {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod deployed_server;
 pub mod executor;
 pub mod network;
+pub mod token_review;
 
 use std::collections::BTreeMap;
 

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpServer};
 
 use super::config::ResolvedServer;
-use super::deployed_server::{server_name, server_selector_labels};
+use super::deployed_server::{gate_port, server_name, server_selector_labels};
 use super::executor::{GRPC_PORT, MCP_PORT, executor_name, executor_selector_labels};
 use super::{ALWAYS_EXCEPTED, BIND_LABEL_PREFIX, Invalid, Settings, labels, meta, selector};
 use ipnet::IpNet;
@@ -178,7 +178,8 @@ pub fn executor_policy(
                     pod_selector: Some(selector(server_selector_labels(&server))),
                     ..Default::default()
                 }]),
-                ports: Some(vec![tcp(deploy.port)]),
+                // The gate's port: the server's own is closed to every other pod.
+                ports: Some(vec![tcp(gate_port(deploy))]),
             });
         } else {
             match remote_egress(r.server, settings) {
@@ -218,8 +219,10 @@ pub fn executor_policy(
     })
 }
 
-/// The NetworkPolicy of a deployed server: only executor pods whose policy binds it, on its port.
-pub fn server_policy(server: &McpServer, port: i32, owner: &OwnerReference) -> NetworkPolicy {
+/// The NetworkPolicy of a deployed server: only executor pods whose policy binds it, on the gate's port
+/// (`gate_port`); the server's own port is closed to every other pod. The labels only narrow who may
+/// knock: the gate admits a request only with a token the operator gave those pods' binding proxies.
+pub fn server_policy(server: &McpServer, gate_port: i32, owner: &OwnerReference) -> NetworkPolicy {
     let name = server.metadata.name.clone().unwrap_or_default();
     let ns = server.metadata.namespace.clone().unwrap_or_default();
     let mut l = server_selector_labels(&name);
@@ -237,7 +240,7 @@ pub fn server_policy(server: &McpServer, port: i32, owner: &OwnerReference) -> N
                     ]))),
                     ..Default::default()
                 }]),
-                ports: Some(vec![tcp(port)]),
+                ports: Some(vec![tcp(gate_port)]),
             }]),
             egress: None,
         }),

@@ -10,7 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -19,7 +18,9 @@ use kube::{Resource, ResourceExt};
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpGuardPolicyStatus, McpServer};
 use tracing::{info, instrument};
 
-use super::{Conditioned, RECHECK, Run, apply, apply_cluster, delete_cluster_if_present, delete_owned};
+use super::{
+    Conditioned, RECHECK, Run, apply, apply_token_review_binding, delete_owned, remove_binding_if_ours,
+};
 use crate::build::config::{Rendered, ResolvedServer, render};
 use crate::build::executor::ExecutorObjects;
 use crate::build::{Invalid, Settings, executor, network};
@@ -122,59 +123,16 @@ async fn remove_token_review_bindings(
     name: &str,
     uid: &str,
 ) -> Result<(), Error> {
-    remove_binding_if_ours(client, &executor::token_review_binding_name(uid), ns, name, Some(uid)).await?;
+    let own = executor::token_review_binding_name(uid);
+    remove_binding_if_ours(client, &own, executor::policy_owner(ns, name, Some(uid))).await?;
     remove_legacy_binding(client, ns, name).await
-}
-
-/// Delete ClusterRoleBinding `binding` if it exists and its labels and subject say it belongs to
-/// policy `ns/name` (with `uid`, when given).
-async fn remove_binding_if_ours(
-    client: &kube::Client,
-    binding: &str,
-    ns: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Result<(), Error> {
-    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-    if let Some(existing) = api.get_opt(binding).await?
-        && executor::binding_belongs_to(&existing, ns, name, uid)
-    {
-        delete_cluster_if_present::<ClusterRoleBinding>(client, binding).await?;
-    }
-    Ok(())
 }
 
 /// The binding an older operator named `<namespace>-<policy>` (to `system:auth-delegator`), if it is
 /// this policy's.
 async fn remove_legacy_binding(client: &kube::Client, ns: &str, name: &str) -> Result<(), Error> {
-    remove_binding_if_ours(client, &executor::legacy_token_review_binding_name(ns, name), ns, name, None)
-        .await
-}
-
-/// Apply this policy's TokenReview binding; never take over a binding of that name that is not this
-/// policy's. Its role is fixed once created, so a binding to another role (the chart renamed it) is
-/// replaced. A binding an older operator named `<namespace>-<policy>` (to `system:auth-delegator`)
-/// is removed.
-async fn apply_token_review_binding(
-    client: &kube::Client,
-    policy: &McpGuardPolicy,
-    uid: &str,
-    settings: &Settings,
-) -> Result<(), Error> {
-    let (ns, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
-    let binding = executor::token_review_binding(policy, uid, settings);
-    let binding_name = executor::token_review_binding_name(uid);
-    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-    if let Some(existing) = api.get_opt(&binding_name).await? {
-        if !executor::binding_belongs_to(&existing, &ns, &name, Some(uid)) {
-            return Err(Error::NotOwned { kind: "ClusterRoleBinding".into(), name: binding_name });
-        }
-        if existing.role_ref != binding.role_ref {
-            delete_cluster_if_present::<ClusterRoleBinding>(client, &binding_name).await?;
-        }
-    }
-    apply_cluster(client, &binding).await?;
-    remove_legacy_binding(client, &ns, &name).await
+    let legacy = executor::legacy_token_review_binding_name(ns, name);
+    remove_binding_if_ours(client, &legacy, executor::policy_owner(ns, name, None)).await
 }
 
 /// Any outcome of the pipeline but an error resets the failure backoff: the status says what is wrong.
@@ -314,7 +272,13 @@ async fn apply_children(
     }
     // TokenReview needs a cluster-scoped binding; without that auth mode, none may linger.
     if policy.spec.callers.auth == CallerAuth::ServiceAccountToken {
-        apply_token_review_binding(client, policy, uid, &run.ctx.settings).await?;
+        apply_token_review_binding(
+            client,
+            executor::policy_owner(&run.ns, &name, Some(uid)),
+            &run.ctx.settings,
+        )
+        .await?;
+        remove_legacy_binding(client, &run.ns, &name).await?;
     } else {
         remove_token_review_bindings(client, &run.ns, &name, uid).await?;
     }

@@ -13,13 +13,14 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use mcp_guard_crds::v1alpha1::{DeploySpec, McpServer, McpServerStatus};
 use tracing::instrument;
 
-use super::{RECHECK, Run, apply};
+use super::{RECHECK, Run, apply, apply_token_review_binding, remove_binding_if_ours};
 use crate::build::deployed_server::ServerObjects;
-use crate::build::{Invalid, Settings, deployed_server, network};
+use crate::build::{Invalid, Settings, deployed_server, network, token_review};
 use crate::conditions::*;
 use crate::context::{Context, Error};
 use crate::discovery::{self, Discovery};
@@ -29,9 +30,49 @@ pub use crate::discovery::{
     PolicyAnswer, bounded, bounded_tools, summarize,
 };
 
-/// The pipeline. An invalid spec ends it early with its status; discovery never does.
+/// Only a deployed server has a cluster-scoped child (the TokenReview binding of its gate), which owner
+/// references cannot garbage-collect: such a server carries this finalizer, and keeps it until deleted.
+pub const FINALIZER: &str = "mcpguard.io/cleanup";
+
+/// A remote server that never was deployed has no finalizer: its deletion needs no operator.
 #[instrument(skip(mcp, ctx), fields(server = %mcp.name_any()))]
 pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if mcp.spec.deploy.is_none() && !has_finalizer(&mcp) {
+        return pipeline(mcp, ctx).await;
+    }
+    let ns = mcp.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<McpServer> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, mcp, |event| async {
+        match event {
+            FinalizerEvent::Apply(m) => pipeline(m, ctx.clone()).await,
+            FinalizerEvent::Cleanup(m) => cleanup(m, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn has_finalizer(mcp: &McpServer) -> bool {
+    mcp.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// A server as the owner of its gate's TokenReview binding.
+fn gate_owner<'a>(ns: &'a str, name: &'a str, uid: &'a str) -> token_review::Owner<'a> {
+    token_review::Owner { kind: token_review::OwnerKind::Server, namespace: ns, name, uid: Some(uid) }
+}
+
+/// Deletion: the namespaced children go by garbage collection; the gate's binding goes here.
+async fn cleanup(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = mcp.namespace().unwrap_or_default();
+    let uid = mcp.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
+    let name = mcp.name_any();
+    remove_binding_if_ours(&ctx.client, &token_review::binding_name(&uid), gate_owner(&ns, &name, &uid))
+        .await?;
+    Ok(Action::await_change())
+}
+
+/// The pipeline. An invalid spec ends it early with its status; discovery never does.
+async fn pipeline(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let run = Run::start(&ctx, mcp.as_ref())?;
     if let Some(refused) = run.reserved_namespace().await {
         return refused;
@@ -119,7 +160,7 @@ fn build<'a>(
         Target::Remote(url) => Ok(Built::Remote(url)),
         Target::Deployed(deploy) => {
             let owner = mcp.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-            let network = network::server_policy(mcp, deploy.port, &owner);
+            let network = network::server_policy(mcp, deployed_server::gate_port(deploy), &owner);
             deployed_server::build(mcp, deploy, settings, &owner)
                 .map(|objects| Built::Deployed(deploy, Box::new(Children { objects, network })))
         }
@@ -135,9 +176,20 @@ struct Served {
 /// Apply a deployed server's children; its URL uses the Service's ClusterIP (no cluster DNS needed).
 async fn apply_children(run: &Run<'_, McpServer>, built: Built<'_>) -> Result<Served, Error> {
     let (client, mcp) = (&run.ctx.client, run.obj);
+    let name = mcp.name_any();
+    let uid = mcp.metadata.uid.clone().ok_or(Error::MissingField("metadata.uid"))?;
+    let owner = gate_owner(&run.ns, &name, &uid);
     match built {
-        Built::Remote(url) => Ok(Served { url: url.to_string(), pods: None }),
+        Built::Remote(url) => {
+            // Deployed before: its gate's binding goes.
+            if has_finalizer(mcp) {
+                remove_binding_if_ours(client, &token_review::binding_name(&uid), owner).await?;
+            }
+            Ok(Served { url: url.to_string(), pods: None })
+        }
         Built::Deployed(deploy, children) => {
+            apply(client, &children.objects.service_account).await?;
+            apply_token_review_binding(client, owner, &run.ctx.settings).await?;
             apply(client, &children.network).await?;
             let svc = apply(client, &children.objects.service).await?;
             let dep = apply(client, &children.objects.deployment).await?;

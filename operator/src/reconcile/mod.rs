@@ -25,12 +25,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 
-use crate::build::owned_by;
+use crate::build::{Settings, owned_by, token_review};
 use crate::conditions::{
     AVAILABLE, READY, REASON_AVAILABLE, REASON_INVALID_SPEC, REASON_NOT_OWNED, REASON_PENDING,
     REASON_RESERVED_NAMESPACE, REASON_UNAVAILABLE, condition, status_of,
 };
 use crate::context::{Context, Error};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "mcp-guard";
@@ -134,6 +135,45 @@ struct StatusApply<'a, S> {
     api_version: &'a str,
     kind: &'a str,
     status: &'a S,
+}
+
+/// Delete `owner`'s TokenReview binding named `binding`, if it exists and its labels and subject say
+/// it is `owner`'s. Anyone else's binding of that name stays.
+pub async fn remove_binding_if_ours(
+    client: &Client,
+    binding: &str,
+    owner: token_review::Owner<'_>,
+) -> Result<(), Error> {
+    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    if let Some(existing) = api.get_opt(binding).await?
+        && token_review::belongs_to(&existing, owner)
+    {
+        delete_cluster_if_present::<ClusterRoleBinding>(client, binding).await?;
+    }
+    Ok(())
+}
+
+/// Apply `owner`'s TokenReview binding (its `uid` set); never take over a binding of that name that is
+/// not `owner`'s (`Error::NotOwned`). Its role is fixed once created, so a binding to another role (the
+/// chart renamed it) is replaced.
+pub async fn apply_token_review_binding(
+    client: &Client,
+    owner: token_review::Owner<'_>,
+    settings: &Settings,
+) -> Result<(), Error> {
+    let binding = token_review::binding(owner, settings);
+    let name = token_review::binding_name(owner.uid.unwrap_or_default());
+    let api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    if let Some(existing) = api.get_opt(&name).await? {
+        if !token_review::belongs_to(&existing, owner) {
+            return Err(Error::NotOwned { kind: "ClusterRoleBinding".into(), name });
+        }
+        if existing.role_ref != binding.role_ref {
+            delete_cluster_if_present::<ClusterRoleBinding>(client, &name).await?;
+        }
+    }
+    apply_cluster(client, &binding).await?;
+    Ok(())
 }
 
 /// Server-side apply the status subresource of a custom resource.
