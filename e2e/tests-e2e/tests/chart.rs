@@ -130,7 +130,8 @@ fn find_role<'a>(objs: &'a [Value], kind: &str, ns: &str, role: &str) -> &'a Val
 
 /// Every (apiGroup, resource, verb) the operator may use, and the rules' resourceNames.
 const OPERATOR_MAY: &[(&str, &str, &[&str])] = &[
-    ("mcpguard.io", "mcpservers", &["get", "list", "watch"]),
+    // patch: the finalizer of policies and deployed servers (their TokenReview bindings).
+    ("mcpguard.io", "mcpservers", &["get", "list", "watch", "patch"]),
     ("mcpguard.io", "mcpguardpolicies", &["get", "list", "watch", "patch"]),
     ("mcpguard.io", "mcpservers/status", &["get", "patch", "update"]),
     ("mcpguard.io", "mcpguardpolicies/status", &["get", "patch", "update"]),

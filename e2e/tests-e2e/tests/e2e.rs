@@ -522,7 +522,7 @@ fn executor_container_holds_no_credential() -> R {
 fn egress_script(unbound: &str, bound: &str) -> String {
     format!(
         "if timeout 5 wget -q -O - http://{unbound}:8080/ 2>&1 | grep -q hello-unbound; then echo unbound=reached; else echo unbound=blocked; fi; \
-         out=$(timeout 5 wget -S -O /dev/null http://{bound}:8080/mcp 2>&1); echo \"$out\" | grep -q ' 401' && echo \"$out\" | grep -q mcp-guard-server-gate && echo bound-direct=401 || echo \"bound-direct=other: $out\""
+         out=$(timeout 5 wget -S -O /dev/null http://{bound}:8080/mcp 2>&1); echo \"$out\" | grep -q ' 401' && echo bound-direct=401 || echo \"bound-direct=other: $out\""
     )
 }
 
@@ -551,7 +551,7 @@ fn egress_is_enforced() -> R {
     }
     if !out.contains("bound-direct=401") {
         return Err(format!(
-            "the bound server, called directly from the executor pod without the proxy, should be refused by its gate (401): {out}"
+            "the bound server, called directly from the executor pod without the proxy, should answer 401: {out}"
         ));
     }
     // The same check without the NetworkPolicy (the operator is stopped so it does not restore it).
@@ -623,23 +623,25 @@ fn deployed_server_admits_only_binding_proxies() -> R {
         &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plain", "namespace": GUARD}}),
     )?;
     let plain = token("plain", Some(&audience))?;
-    // Each probe prints `<label>=<status code>` (or `blocked`), and `gate` when the refusal is the gate's.
+    // Each probe prints `<label>=<status code>`, or `blocked`. Every probe sends the server's own bearer
+    // token, so a 401 or 403 can only be the gate's: past the gate the server answers for itself (a GET
+    // on its MCP path is not a session: 406).
     let probe = |label: &str, headers: &str, url: &str| {
         format!(
             "out=$(timeout 5 wget -S -O /dev/null {headers} {url} 2>&1); code=$(echo \"$out\" | grep -o 'HTTP/[0-9.]* [0-9]*' | tail -1 | awk '{{print $2}}'); \
-             if [ -z \"$code\" ]; then echo {label}=blocked; elif echo \"$out\" | grep -q mcp-guard-server-gate; then echo {label}=$code-gate; else echo {label}=$code; fi; "
+             if [ -z \"$code\" ]; then echo {label}=blocked; else echo {label}=$code; fi; "
         )
     };
     let url = format!("http://{svc}:8080/mcp");
-    let id = |t: &str| format!("--header 'x-mcp-guard-identity: {t}'");
     let bearer = format!("--header 'Authorization: Bearer {BEARER}'");
+    let id = |t: &str| format!("--header 'x-mcp-guard-identity: {t}' {bearer}");
     let script = [
-        probe("none", "", &url),
+        probe("none", &bearer, &url),
         probe("api-audience", &id(&api_audience), &url),
         probe("other-server", &id(&other_server), &url),
         probe("plain-account", &id(&plain), &url),
-        probe("right", &format!("{} {bearer}", id(&right)), &url),
-        probe("server-port", &bearer, &format!("http://{server_pod}:8080/mcp")),
+        probe("right", &id(&right), &url),
+        probe("server-port", &id(&right), &format!("http://{server_pod}:8080/mcp")),
     ]
     .concat();
     let out = debug_script(&pod, "gate-probes", None, &script)?;
@@ -649,13 +651,12 @@ fn deployed_server_admits_only_binding_proxies() -> R {
         let v = got.iter().find_map(|l| l.strip_prefix(&format!("{label}="))).unwrap_or("missing");
         if ok(v) { Ok(()) } else { Err(format!("{label}: got `{v}` in: {}", got.join(" "))) }
     };
-    want("none", &|v| v == "401-gate")?;
-    want("api-audience", &|v| v == "401-gate")?;
-    want("other-server", &|v| v == "401-gate")?;
-    want("plain-account", &|v| v == "403-gate")?;
-    // Past the gate, the server answers for itself (a GET on its MCP path is not a session: 4xx/405,
-    // never the gate's refusal).
-    want("right", &|v| !v.ends_with("-gate") && v != "blocked" && v != "missing")?;
+    want("none", &|v| v == "401")?;
+    want("api-audience", &|v| v == "401")?;
+    want("other-server", &|v| v == "401")?;
+    want("plain-account", &|v| v == "403")?;
+    want("right", &|v| !["401", "403", "blocked", "missing"].contains(&v))?;
+    // The server's own port, even with the right token: closed to other pods.
     want("server-port", &|v| v == "blocked")?;
     Ok(())
 }
