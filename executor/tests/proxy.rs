@@ -513,6 +513,56 @@ async fn an_http_upstream_that_restarts_gets_a_new_session() {
     assert_eq!(last, json!("two"));
 }
 
+/// An HTTP upstream that starts answering garbage mid-session (a broken deployment, a captive proxy):
+/// each call fails cleanly and quickly with a tool error, the proxy survives, and once a real server is
+/// back at the address the next call works. Garbage of three shapes: invalid JSON as
+/// `application/json`, an HTML page, and a 10 MB body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_speaking_garbage_is_a_clean_error_and_a_real_one_is_used_again() {
+    use axum::{Router, http::header, response::IntoResponse, routing::any};
+    let first = http_test_server(&[]);
+    let addr = first.url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let f = proxy_fixture(&format!(
+        "servers:\n  - name: api\n    url: {}\n    allowPrivateEndpoint: true\n    timeouts: {{ call: 5s }}\n",
+        first.url
+    ))
+    .await;
+    assert_eq!(run_ok(&f, "return await mcp.api.echo({ text: 'one' })").await, json!("one"));
+    drop(first);
+    type Garbage = (&'static str, &'static str, fn() -> Vec<u8>);
+    let garbage: [Garbage; 3] = [
+        ("invalid JSON", "application/json", || b"{\"jsonrpc\": \"2.0\", \"id\": ".to_vec()),
+        ("an HTML page", "text/html", || b"<html><body>Please log in</body></html>".to_vec()),
+        ("10 MB", "application/json", || vec![b'x'; 10 << 20]),
+    ];
+    for (what, content_type, body) in garbage {
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        let app = Router::new().fallback(any(move || async move {
+            ([(header::CONTENT_TYPE, content_type)], body()).into_response()
+        }));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let started = std::time::Instant::now();
+        let r = run_ok(&f, "try { await mcp.api.echo({ text: 'x' }); return 'ok'; } catch (e) { return [e.code, e.message]; }")
+            .await;
+        assert!(r[0] == "unavailable" || r[0] == "upstream_error", "{what}: {r}");
+        assert!(!r[1].as_str().unwrap().contains(&addr), "{what}: the error names no address: {r}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}: took {:?}", started.elapsed());
+        server.abort();
+        let _ = server.await;
+    }
+    let _second = http_test_server(&["--listen", &addr]);
+    let mut last = json!(null);
+    for _ in 0..60 {
+        last = run_ok(&f, "try { return await mcp.api.echo({ text: 'two' }); } catch (e) { return e.code; }")
+            .await;
+        if last == json!("two") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last, json!("two"));
+}
+
 /// Upstream transport errors name the kind of failure and the configured server, never the URL, its
 /// secrets (a key in the query, userinfo) or the internal host and port; those go to the proxy's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
