@@ -115,6 +115,13 @@ impl TestNs {
             policies.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
         })
         .await;
+        // Deployed servers have a finalizer too (their gate's TokenReview binding).
+        let servers = self.api::<McpServer>();
+        let _ = servers.delete_collection(&DeleteParams::default(), &Default::default()).await;
+        wait_for("the servers to go", || async {
+            servers.list(&Default::default()).await.ok()?.items.is_empty().then_some(())
+        })
+        .await;
         let nss: Api<Namespace> = Api::all(self.client.clone());
         let _ = nss.delete(&self.name, &DeleteParams::default()).await;
     }
@@ -136,7 +143,7 @@ fn image_tag() -> String {
 }
 
 /// Run both controllers in this test's runtime.
-fn start_operator(client: &Client) {
+fn start_operator(client: &Client) -> tokio::task::JoinHandle<()> {
     let settings = Settings {
         // The image e2e/images.sh imported (a deployed server's gate runs it).
         executor_image: format!("mcp-guard.local/mcp-guard:{}", image_tag()),
@@ -147,7 +154,7 @@ fn start_operator(client: &Client) {
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::new().unwrap()));
-    tokio::spawn(mcp_guard_operator::controllers::run(client.clone(), ctx));
+    tokio::spawn(mcp_guard_operator::controllers::run(client.clone(), ctx))
 }
 
 fn condition(
@@ -644,4 +651,104 @@ async fn an_existing_service_account_is_not_adopted() {
     .await;
     assert!(ns.api::<ServiceAccount>().get_opt("agents-mcp-guard").await.unwrap().is_some());
     ns.delete().await;
+}
+
+/// The API server's process in the test cluster (e2e/cluster/up.sh keeps its pid).
+fn api_server_pid() -> i32 {
+    let dir = std::env::var("MCP_GUARD_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/mcp-guard-cluster".into());
+    let path = format!("{dir}/run/kube-apiserver.pid");
+    let pid = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (this test stops the API server of e2e/cluster)"));
+    pid.trim().parse().unwrap()
+}
+
+/// Stops (SIGSTOP) or resumes (SIGCONT) a process: a stopped API server accepts connections and never
+/// answers, as one behind a partition does.
+fn signal(pid: i32, signal: &str) {
+    let status =
+        std::process::Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Children of a policy, by kind: exactly one each, whatever happened to the operator.
+async fn children_of(ns: &TestNs, policy: &str) -> Vec<usize> {
+    let lp = kube::api::ListParams::default().labels(&format!("mcpguard.io/policy={policy}"));
+    vec![
+        ns.api::<Deployment>().list(&lp).await.map(|l| l.items.len()).unwrap_or(99),
+        ns.api::<ConfigMap>().list(&lp).await.map(|l| l.items.len()).unwrap_or(99),
+        ns.api::<Service>().list(&lp).await.map(|l| l.items.len()).unwrap_or(99),
+        ns.api::<NetworkPolicy>().list(&lp).await.map(|l| l.items.len()).unwrap_or(99),
+    ]
+}
+
+/// Faults on the control plane: the operator killed in the middle of reconciling a new policy and a
+/// changed one, then the API server unreachable for 30 s while a new operator starts and a policy
+/// changes again. When the API server is back, everything converges: each policy has exactly one of
+/// each child, the last spec is what the executor's config says, and the status reports the last
+/// generation.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn the_operator_converges_after_being_killed_and_an_api_server_outage() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "outage").await;
+    let operator = start_operator(&client);
+    let _: McpServer = ns
+        .create(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer", "metadata": {"name": "remote"},
+            "spec": {"url": "https://mcp.example.com/mcp", "egress": [{"cidr": "203.0.113.0/24", "ports": [{"port": 443}]}]}
+        }))
+        .await;
+    let policy = |name: &str, tool_calls: u32| {
+        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": name},
+               "spec": {"servers": [{"name": "remote"}], "callers": {"auth": "none"},
+                        "executor": {"replicas": 0}, "limits": {"toolCalls": tool_calls}}})
+    };
+    let policies = ns.api::<McpGuardPolicy>();
+    let _: McpGuardPolicy = ns.create(policy("first", 5)).await;
+    wait_for("first reconciled", || async {
+        let p = policies.get("first").await.ok()?;
+        (p.status?.observed_generation == p.metadata.generation).then_some(())
+    })
+    .await;
+
+    // Killed mid-reconcile: a new policy and a change, and the operator gone a moment later.
+    let _: McpGuardPolicy = ns.create(policy("second", 6)).await;
+    let patch = |n: u32| json!({"spec": {"limits": {"toolCalls": n}}});
+    policies.patch("first", &PatchParams::default(), &Patch::Merge(patch(7))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    operator.abort();
+    let _ = operator.await;
+
+    // The API server stops answering; a new operator starts into the outage; 30 s later it is back.
+    let pid = api_server_pid();
+    signal(pid, "STOP");
+    let operator = start_operator(&client);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    signal(pid, "CONT");
+    // One more change once it is back.
+    wait_for("the API server answers again", || async { policies.get("first").await.ok() }).await;
+    policies.patch("second", &PatchParams::default(), &Patch::Merge(patch(8))).await.unwrap();
+
+    for (name, calls) in [("first", 7), ("second", 8)] {
+        wait_for(&format!("{name} converged on toolCalls {calls}"), || async {
+            let p = policies.get(name).await.ok()?;
+            let status = p.status.as_ref()?;
+            let ready = condition(&status.conditions, "Ready")?;
+            let config = ns.api::<ConfigMap>().get(&format!("{name}-mcp-guard")).await.ok()?;
+            let yaml = config.data?.get("config.yaml")?.clone();
+            (status.observed_generation == p.metadata.generation
+                && ready.0 == "True"
+                && yaml.contains(&format!("toolCalls: {calls}")))
+            .then_some(())
+        })
+        .await;
+        assert_eq!(
+            children_of(&ns, name).await,
+            [1, 1, 1, 1],
+            "{name}: one Deployment, ConfigMap, Service, NetworkPolicy"
+        );
+    }
+    ns.delete().await;
+    operator.abort();
 }
