@@ -23,7 +23,7 @@ phase "cargo test" cargo test --workspace --locked
 # The attack and limit suites again, on isolate-host processes (what `serve` runs by default), and the
 # escape tests with the test-only syscall hatch compiled in.
 phase "attack and limit suites on isolate hosts" env MCP_GUARD_TEST_ENGINE=process \
-  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins
+  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl
 phase "isolate-host escape tests (feature escape-hatch)" \
   cargo test -p mcp-guard --locked --features escape-hatch --test isolate_escape
 phase "make run as on a fresh machine (no protoc)" ./scripts/fresh-make-run.sh

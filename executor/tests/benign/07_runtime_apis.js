@@ -2,32 +2,22 @@
 
 // @name intl-number-format-currency
 // @expect "€194.22"
-// Known runtime gap: the sandbox has no `Intl` (Node has it).
-// @known threw ReferenceError: Intl is not defined
-// @gap no Intl
 const orders = await mcp.shop.list_orders({ status: "shipped" });
 const total = orders.flatMap((o) => o.items).reduce((s, i) => s + Number(i.price) * i.qty, 0);
 return new Intl.NumberFormat("en-US", { style: "currency", currency: "EUR" }).format(total);
 
 // @name intl-datetime-format
 // @expect "Friday, March 15, 2024"
-// Known runtime gap: the sandbox has no `Intl` (Node has it).
-// @known threw ReferenceError: Intl is not defined
-// @gap no Intl
 const { datetime } = await mcp.time.get_current_time({ timezone: "UTC" });
 return new Intl.DateTimeFormat("en-US", { weekday: "long", year: "numeric", month: "long", day: "numeric", timeZone: "UTC" }).format(new Date(datetime));
 
 // @name to-locale-string-number
 // @expect "1,200"
-// Known runtime difference: QuickJS ignores locales: `toLocaleString("en-US")` gives no grouping separators.
-// @known result "1200"
 const u = await mcp.github.get_user({ login: "alice" });
 return u.followers.toLocaleString("en-US");
 
 // @name to-locale-date-string-timezone
 // @expect "3/15/2024"
-// Known runtime difference: QuickJS ignores locales and options: `toLocaleDateString` pads the month and day.
-// @known result "03/15/2024"
 const { datetime } = await mcp.time.get_current_time({ timezone: "UTC" });
 return new Date(datetime).toLocaleDateString("en-US", { timeZone: "UTC" });
 
@@ -120,7 +110,5 @@ return list.map((w) => w.condition);
 
 // @name date-to-locale-time-string
 // @expect "14:30"
-// Known runtime difference: QuickJS ignores locales and options: `toLocaleTimeString("en-GB", {hour, minute})` gives a 12-hour clock with seconds.
-// @known result "02:30:00 PM"
 const { datetime } = await mcp.time.get_current_time({ timezone: "UTC" });
 return new Date(datetime).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });

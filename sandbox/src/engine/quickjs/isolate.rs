@@ -13,7 +13,7 @@ use std::{
 use mcp_guard_crds::LimitKind;
 use rquickjs::{
     Context, Ctx, Exception, Function, Object, Persistent, Promise, Runtime, Value, context::intrinsic,
-    function::Opt, promise::PromiseState,
+    convert::Coerced, function::Opt, promise::PromiseState,
 };
 
 use super::{
@@ -47,6 +47,8 @@ const PRELUDE_NAME: &str = "mcp-guard:prelude";
 const PRELUDE_SOURCE: &str = include_str!("prelude.js");
 const WEB_NAME: &str = "mcp-guard:web";
 const WEB_SOURCE: &str = include_str!("web.js");
+const INTL_NAME: &str = "mcp-guard:intl";
+const INTL_SOURCE: &str = include_str!("intl.js");
 /// At most this many timers may be pending at once.
 const MAX_TIMERS: usize = 10_000;
 /// Repeating timers fire at most once per millisecond.
@@ -121,10 +123,11 @@ pub(crate) struct Isolate {
 
 /// The sandbox's own JavaScript, compiled once per process: the setup every context runs, and the web
 /// built-ins (`URL`, `TextEncoder`, `structuredClone`, `crypto`...), loaded by a context only when its
-/// code first touches one of them.
+/// code first touches one of them, and `Intl` (`intl.js`), loaded the same way.
 pub(crate) struct Prelude {
     pub(crate) setup: Vec<u8>,
     pub(crate) web: Vec<u8>,
+    pub(crate) intl: Vec<u8>,
 }
 
 /// An engine failure that is not the guest's doing.
@@ -138,7 +141,11 @@ pub(crate) fn compile_prelude() -> Result<Prelude, IsolateError> {
         bytecode::compile(source, name)
             .map_err(|e| IsolateError(format!("{name} does not compile: {}: {}", e.name, e.message)))
     };
-    Ok(Prelude { setup: compile(PRELUDE_SOURCE, PRELUDE_NAME)?, web: compile(WEB_SOURCE, WEB_NAME)? })
+    Ok(Prelude {
+        setup: compile(PRELUDE_SOURCE, PRELUDE_NAME)?,
+        web: compile(WEB_SOURCE, WEB_NAME)?,
+        intl: compile(INTL_SOURCE, INTL_NAME)?,
+    })
 }
 
 struct Timer {
@@ -567,6 +574,47 @@ impl Isolate {
                         ));
                     }
                     Ok(super::web::url(&op, &a, b.0.as_deref(), c.0.as_deref()))
+                },
+            )?,
+        )?;
+
+        // Intl's factory, loaded on first use like the web built-ins, and its operations over ICU4X. The
+        // formatters it builds are cached per execution (see `intl.rs`).
+        let prelude = self.prelude.clone();
+        host.set(
+            "intlModule",
+            Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
+                bytecode::load(&ctx, &prelude.intl)
+            })?,
+        )?;
+        let services = Rc::new(super::intl::Services::default());
+        host.set(
+            "intl",
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>,
+                      op: String,
+                      a: Coerced<String>,
+                      b: Opt<Coerced<String>>,
+                      c: Opt<Coerced<String>>| {
+                    let (b, c) = (b.0.map(|v| v.0), c.0.map(|v| v.0));
+                    // The host's copies are not counted by the isolate's heap meter: bound them.
+                    let size =
+                        a.0.len() + b.as_ref().map_or(0, String::len) + c.as_ref().map_or(0, String::len);
+                    if size > super::intl::MAX_INPUT {
+                        return Err(Exception::throw_range(
+                            &ctx,
+                            &format!(
+                                "Intl input too large: {size} bytes (at most {})",
+                                super::intl::MAX_INPUT
+                            ),
+                        ));
+                    }
+                    match services.call(&op, &a.0, b.as_deref(), c.as_deref()) {
+                        Ok(text) => Ok(text),
+                        Err(super::intl::IntlError::Range(m)) => Err(Exception::throw_range(&ctx, &m)),
+                        Err(super::intl::IntlError::Type(m)) => Err(Exception::throw_type(&ctx, &m)),
+                    }
                 },
             )?,
         )?;

@@ -4,6 +4,7 @@
 mod alloc;
 mod bytecode;
 mod control;
+mod intl;
 mod isolate;
 mod web;
 

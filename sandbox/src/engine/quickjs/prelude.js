@@ -137,6 +137,45 @@
     defineProperty(G, name, { get: () => web()[name], enumerable: false, configurable: false });
   }
 
+  // 3c. Intl (intl.js, over ICU4X in the host): loaded on the first use of `Intl` or of a locale-aware
+  //     method of Date, Number or String, so that code that uses none pays nothing for it.
+  let intlApi;
+  const intl = () => intlApi ?? (intlApi = host.intlModule()(host.intl, now));
+  defineProperty(G, "Intl", { get: () => intl().Intl, enumerable: false, configurable: false });
+  const localeMethods = {
+    toLocaleString(locales, options) {
+      return intl().dateToLocaleString(this, locales, options);
+    },
+    toLocaleDateString(locales, options) {
+      return intl().dateToLocaleDateString(this, locales, options);
+    },
+    toLocaleTimeString(locales, options) {
+      return intl().dateToLocaleTimeString(this, locales, options);
+    },
+  };
+  const numberToLocaleString = {
+    toLocaleString(locales, options) {
+      return intl().numberToLocaleString(this, locales, options);
+    },
+  };
+  const stringLocaleCompare = {
+    localeCompare(that, locales, options) {
+      if (this === undefined || this === null) {
+        throw new RealTypeError("String.prototype.localeCompare called on null or undefined");
+      }
+      return intl().localeCompare(this, that, locales, options);
+    },
+  };
+  for (const [proto, methods] of [
+    [RealDate.prototype, localeMethods],
+    [Number.prototype, numberToLocaleString],
+    [String.prototype, stringLocaleCompare],
+  ]) {
+    for (const name of keys(methods)) {
+      defineProperty(proto, name, { value: methods[name], writable: true, enumerable: false, configurable: true });
+    }
+  }
+
   // 4. Timers: numeric delays only; a string callback would be code generation.
   const timer = (repeat) => (fn, ms, ...args) => {
     if (typeof fn !== "function") {
