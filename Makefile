@@ -1,7 +1,7 @@
 # The two commands a new user needs (see README.md):
 #   make run    run an example through the sandbox and print its outcome
 #   make test   install what the tests need, then run every check and test
-.PHONY: run test setup bench schema fuzz
+.PHONY: run test setup bench bench-peers schema fuzz
 
 EXAMPLE ?= examples/time.ts
 CONFIG ?= examples/mcp-guard.yaml
@@ -27,6 +27,19 @@ bench:
 	cargo bench -p mcp-guard --bench engine
 	cargo bench -p mcp-guard --bench proxy
 	cargo bench -p mcp-guard --bench api
+
+# MCP Guard beside the sandboxes people use instead (Deno subprocess and Worker, isolated-vm,
+# quickjs-emscripten, node:vm), the same snippets measured the same way, one table (README.md, "Peers").
+# PEERS_SECONDS per cell (default 5), PEERS_ONLY=row,row to run some rows; see bench/peers/bench.mjs.
+PEERS_DIR := $(or $(MCP_GUARD_CACHE),$(HOME)/.cache/mcp-guard)/peers
+PEERS_TARGET := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+bench-peers:
+	@echo "==> installing the peers (pinned: bench/peers/package-lock.json) under $(PEERS_DIR)"
+	@./scripts/setup-peers.sh
+	@echo "==> building mcp-guard and the test MCP server (cargo profile 'local', as make run)"
+	cargo build --profile local --locked -p mcp-guard --bin mcp-guard -p mcp-guard-test-server --bin mcp-test-server
+	@MCP_GUARD_BIN=$(PEERS_TARGET)/local/mcp-guard MCP_TEST_SERVER_BIN=$(PEERS_TARGET)/local/mcp-test-server \
+		MCP_GUARD_PROFILE=local $(PEERS_DIR)/node --no-node-snapshot --expose-gc bench/peers/bench.mjs
 
 # Regenerate sandbox/outcome.schema.json after changing the outcome types.
 schema:
