@@ -16,7 +16,6 @@ use axum::{
     routing::get,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 use mcp_guard_proto::v1 as pb;
@@ -105,7 +104,10 @@ pub async fn serve(
         tasks.push((
             "gRPC",
             tokio::spawn(async move {
-                router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await?;
+                // No Nagle: a response is often written as a body and a separate small trailer frame,
+                // which would otherwise wait for the client's delayed ACK (~40 ms).
+                let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, stop).await?;
                 Ok(())
             }),
         ));
@@ -125,6 +127,11 @@ pub async fn serve(
             None => tokio::spawn(async move {
                 // The peer address reaches the door (per-address limits on failed authentication).
                 let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
                 axum::serve(listener, service).with_graceful_shutdown(stop).await?;
                 Ok(())
             }),
@@ -261,6 +268,9 @@ async fn serve_tls(
                 }
             },
         };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
