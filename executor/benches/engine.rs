@@ -103,22 +103,33 @@ fn main() {
         let _guard = runtime.enter();
         ProcessEngine::new(command.clone(), 64 << 20, 8)
     };
-    let spawn = runtime.block_on(async {
-        let t = Instant::now();
-        let n = 20;
-        for _ in 0..n {
-            ProcessEngine::new(command.clone(), 64 << 20, 0).probe().await.unwrap();
-        }
-        t.elapsed() / n
-    });
+    let spawn_with = |concurrency: u32| {
+        runtime.block_on(async {
+            let t = Instant::now();
+            let n = 20;
+            for _ in 0..n {
+                let engine = ProcessEngine::new(command.clone(), 64 << 20, 0)
+                    .with_reuse(256, 0)
+                    .with_concurrency(concurrency);
+                engine.probe().await.unwrap();
+            }
+            t.elapsed() / n
+        })
+    };
+    let (spawn, spawn_64) = (spawn_with(1), spawn_with(64));
     println!(
-        "\nisolate hosts: starting and confining one host process (exec, runtime, warm-up, seccomp): {} each",
-        ms(spawn)
+        "\nisolate hosts: starting and confining one host process (exec, runtime, warm-up, seccomp): {} each; \
+         with 64 isolate threads (serve's default --host-concurrency): {} each",
+        ms(spawn),
+        ms(spawn_64)
     );
     let reused = ProcessEngine::new(command.clone(), 64 << 20, 8).with_reuse(32, 16);
-    for (label, engine) in
-        [("a fresh host per execution", hosts), ("hosts reused for one caller, up to 32", reused)]
-    {
+    let shared = serve_defaults(&command);
+    for (label, engine) in [
+        ("a fresh host per execution", hosts),
+        ("hosts reused for one caller, up to 32, one at a time", reused),
+        ("hosts shared by one caller's executions, up to 64 at once (serve's defaults)", shared),
+    ] {
         let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
         let in_hosts = Sandbox::with_engine(Arc::new(engine), host.catalog(), Arc::new(host));
         println!("isolate hosts, {label}:");
@@ -153,6 +164,12 @@ fn main() {
     }
 
     awaiting_memory(&runtime, &command);
+}
+
+/// Isolate hosts as `mcp-guard serve` runs them by default: `--warm-hosts 4 --host-reuse 256
+/// --host-concurrency 64`, 16 idle hosts at most.
+fn serve_defaults(command: &HostCommand) -> ProcessEngine {
+    ProcessEngine::new(command.clone(), 64 << 20, 4).with_reuse(256, 16).with_concurrency(64)
 }
 
 /// Proportional set size of a process, from `/proc/<pid>/smaps_rollup`, in bytes.
@@ -190,19 +207,28 @@ fn pss_with_children() -> (u64, usize) {
 fn awaiting_memory(runtime: &tokio::runtime::Runtime, command: &HostCommand) {
     let n: usize = std::env::var("MCP_GUARD_BENCH_AWAITING").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     println!("\n{n} executions each awaiting a 5 s tool call, at once (PSS of the executor and its hosts):");
-    let engines: [(&str, Arc<dyn mcp_guard_sandbox::engine::Engine>); 2] = [
+    let engines: [(&str, Arc<dyn mcp_guard_sandbox::engine::Engine>); 3] = [
         ("threads", Arc::new(mcp_guard_sandbox::engine::quickjs::QuickJsEngine::new(n))),
-        ("isolate hosts", Arc::new(ProcessEngine::new(command.clone(), 64 << 20, 4))),
+        ("hosts, one execution each", Arc::new(ProcessEngine::new(command.clone(), 64 << 20, 4))),
+        ("hosts, 64 executions each (serve's defaults)", Arc::new(serve_defaults(command))),
     ];
     for (label, engine) in engines {
-        let host = ScriptedHost::new().tool("demo", "slow", |_| async move {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok(serde_json::json!(1))
+        // How many executions await the tool right now.
+        let awaiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = awaiting.clone();
+        let host = ScriptedHost::new().tool("demo", "slow", move |_| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                counter.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(serde_json::json!(1))
+            }
         });
         let sandbox = Sandbox::with_engine(engine, host.catalog(), Arc::new(host));
         let (before, _) = pss_with_children();
         let started = Instant::now();
-        let (peak, hosts, done) = runtime.block_on(async {
+        let (peak, hosts, at_sample, done) = runtime.block_on(async {
             let mut tasks = Vec::new();
             for _ in 0..n {
                 let sb = sandbox.clone();
@@ -212,20 +238,24 @@ fn awaiting_memory(runtime: &tokio::runtime::Runtime, command: &HostCommand) {
                 }));
             }
             tokio::time::sleep(Duration::from_secs(4)).await;
+            let at_sample = awaiting.load(std::sync::atomic::Ordering::Relaxed);
             let (peak, hosts) = pss_with_children();
             let mut done = 0;
             for t in tasks {
                 done += usize::from(t.await.unwrap_or(false));
             }
-            (peak, hosts, done)
+            (peak, hosts, at_sample, done)
         });
         println!(
-            "  {label:<14} {done}/{n} completed in {:.1} s; PSS {:.0} MiB ({:.0} MiB before; {hosts} child processes) -> {:.2} MiB per awaiting execution",
+            "  {label:<46} {done}/{n} completed in {:.1} s; at 4 s, {at_sample} awaiting: PSS {:.0} MiB ({:.0} MiB before; {hosts} child processes) -> {:.2} MiB per awaiting execution",
             started.elapsed().as_secs_f64(),
             peak as f64 / 1048576.0,
             before as f64 / 1048576.0,
-            peak.saturating_sub(before) as f64 / 1048576.0 / n as f64,
+            peak.saturating_sub(before) as f64 / 1048576.0 / at_sample.max(1) as f64,
         );
+        drop(sandbox);
+        // Let the hosts of this engine go before the next one is measured.
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
     }
     println!("  goal: 1,000 awaiting executions in <= 1 GiB (about 1 MiB each)");
 }

@@ -98,6 +98,10 @@ enum Command {
         /// Executions of one caller this host may serve before it exits.
         #[arg(long, default_value_t = 1)]
         max_executions: u32,
+        /// Executions of that caller it runs at the same time (one isolate thread each, all started
+        /// before it confines itself).
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
     },
 }
 
@@ -131,9 +135,13 @@ fn main() -> ExitCode {
         Command::ServerGate(args) => gate::run(args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
         Command::DefaultConfig => print_out(mcp_guard_crds::config::DEFAULT_CONFIG_YAML, ExitCode::SUCCESS),
-        Command::IsolateHost { memory_limit, max_executions } => ExitCode::from(
-            u8::try_from(mcp_guard_sandbox::engine::process::host::main(memory_limit, max_executions))
-                .unwrap_or(1),
+        Command::IsolateHost { memory_limit, max_executions, concurrency } => ExitCode::from(
+            u8::try_from(mcp_guard_sandbox::engine::process::host::main(
+                memory_limit,
+                max_executions,
+                concurrency,
+            ))
+            .unwrap_or(1),
         ),
     }
 }

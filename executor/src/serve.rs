@@ -110,11 +110,18 @@ pub struct ServeArgs {
     /// Isolate hosts kept started and confined ahead of need (`--isolation process`).
     #[arg(long, default_value_t = 4)]
     pub warm_hosts: usize,
-    /// Executions of one caller an isolate host may serve, each in a fresh QuickJS runtime, before it is
-    /// replaced; a host is never shared between callers and is killed after any limit, crash or stuck
-    /// call. `1`: a fresh process per execution.
-    #[arg(long, default_value_t = 32)]
+    /// Executions of one caller an isolate host may serve in its life (at once or one after another),
+    /// each in a fresh QuickJS runtime, before it is replaced; a host is never shared between callers and
+    /// takes no new execution after any limit, crash or stuck call. `1`: a fresh process per execution.
+    #[arg(long, default_value_t = 256)]
     pub host_reuse: u32,
+    /// Executions of one caller an isolate host runs at the same time, each on its own isolate thread
+    /// (all started before the host confines itself); at most `--host-reuse`. Executions awaiting slow
+    /// tools then share a process. An execution stuck past its wall-time limit in a call that cannot be
+    /// interrupted gets its host killed, and the other executions in it (the same caller's) end as
+    /// `threw` / `IsolateCrashed`. `1`: one execution per process at a time.
+    #[arg(long, default_value_t = 64)]
+    pub host_concurrency: u32,
     /// Serve even when isolate hosts cannot get their seccomp allow list (development only: loud in the
     /// logs and on /metrics).
     #[arg(long)]
@@ -229,7 +236,8 @@ async fn isolate_engine(
     let command = HostCommand::current_exe()
         .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
     let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1))
-        .with_reuse(args.host_reuse, IDLE_HOSTS);
+        .with_reuse(args.host_reuse, IDLE_HOSTS)
+        .with_concurrency(args.host_concurrency);
     let (report, seccomp) =
         engine.probe().await.map_err(|e| (EXIT_INTERNAL, format!("cannot start an isolate host: {e}")))?;
     if !seccomp {

@@ -24,10 +24,11 @@ use mcp_guard_sandbox::{
 };
 use serde_json::json;
 
+/// Hosts as `serve` runs them: reused by one caller, several of its executions at once.
 fn engine() -> ProcessEngine {
     let command =
         HostCommand { program: env!("CARGO_BIN_EXE_mcp-guard").into(), args: vec!["isolate-host".into()] };
-    ProcessEngine::new(command, 64 << 20, 1)
+    ProcessEngine::new(command, 64 << 20, 1).with_reuse(64, 4).with_concurrency(4)
 }
 
 async fn run_raw(engine: &ProcessEngine, body: &str) -> Outcome {
@@ -85,4 +86,29 @@ async fn every_way_out_kills_the_host() {
     let crashed = engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(crashed as usize, attempts.len());
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// What executions of one caller in one host share: its fate. An escape attempt in one kills the host,
+/// and the caller's other execution in it ends with the same crash outcome; the next one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escape_attempt_ends_the_callers_other_executions_in_that_host() {
+    let engine = engine();
+    let sibling = {
+        let engine = engine.clone();
+        tokio::spawn(async move { run_raw(&engine, "await mcp.demo.slow({ ms: 5000 }); return 1;").await })
+    };
+    let start = std::time::Instant::now();
+    while engine.hosts().iter().map(|h| h.running).sum::<usize>() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the sibling never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // openat: outside the allow list.
+    let o = run_raw(&engine, "__mcpGuardSyscall(257, -100, 0, 0); return 'still here';").await;
+    assert_eq!(threw(&o).0, "IsolateCrashed", "{o:?}");
+    let o = sibling.await.unwrap();
+    let (name, message) = threw(&o);
+    assert_eq!(name, "IsolateCrashed", "{o:?}");
+    assert!(message.contains("SIGSYS") && message.contains("2 executions of this caller"), "{message}");
+    assert_eq!(engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(completed(&run_raw(&engine, "return 'next';").await), &json!("next"));
 }

@@ -106,6 +106,12 @@ async fn a_host_is_confined_and_holds_nothing() {
     assert!(seccomp, "the seccomp allow list is in force: {report}");
     assert_eq!(status_field(pid, "Seccomp"), "2", "seccomp filter mode");
     assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    // Every thread: the allow list (TSYNC) and no_new_privs (inherited with the main thread's Landlock).
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        assert!(status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])), "{status}");
+        assert!(status.lines().any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])), "{status}");
+    }
     assert_eq!(status_field(pid, "PPid"), std::process::id().to_string(), "the executor is its parent");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(environ.is_empty(), "empty environment: {:?}", String::from_utf8_lossy(&environ));
@@ -261,4 +267,280 @@ async fn a_reused_host_serves_one_caller_only_and_goes_after_a_limit() {
     assert!(matches!(limit(&o), LimitKind::CpuTime | LimitKind::WallTime), "{o:?}");
     assert_eq!(completed(&run_as(&engine, "alice", pid, &l).await), &json!(1));
     assert_eq!(started(), 3, "after a limit, alice's host is replaced");
+}
+
+/// An engine whose hosts run up to `concurrency` executions of one caller at once.
+fn shared_engine(warm: usize, concurrency: u32) -> ProcessEngine {
+    engine(warm).with_reuse(256, 4).with_concurrency(concurrency)
+}
+
+/// Wait until the engine's hosts run `n` executions in all (each awaiting its tool), and return them.
+async fn running(engine: &ProcessEngine, n: usize) -> Vec<mcp_guard_sandbox::engine::process::HostView> {
+    let start = Instant::now();
+    loop {
+        let hosts = engine.hosts();
+        if hosts.iter().map(|h| h.running).sum::<usize>() >= n {
+            return hosts;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never {n} executions at once: {hosts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spawn_as(engine: &ProcessEngine, caller: &str, body: &str, l: Limits) -> tokio::task::JoinHandle<Outcome> {
+    let (engine, caller, body) = (engine.clone(), caller.to_string(), body.to_string());
+    tokio::spawn(async move { run_as(&engine, &caller, &body, &l).await })
+}
+
+/// Many executions of one caller awaiting a slow tool at once share a few hosts: at most
+/// ceil(n / concurrency) processes, each confined, each with that caller only; all complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_executions_of_one_caller_share_a_few_hosts() {
+    let (n, concurrency) = (40usize, 8u32);
+    let engine = shared_engine(1, concurrency);
+    let body = "const r = await mcp.demo.slow({ ms: 2000 }); globalThis.n = (globalThis.n || 0) + 1; \
+                return [r.slept, globalThis.n];";
+    let tasks: Vec<_> =
+        (0..n).map(|_| spawn_as(&engine, "alice", body, limits(Duration::from_secs(20)))).collect();
+    let hosts = running(&engine, n).await;
+    let pids: std::collections::BTreeSet<u32> = hosts.iter().map(|h| h.pid).collect();
+    println!("{n} executions at once, concurrency {concurrency}: hosts {hosts:?}");
+    assert!(
+        pids.len() <= n.div_ceil(concurrency as usize),
+        "{} hosts for {n} executions: {hosts:?}",
+        pids.len()
+    );
+    for h in &hosts {
+        assert_eq!(h.caller.as_deref(), Some("alice"), "{hosts:?}");
+        assert!(h.running <= concurrency as usize, "{hosts:?}");
+        assert_eq!(status_field(h.pid, "Seccomp"), "2", "a shared host is confined all the same");
+        let threads: usize = status_field(h.pid, "Threads").parse().unwrap();
+        assert!(
+            threads > concurrency as usize,
+            "one isolate thread per execution, started up front: {threads}"
+        );
+    }
+    for t in tasks {
+        // Each execution had a fresh runtime: nothing of its siblings in the same process.
+        assert_eq!(completed(&t.await.unwrap()), &json!([2000, 1]));
+    }
+}
+
+/// Executions of two callers at once never share a host, however many have room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_callers_never_share_a_host() {
+    let engine = shared_engine(2, 16);
+    let body = "await mcp.demo.slow({ ms: 1500 }); return 1;";
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            spawn_as(&engine, if i % 2 == 0 { "alice" } else { "bob" }, body, limits(Duration::from_secs(20)))
+        })
+        .collect();
+    let hosts = running(&engine, 24).await;
+    println!("alice and bob, 12 executions each: {hosts:?}");
+    let of = |caller: &str| -> std::collections::BTreeSet<u32> {
+        hosts.iter().filter(|h| h.caller.as_deref() == Some(caller)).map(|h| h.pid).collect()
+    };
+    let (alice, bob) = (of("alice"), of("bob"));
+    assert!(!alice.is_empty() && !bob.is_empty(), "{hosts:?}");
+    assert!(alice.is_disjoint(&bob), "a host served both callers: {hosts:?}");
+    assert!(hosts.iter().all(|h| h.caller.is_some()), "{hosts:?}");
+    for caller in ["alice", "bob"] {
+        let n: usize = hosts.iter().filter(|h| h.caller.as_deref() == Some(caller)).map(|h| h.running).sum();
+        assert_eq!(n, 12, "{caller}: {hosts:?}");
+    }
+    for t in tasks {
+        assert_eq!(completed(&t.await.unwrap()), &json!(1));
+    }
+}
+
+/// One execution stuck in a native call past its wall-time limit gets its host killed: it is answered
+/// `wall_time`, the other execution of the same caller in that host gets the documented crash outcome,
+/// and the caller's next execution runs in a new host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_execution_kills_its_host_and_its_sibling_is_told_why() {
+    let engine = shared_engine(1, 4);
+    let sibling = spawn_as(
+        &engine,
+        "alice",
+        "await mcp.demo.slow({ ms: 8000 }); return 'sibling';",
+        limits(Duration::from_secs(20)),
+    );
+    let before = running(&engine, 1).await;
+    let stuck = spawn_as(&engine, "alice", STUCK[0].1, limits(Duration::from_millis(800)));
+    let shared = running(&engine, 2).await;
+    assert_eq!(shared.len(), 1, "both executions run in one host: {shared:?}");
+    let pid = before[0].pid;
+    assert_eq!(shared[0].pid, pid);
+    assert_eq!(limit(&stuck.await.unwrap()), LimitKind::WallTime);
+    let o = sibling.await.unwrap();
+    let (name, message) = threw(&o);
+    assert_eq!(name, "IsolateCrashed", "{o:?}");
+    assert_eq!(message, mcp_guard_sandbox::engine::process::SIBLING_KILLED);
+    assert!(message.contains("another execution of the same caller"), "{message}");
+    assert_eq!(o.tool_calls.len(), 1, "its call in flight is listed: {o:?}");
+    assert_eq!(o.tool_calls[0].status, mcp_guard_sandbox::outcome::ToolCallStatus::Cancelled, "{o:?}");
+    gone_within(pid, Duration::from_secs(3)).await;
+    let o = run_as(&engine, "alice", "return 'next'", &limits(Duration::from_secs(10))).await;
+    assert_eq!(completed(&o), &json!("next"));
+    assert!(engine.hosts().iter().all(|h| h.pid != pid));
+    assert_eq!(engine.stats().killed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A limit the isolate enforces itself (here CPU time) ends that execution only: its sibling in the
+/// same host completes, and the host, retired, takes no new execution and goes once it is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_in_one_execution_retires_its_host_without_touching_its_sibling() {
+    let engine = shared_engine(1, 4);
+    let sibling = spawn_as(
+        &engine,
+        "alice",
+        "await mcp.demo.slow({ ms: 1500 }); return 'sibling';",
+        limits(Duration::from_secs(20)),
+    );
+    let pid = running(&engine, 1).await[0].pid;
+    let spin = run_as(&engine, "alice", "while (true) {}", &limits(Duration::from_millis(300))).await;
+    assert!(matches!(limit(&spin), LimitKind::CpuTime | LimitKind::WallTime), "{spin:?}");
+    // The retired host takes no new execution: this one goes to another host.
+    let next = spawn_as(
+        &engine,
+        "alice",
+        "await mcp.demo.slow({ ms: 300 }); return 'next';",
+        limits(Duration::from_secs(10)),
+    );
+    let hosts = running(&engine, 2).await;
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    assert_eq!(completed(&sibling.await.unwrap()), &json!("sibling"));
+    assert_eq!(completed(&next.await.unwrap()), &json!("next"));
+    gone_within(pid, Duration::from_secs(3)).await;
+    assert_eq!(engine.stats().killed.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A stand-in for a compromised host (it speaks the protocol, then breaks it): Python, on descriptor 3.
+/// `unknown`: a frame naming an execution it was never given; `after-done`: its execution's outcome,
+/// then another frame for it.
+const FAKE_HOST: &str = r#"
+import json, socket, struct, sys, time
+s = socket.socket(fileno=3)
+def send(m):
+    b = json.dumps(m).encode()
+    s.sendall(struct.pack(">I", len(b)) + b)
+def recv():
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+send({"Ready": {"confinement": "a fake host", "seccomp": True}})
+run = recv()["Run"]
+outcome = {"outcome": "completed", "result": "fake", "console": [], "toolCalls": [],
+           "metrics": {"cpuMs": 0, "wallMs": 0, "peakHeapBytes": 0}}
+if sys.argv[1] == "unknown":
+    send({"ToolCall": {"id": run["id"] + 1000, "call": 0, "server": "demo", "tool": "echo", "arguments": {}}})
+else:
+    send({"Done": {"id": run["id"], "outcome": outcome}})
+    time.sleep(0.2)
+    send({"ToolCall": {"id": run["id"], "call": 0, "server": "demo", "tool": "echo", "arguments": {}}})
+time.sleep(30)
+"#;
+
+fn python() -> std::path::PathBuf {
+    ["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("this test needs python3 (for a fake isolate host)")
+}
+
+/// Frames for an execution the host does not run (never sent, or already done) are protocol errors:
+/// the executor kills the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_for_an_execution_the_host_does_not_run_kills_it() {
+    for mode in ["unknown", "after-done"] {
+        let command =
+            HostCommand { program: python(), args: vec!["-c".into(), FAKE_HOST.into(), mode.into()] };
+        // With reuse, a host that ended an execution cleanly stays, waiting for the caller's next one:
+        // only the late frame can get it killed.
+        let engine = ProcessEngine::new(command, 64 << 20, 0).with_reuse(8, 4);
+        engine.probe().await.unwrap();
+        let pid = *engine.warm_pids().last().unwrap();
+        let o = run_raw(&engine, "return 1", &limits(Duration::from_secs(10))).await;
+        match mode {
+            "unknown" => {
+                let (name, message) = threw(&o);
+                assert_eq!(name, "IsolateCrashed", "{mode}: {o:?}");
+                assert!(message.contains("broke the channel protocol"), "{mode}: {message}");
+                assert!(message.contains("which it does not run"), "{mode}: {message}");
+            }
+            _ => assert_eq!(completed(&o), &json!("fake"), "{mode}: {o:?}"),
+        }
+        let gone = gone_within(pid, Duration::from_secs(3)).await;
+        println!("{mode}: the fake host was killed {gone:?} after the execution ended");
+        assert_eq!(engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed), 1, "{mode}");
+    }
+}
+
+/// An execution whose caller goes away (its future is dropped) keeps running in the host until it ends
+/// on its own; its sibling in the same host is not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_execution_does_not_disturb_its_sibling() {
+    let engine = shared_engine(1, 4);
+    let sibling = spawn_as(
+        &engine,
+        "alice",
+        "await mcp.demo.slow({ ms: 1500 }); return 'sibling';",
+        limits(Duration::from_secs(20)),
+    );
+    let pid = running(&engine, 1).await[0].pid;
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(300),
+        run_as(
+            &engine,
+            "alice",
+            "await mcp.demo.slow({ ms: 5000 }); return 2;",
+            &limits(Duration::from_secs(1)),
+        ),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the execution was still running when its caller went away");
+    assert_eq!(
+        engine.hosts().iter().find(|h| h.pid == pid).map(|h| h.running),
+        Some(2),
+        "both still in the host"
+    );
+    assert_eq!(completed(&sibling.await.unwrap()), &json!("sibling"));
+    // The abandoned execution ended at its own wall-time limit; the host, retired, then went.
+    gone_within(pid, Duration::from_secs(3)).await;
+    assert_eq!(engine.stats().killed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A host that has served its reuse count (here 3, all at once) takes no more and goes, which is no
+/// crash; the caller's next execution gets a new host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_served_its_reuse_count_goes_quietly() {
+    let engine = engine(0).with_reuse(3, 4).with_concurrency(8);
+    let started = || engine.stats().started.load(std::sync::atomic::Ordering::Relaxed);
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            spawn_as(
+                &engine,
+                "alice",
+                &format!("await mcp.demo.slow({{ ms: 300 }}); return {i};"),
+                limits(Duration::from_secs(10)),
+            )
+        })
+        .collect();
+    let hosts = running(&engine, 3).await;
+    assert_eq!(hosts.len(), 1, "three executions, one host (concurrency within the reuse count): {hosts:?}");
+    let pid = hosts[0].pid;
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(completed(&t.await.unwrap()), &json!(i));
+    }
+    gone_within(pid, Duration::from_secs(3)).await;
+    assert_eq!(
+        completed(&run_as(&engine, "alice", "return 4", &limits(Duration::from_secs(10))).await),
+        &json!(4)
+    );
+    assert_eq!(started(), 2, "the fourth execution needed a new host");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(engine.stats().crashed.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -45,7 +45,9 @@ pub fn test_host() -> ScriptedHost {
 
 /// The engine the suites run on: QuickJS on threads of the test process, or, with
 /// `MCP_GUARD_TEST_ENGINE=process` (how `make test` runs the attack and limit suites a second time),
-/// isolate-host processes of the binary under test.
+/// isolate-host processes of the binary under test, reused and shared by one caller's concurrent
+/// executions as `serve` runs them by default (`MCP_GUARD_TEST_HOST_CONCURRENCY`, default 64; `1`: one
+/// execution per host at a time).
 pub fn engine() -> Arc<dyn Engine> {
     match std::env::var("MCP_GUARD_TEST_ENGINE").as_deref() {
         Ok("process") => {
@@ -54,7 +56,13 @@ pub fn engine() -> Arc<dyn Engine> {
                 program: env!("CARGO_BIN_EXE_mcp-guard").into(),
                 args: vec!["isolate-host".into()],
             };
-            Arc::new(ProcessEngine::new(command, 1 << 30, 1))
+            let concurrency = std::env::var("MCP_GUARD_TEST_HOST_CONCURRENCY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64);
+            Arc::new(
+                ProcessEngine::new(command, 1 << 30, 1).with_reuse(256, 16).with_concurrency(concurrency),
+            )
         }
         _ => Arc::new(QuickJsEngine::default()),
     }

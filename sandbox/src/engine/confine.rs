@@ -426,14 +426,18 @@ fn seccomp(report: &mut ConfineReport) -> Result<(), ConfineError> {
 static ISOLATE_THREADS: OnceLock<Result<ConfineReport, String>> = OnceLock::new();
 
 /// Set in an isolate-host process (`process::host`) before its engine starts: the whole process gets a
-/// seccomp allow list (with TSYNC) once its threads exist, so isolate threads apply Landlock only (a
-/// per-thread seccomp filter would keep the process-wide one from synchronising) and never exit when
+/// seccomp allow list (with TSYNC) once its threads exist, so isolate threads add no filter of their own
+/// (a per-thread seccomp filter would keep the process-wide one from synchronising) and never exit when
 /// idle (the process can create no thread once confined).
 static HOST_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Mark this process as an isolate host (see [`HOST_PROCESS`]). Irreversible.
-pub(crate) fn set_isolate_host_process() {
+/// Mark this process as an isolate host (see [`HOST_PROCESS`]) and confine the calling thread, its main
+/// thread, with `no_new_privs` and Landlock, before it starts any other thread: every thread it starts
+/// afterwards (its isolate threads) inherits both, so they need not confine themselves one by one.
+/// Irreversible. Call it while the process has one thread only.
+pub(crate) fn confine_isolate_host_main_thread() -> Result<ConfineReport, ConfineError> {
     HOST_PROCESS.store(true, std::sync::atomic::Ordering::Release);
+    confine_current_thread_with(Layers { landlock: true, seccomp: false })
 }
 
 /// Whether this process is an isolate host.
@@ -446,12 +450,13 @@ pub(crate) fn is_isolate_host_process() -> bool {
 /// layers 1 and 2 and the container's own seccomp profile still hold, and refusing every execution on an
 /// older kernel would turn a missing hardening layer into an outage.
 pub(crate) fn confine_isolate_thread() -> Result<ConfineReport, String> {
-    let layers = Layers { landlock: true, seccomp: !is_isolate_host_process() };
-    let result = confine_current_thread_with(layers).map_err(|e| e.to_string());
     if is_isolate_host_process() {
-        // The host reports its whole confinement (with the process-wide allow list) to the executor.
-        return result;
+        // Started by the host's main thread after it confined itself: this thread inherited its
+        // Landlock domain and `no_new_privs` (see `confine_isolate_host_main_thread`), and the allow
+        // list comes for the whole process. The host reports its confinement to the executor.
+        return Err("an isolate host's thread inherits its confinement".into());
     }
+    let result = confine_current_thread_with(Layers::default()).map_err(|e| e.to_string());
     ISOLATE_THREADS.get_or_init(|| {
         match &result {
             Ok(report) if report.complete() => {

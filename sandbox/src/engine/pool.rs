@@ -2,12 +2,14 @@
 //! thread for its whole life (including while it waits for tool calls); running them here keeps the async
 //! runtime free, and one execution stuck in a loop never stalls another. Threads are reused (so the
 //! per-thread compiler stays warm) and exit after being idle for a while. Each thread confines itself
-//! with Landlock and seccomp (`confine.rs`) before it runs its first job.
+//! with Landlock and seccomp (`confine.rs`) before it runs its first job. In an isolate host, all threads
+//! are started up front ([`IsolatePool::prestart`]) by the confined main thread, whose Landlock domain
+//! they inherit, and the process-wide allow list then covers them all.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread,
     time::Duration,
@@ -27,6 +29,8 @@ struct Shared {
     idle: AtomicUsize,
     total: AtomicUsize,
     max: usize,
+    /// Set by [`IsolatePool::prestart`]: the pool never starts another thread.
+    frozen: AtomicBool,
 }
 
 /// The pool. Cloning shares it.
@@ -48,6 +52,7 @@ impl IsolatePool {
                 idle: AtomicUsize::new(0),
                 total: AtomicUsize::new(0),
                 max: max_threads.max(1),
+                frozen: AtomicBool::new(false),
             }),
         }
     }
@@ -62,8 +67,35 @@ impl IsolatePool {
         Ok(())
     }
 
+    /// Start every thread the pool may have now, wait until each has confined itself and waits for
+    /// work, and never start another one. An isolate host does this before it confines its process:
+    /// once confined it can create no thread (its allow list has no `clone`, `RLIMIT_NPROC` is 0), so
+    /// the threads for all of its concurrent executions must exist first. Returns how many threads run.
+    pub fn prestart(&self) -> std::io::Result<usize> {
+        let shared = &self.shared;
+        while shared.total.load(Ordering::Acquire) < shared.max {
+            let before = shared.total.load(Ordering::Acquire);
+            self.grow()?;
+            if shared.total.load(Ordering::Acquire) == before {
+                break; // a thread could not be started; keep what runs
+            }
+        }
+        shared.frozen.store(true, Ordering::Release);
+        let started = std::time::Instant::now();
+        while shared.idle.load(Ordering::Acquire) < shared.total.load(Ordering::Acquire) {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(std::io::Error::other("isolate threads did not start in time"));
+            }
+            thread::sleep(Duration::from_micros(100));
+        }
+        Ok(shared.total.load(Ordering::Acquire))
+    }
+
     fn grow(&self) -> std::io::Result<()> {
         let shared = &self.shared;
+        if shared.frozen.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut total = shared.total.load(Ordering::Acquire);
         loop {
             if total >= shared.max {

@@ -1,8 +1,12 @@
 //! The channel between the executor and an isolate host: one socketpair, length-prefixed JSON frames.
 //!
-//! The executor sends one [`Job`] and the results of the tool calls the host asks for; the host sends
-//! `Ready` once confined, then tool calls, events and the outcome. Every frame is bounded
-//! ([`MAX_FRAME`]); a larger or malformed frame ends the conversation (the executor kills the host).
+//! A host runs several executions of one caller at a time, so every frame after `Ready` names the
+//! execution it belongs to: an id the executor chose when it sent the [`Job`] (`ToHost::Run`). The
+//! executor sends jobs and the results of the tool calls the host asks for; the host sends `Ready` once
+//! confined, then, per execution, tool calls, events and the outcome (`Done`, its last frame). Every
+//! frame is bounded ([`MAX_FRAME`]); a larger or malformed frame, a second `Ready`, or a frame naming an
+//! execution the host is not running (never sent, or already `Done`) ends the conversation: the
+//! executor kills the host.
 
 use mcp_guard_crds::Limits;
 use serde::{Deserialize, Serialize};
@@ -30,29 +34,50 @@ pub struct Job {
     pub catalog: Vec<(String, Vec<String>)>,
 }
 
-/// Executor to host.
+/// Executor to host. `id` names the execution (chosen by the executor, unique for the host's life).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToHost {
-    Run(Box<Job>),
-    ToolResult { call: u64, result: Result<serde_json::Value, ToolError> },
+    Run { id: u64, job: Box<Job> },
+    ToolResult { id: u64, call: u64, result: Result<serde_json::Value, ToolError> },
 }
 
 /// Host to executor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum FromHost {
-    /// The host is confined and waits for its job; `confinement` says what it got.
+    /// The host is confined and waits for its jobs; `confinement` says what it got. Sent once, first.
     Ready {
         confinement: String,
         seccomp: bool,
     },
+    /// Execution `id` calls a tool; `call` is unique for the host's life.
     ToolCall {
+        id: u64,
         call: u64,
         server: String,
         tool: String,
         arguments: serde_json::Value,
     },
-    Event(ExecutionEvent),
-    Done(Box<Outcome>),
+    Event {
+        id: u64,
+        event: ExecutionEvent,
+    },
+    /// Execution `id` ended; nothing more comes for it.
+    Done {
+        id: u64,
+        outcome: Box<Outcome>,
+    },
+}
+
+impl FromHost {
+    /// The execution the frame belongs to (`None` for `Ready`).
+    pub fn execution(&self) -> Option<u64> {
+        match self {
+            FromHost::Ready { .. } => None,
+            FromHost::ToolCall { id, .. } | FromHost::Event { id, .. } | FromHost::Done { id, .. } => {
+                Some(*id)
+            }
+        }
+    }
 }
 
 /// Why a frame could not be read or written.
@@ -117,6 +142,7 @@ mod tests {
     async fn frames_round_trip_and_oversized_frames_are_refused() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let msg = FromHost::ToolCall {
+            id: 3,
             call: 7,
             server: "s".into(),
             tool: "t".into(),
@@ -127,7 +153,8 @@ mod tests {
             a
         });
         let back: FromHost = read_frame(&mut b).await.unwrap();
-        assert!(matches!(back, FromHost::ToolCall { call: 7, .. }));
+        assert!(matches!(back, FromHost::ToolCall { id: 3, call: 7, .. }));
+        assert_eq!(back.execution(), Some(3));
         let mut a = writer.await.unwrap();
         a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
         assert!(matches!(read_frame::<_, FromHost>(&mut b).await, Err(FrameError::TooLarge(_))));

@@ -62,6 +62,12 @@ impl QuickJsEngine {
         self.pool.threads()
     }
 
+    /// Start all of the engine's isolate threads now and never start another (see
+    /// [`IsolatePool::prestart`]; for isolate hosts, before they confine themselves).
+    pub fn prestart(&self) -> std::io::Result<usize> {
+        self.pool.prestart()
+    }
+
     /// Run `f` on one of the engine's isolate threads and return its result (`None` if the thread could
     /// not be started or `f` panicked). For tests that inspect an isolate thread (its confinement).
     #[doc(hidden)]
