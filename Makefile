@@ -1,7 +1,7 @@
 # The two commands a new user needs (see README.md):
 #   make run    run an example through the sandbox and print its outcome
 #   make test   install what the tests need, then run every check and test
-.PHONY: run test setup bench bench-peers schema fuzz
+.PHONY: run test setup bench bench-peers soak schema fuzz
 
 EXAMPLE ?= examples/time.ts
 CONFIG ?= examples/mcp-guard.yaml
@@ -40,6 +40,12 @@ bench-peers:
 	cargo build --profile local --locked -p mcp-guard --bin mcp-guard -p mcp-guard-test-server --bin mcp-test-server
 	@MCP_GUARD_BIN=$(PEERS_TARGET)/local/mcp-guard MCP_TEST_SERVER_BIN=$(PEERS_TARGET)/local/mcp-test-server \
 		MCP_GUARD_PROFILE=local $(PEERS_DIR)/node --no-node-snapshot --expose-gc bench/peers/bench.mjs
+
+# `serve` under a mixed load (80% of its measured throughput) for MCP_GUARD_SOAK_SECS (default 600): outcomes
+# by kind, latency, memory, descriptors and threads over time, the audit log balanced (executor/tests/soak.rs).
+# `make test` runs it for 60 s.
+soak:
+	MCP_GUARD_SOAK_SECS=$${MCP_GUARD_SOAK_SECS:-600} cargo test --profile local --locked -p mcp-guard --test soak -- --ignored --nocapture
 
 # Regenerate sandbox/outcome.schema.json after changing the outcome types.
 schema:

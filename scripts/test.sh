@@ -26,6 +26,8 @@ phase "attack and limit suites on isolate hosts" env MCP_GUARD_TEST_ENGINE=proce
   cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl
 phase "isolate-host escape tests (feature escape-hatch)" \
   cargo test -p mcp-guard --locked --features escape-hatch --test isolate_escape
+phase "soak: serve under a mixed load for 60 s (make soak: 10 minutes)" env MCP_GUARD_SOAK_SECS=60 \
+  cargo test -p mcp-guard --locked --test soak -- --ignored --nocapture
 phase "make run as on a fresh machine (no protoc)" ./scripts/fresh-make-run.sh
 
 if [ "${MCP_GUARD_SKIP_CLUSTER:-0}" = "1" ]; then
