@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use mcp_guard_crds::LimitKind;
 use serde_json::json;
+use std::sync::Arc;
 
 async fn value(body: &str) -> serde_json::Value {
     completed(&run_unvalidated(body, &fast_limits()).await).clone()
@@ -120,4 +121,33 @@ async fn memory_errors_cannot_be_swallowed() {
     )
     .await;
     assert_eq!(limit(&outcome), LimitKind::Memory);
+}
+
+/// The thread engine starts a thread for every execution that waits, even when a burst arrives while
+/// one thread is idle: eight executions that each wait in a tool call for all eight to be there (a
+/// rendezvous) complete. With too few threads the first would hold the only one and the others would
+/// never reach the tool: the rendezvous would fail after its 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_waiting_executions_each_gets_a_thread() {
+    const N: usize = 8;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let host = test_host().tool("demo", "rendezvous", move |_| {
+        let barrier = barrier.clone();
+        async move {
+            match tokio::time::timeout(std::time::Duration::from_secs(20), barrier.wait()).await {
+                Ok(_) => Ok(json!("met")),
+                Err(_) => Err(mcp_guard_sandbox::host::ToolError::new("not everyone came")),
+            }
+        }
+    });
+    let engine = mcp_guard_sandbox::engine::quickjs::QuickJsEngine::new(64);
+    let mut limits = fast_limits();
+    limits.wall_time = mcp_guard_crds::DurationSpec::secs(30);
+    // One execution first, so that the pool has one idle thread when the burst arrives.
+    let warm = run_on_host(&engine, &host, "return 1", &limits).await;
+    assert_eq!(completed(&warm), &json!(1));
+    let burst = (0..N).map(|_| run_on_host(&engine, &host, "return await mcp.demo.rendezvous({})", &limits));
+    for outcome in futures::future::join_all(burst).await {
+        assert_eq!(completed(&outcome), &json!("met"));
+    }
 }

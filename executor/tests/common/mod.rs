@@ -90,14 +90,28 @@ pub async fn run_unvalidated(body: &str, limits: &Limits) -> Outcome {
 
 /// Run an async function body on `engine` as `caller`, skipping validation.
 pub async fn run_on(engine: &dyn Engine, caller: &str, body: &str, limits: &Limits) -> Outcome {
-    let host = test_host();
+    run_as(engine, &test_host(), caller, body, limits).await
+}
+
+/// Run an async function body on `engine` with the tools of `host`, skipping validation.
+pub async fn run_on_host(engine: &dyn Engine, host: &ScriptedHost, body: &str, limits: &Limits) -> Outcome {
+    run_as(engine, host, "test", body, limits).await
+}
+
+async fn run_as(
+    engine: &dyn Engine,
+    host: &ScriptedHost,
+    caller: &str,
+    body: &str,
+    limits: &Limits,
+) -> Outcome {
     let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
     engine
         .execute(ExecutionRequest {
             code: Prepared { script, positions: PositionMap::default() },
             limits: limits.clone(),
             catalog: host.catalog(),
-            host: Arc::new(host),
+            host: Arc::new(host.clone()),
             execution: Arc::new(ExecutionInfo::new(caller, body)),
             events: None,
         })

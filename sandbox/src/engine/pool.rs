@@ -61,7 +61,10 @@ impl IsolatePool {
     pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         // Cannot fail: the pool holds a receiver for as long as it exists.
         let _ = self.tx.send(Box::new(job));
-        if self.shared.idle.load(Ordering::Acquire) == 0 {
+        // Grow while more jobs wait than threads are idle. Comparing with "no thread idle" instead would
+        // let a burst that arrives while one thread is idle queue behind that one thread (each job sees
+        // it idle before it has taken any), and an execution awaiting a tool keeps its thread.
+        if self.rx.len() > self.shared.idle.load(Ordering::Acquire) {
             self.grow()?;
         }
         Ok(())
