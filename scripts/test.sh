@@ -20,10 +20,10 @@ phase "setup" ./scripts/setup.sh
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy (warnings denied)" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "cargo test" cargo test --workspace --locked
-# The attack and limit suites again, on isolate-host processes (what `serve` runs by default), and the
+# The attack, limit, built-in and benign-program suites again, on isolate-host processes (what `serve` runs by default), and the
 # escape tests with the test-only syscall hatch compiled in.
 phase "attack and limit suites on isolate hosts" env MCP_GUARD_TEST_ENGINE=process \
-  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl
+  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl --test benign
 phase "isolate-host escape tests (feature escape-hatch)" \
   cargo test -p mcp-guard --locked --features escape-hatch --test isolate_escape
 phase "soak: serve under a mixed load for 60 s (make soak: 10 minutes)" env MCP_GUARD_SOAK_SECS=60 \

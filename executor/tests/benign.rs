@@ -20,6 +20,8 @@
 //! is updated rather than left stale. Programs are never changed to pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use mcp_guard_crds::Limits;
@@ -358,7 +360,8 @@ async fn benign_corpus_runs_or_its_gaps_are_documented() {
     }
 
     let host = benign_host();
-    let sandbox = Sandbox::new(host.catalog(), Arc::new(host));
+    // The engine the suites run on (threads, or isolate hosts with MCP_GUARD_TEST_ENGINE=process).
+    let sandbox = Sandbox::with_engine(common::engine(), host.catalog(), Arc::new(host));
     let limits = Limits::default();
 
     let mut pass = 0;

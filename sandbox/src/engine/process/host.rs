@@ -128,7 +128,13 @@ async fn warm_up(engine: &QuickJsEngine) {
         limits: mcp_guard_crds::Limits::default(),
         catalog: mcp_guard_tools::Catalog::default(),
         host: Arc::new(crate::host::NoTools),
-        execution: Arc::new(ExecutionInfo::new("isolate-host", "")),
+        // A fixed identity: `ExecutionInfo::new` draws a random id, and in a static build the `getrandom`
+        // crate reads /dev/urandom, which Landlock has closed by now (and the allow list would kill).
+        execution: Arc::new(ExecutionInfo {
+            id: "isolate-host-warm-up".into(),
+            caller: "isolate-host".into(),
+            code_sha256: String::new(),
+        }),
         events: None,
     };
     let _ = engine.execute(request).await;

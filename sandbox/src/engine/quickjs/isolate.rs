@@ -6,7 +6,7 @@ use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap},
     rc::Rc,
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Mutex, OnceLock, mpsc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -123,11 +123,41 @@ pub(crate) struct Isolate {
 
 /// The sandbox's own JavaScript, compiled once per process: the setup every context runs, and the web
 /// built-ins (`URL`, `TextEncoder`, `structuredClone`, `crypto`...), loaded by a context only when its
-/// code first touches one of them, and `Intl` (`intl.js`), loaded the same way.
+/// code first touches one of them, and `Intl` (`intl.js`), loaded the same way. Those two are also
+/// compiled only when first used in the process, so that a process that never uses them (an isolate
+/// host, whose start is on the path of a new caller) does not pay for them.
 pub(crate) struct Prelude {
     pub(crate) setup: Vec<u8>,
-    pub(crate) web: Vec<u8>,
-    pub(crate) intl: Vec<u8>,
+    web: OnceLock<Result<Vec<u8>, String>>,
+    intl: OnceLock<Result<Vec<u8>, String>>,
+}
+
+impl Prelude {
+    /// The web built-ins' bytecode, compiled on first use.
+    pub(crate) fn web(&self) -> Result<&[u8], IsolateError> {
+        compiled_once(&self.web, WEB_SOURCE, WEB_NAME)
+    }
+
+    /// `Intl`'s bytecode, compiled on first use.
+    pub(crate) fn intl(&self) -> Result<&[u8], IsolateError> {
+        compiled_once(&self.intl, INTL_SOURCE, INTL_NAME)
+    }
+}
+
+fn compile_named(source: &str, name: &str) -> Result<Vec<u8>, IsolateError> {
+    bytecode::compile(source, name)
+        .map_err(|e| IsolateError(format!("{name} does not compile: {}: {}", e.name, e.message)))
+}
+
+fn compiled_once<'a>(
+    cell: &'a OnceLock<Result<Vec<u8>, String>>,
+    source: &str,
+    name: &str,
+) -> Result<&'a [u8], IsolateError> {
+    match cell.get_or_init(|| compile_named(source, name).map_err(|e| e.0)) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(IsolateError(e.clone())),
+    }
 }
 
 /// An engine failure that is not the guest's doing.
@@ -137,14 +167,10 @@ pub struct IsolateError(pub String);
 
 /// Compile the prelude (once per process).
 pub(crate) fn compile_prelude() -> Result<Prelude, IsolateError> {
-    let compile = |source, name| {
-        bytecode::compile(source, name)
-            .map_err(|e| IsolateError(format!("{name} does not compile: {}: {}", e.name, e.message)))
-    };
     Ok(Prelude {
-        setup: compile(PRELUDE_SOURCE, PRELUDE_NAME)?,
-        web: compile(WEB_SOURCE, WEB_NAME)?,
-        intl: compile(INTL_SOURCE, INTL_NAME)?,
+        setup: compile_named(PRELUDE_SOURCE, PRELUDE_NAME)?,
+        web: OnceLock::new(),
+        intl: OnceLock::new(),
     })
 }
 
@@ -555,7 +581,8 @@ impl Isolate {
         host.set(
             "web",
             Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
-                bytecode::load(&ctx, &prelude.web)
+                let bytes = prelude.web().map_err(|e| Exception::throw_internal(&ctx, &e.0))?;
+                bytecode::load(&ctx, bytes)
             })?,
         )?;
         // WHATWG URL parsing and form encoding, for `URL` and `URLSearchParams`.
@@ -584,7 +611,8 @@ impl Isolate {
         host.set(
             "intlModule",
             Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
-                bytecode::load(&ctx, &prelude.intl)
+                let bytes = prelude.intl().map_err(|e| Exception::throw_internal(&ctx, &e.0))?;
+                bytecode::load(&ctx, bytes)
             })?,
         )?;
         let services = Rc::new(super::intl::Services::default());
