@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
-use mcp_guard_api::auth::{AuthConfig, Authenticator, TokenReviewConfig};
+use mcp_guard_api::auth::{AuthConfig, Authenticator};
 use mcp_guard_api::gate::{self, Gate};
 
 use crate::{EXIT_INTERNAL, EXIT_USAGE};
@@ -45,16 +45,12 @@ pub fn run(args: GateArgs) -> ExitCode {
             "no API server for TokenReview: run in a cluster or give --token-review-url",
         );
     };
-    let mut review =
-        TokenReviewConfig::in_cluster(url.clone(), gate::server_audience(&args.namespace, &args.server));
-    review.token_file = args.token_review_token_file.clone();
-    review.ca_file = match &args.token_review_ca {
-        Some(ca) => Some(ca.clone()),
-        None if url.starts_with("https://") && review.ca_file.as_ref().is_some_and(|p| p.exists()) => {
-            review.ca_file
-        }
-        None => None,
-    };
+    let review = crate::serve::token_review_config(
+        url,
+        gate::server_audience(&args.namespace, &args.server),
+        &args.token_review_token_file,
+        args.token_review_ca.as_ref(),
+    );
     let config = AuthConfig {
         token_review: Some(review),
         // Narrowed further to executor accounts by the gate itself.

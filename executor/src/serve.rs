@@ -254,6 +254,25 @@ async fn isolate_engine(
     Ok((Arc::new(engine.clone()), Some(format!("isolate hosts: {report}")), Some(engine)))
 }
 
+/// Where and how to call TokenReview: `url`, this pod's `token_file`, and the API server's CA (`ca`,
+/// else the in-cluster service-account CA when the URL is https and that file exists).
+pub(crate) fn token_review_config(
+    url: String,
+    audience: String,
+    token_file: &Path,
+    ca: Option<&PathBuf>,
+) -> TokenReviewConfig {
+    let https = url.starts_with("https://");
+    let mut c = TokenReviewConfig::in_cluster(url, audience);
+    c.token_file = token_file.to_path_buf();
+    c.ca_file = match ca {
+        Some(ca) => Some(ca.clone()),
+        None if https && c.ca_file.as_ref().is_some_and(|p| p.exists()) => c.ca_file,
+        None => None,
+    };
+    c
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub(crate) async fn terminated() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -321,16 +340,12 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
         token_file: args.auth_tokens.clone(),
         token_review: args.token_review_audience.clone().zip(args.token_review_url.clone()).map(
             |(audience, url)| {
-                let mut c = TokenReviewConfig::in_cluster(url.clone(), audience);
-                c.token_file = args.token_review_token_file.clone();
-                c.ca_file = match &args.token_review_ca {
-                    Some(ca) => Some(ca.clone()),
-                    None if url.starts_with("https://") && c.ca_file.as_ref().is_some_and(|p| p.exists()) => {
-                        c.ca_file
-                    }
-                    None => None,
-                };
-                c
+                token_review_config(
+                    url,
+                    audience,
+                    &args.token_review_token_file,
+                    args.token_review_ca.as_ref(),
+                )
             },
         ),
         mtls: args.client_ca.is_some(),

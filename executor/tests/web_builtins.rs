@@ -5,23 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod node_table;
 
 use common::{fast_limits, sandbox};
-use mcp_guard_sandbox::outcome::{ConsoleLevel, Status};
 use serde_json::{Value, json};
 
 const CASES: &str = include_str!("web_builtins/cases.js");
 const EXPECTED: &str = include_str!("web_builtins/expected.json");
 
 fn cases() -> Vec<(String, String)> {
-    CASES
-        .split("\n// @name ")
-        .skip(1)
-        .map(|block| {
-            let (name, body) = block.split_once('\n').unwrap_or((block, ""));
-            (name.trim().to_string(), body.to_string())
-        })
-        .collect()
+    node_table::cases(CASES)
 }
 
 /// `console.time` reports elapsed time, which differs by nature (and in the sandbox the clock stands
@@ -48,23 +41,7 @@ fn normalized(mut entry: Value) -> Value {
 
 /// What the sandbox did, in the shape `node_expect.mjs` records.
 fn observed(outcome: &mcp_guard_sandbox::outcome::Outcome) -> Value {
-    let mut entry = match &outcome.status {
-        Status::Completed { result } => json!({ "result": result }),
-        Status::Threw { error } => json!({ "threw": { "name": error.name, "message": error.message } }),
-        other => json!({ "other": format!("{other:?}") }),
-    };
-    let mut lines = Vec::new();
-    for line in &outcome.console {
-        let stream = match line.level {
-            ConsoleLevel::Warn | ConsoleLevel::Error => "err",
-            _ => "out",
-        };
-        for text in line.message.split('\n') {
-            lines.push(json!([stream, elapsed(text)]));
-        }
-    }
-    entry["console"] = Value::Array(lines);
-    entry
+    node_table::observed(outcome, elapsed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -554,9 +554,7 @@ async fn a_new_policy_first_gets_the_finalizer() {
 async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer() {
     let (ctx, handle) = context();
     let mut policy: McpGuardPolicy = fixture("policy.yaml");
-    policy.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
-    ));
+    policy.metadata.deletion_timestamp = Some(deleted_at());
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     // Its own binding (named from its UID, labelled with it) goes.
@@ -589,6 +587,30 @@ async fn deleting_a_policy_removes_its_cluster_role_binding_then_the_finalizer()
 const AGENTS_UID: &str = "11111111-2222-3333-4444-555555555555";
 const TIME_UID: &str = "33333333-2222-3333-4444-555555555555";
 
+/// A deletion timestamp (the object is being deleted).
+fn deleted_at() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
+    )
+}
+
+/// The deployed server `time`, with its finalizer, being deleted.
+fn deleted_deployed_server() -> McpServer {
+    let mut time: McpServer = fixture("server-deployed.yaml");
+    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
+    time.metadata.deletion_timestamp = Some(deleted_at());
+    time
+}
+
+/// The PATCH that releases `time`'s finalizer; returns what the operator sent.
+async fn finalizer_released(api: &mut ApiServer) -> Value {
+    api.expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
+        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
+               "metadata": {"name": "time", "namespace": "team-a"}, "spec": {}})
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_new_deployed_server_first_gets_the_finalizer_and_a_remote_one_never() {
     let (ctx, handle) = context();
@@ -610,12 +632,7 @@ async fn a_new_deployed_server_first_gets_the_finalizer_and_a_remote_one_never()
 #[tokio::test]
 async fn deleting_a_deployed_server_removes_its_gates_binding_then_the_finalizer() {
     let (ctx, handle) = context();
-    let mut time: McpServer = fixture("server-deployed.yaml");
-    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
-    time.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
-    ));
-    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let task = tokio::spawn(server::reconcile(Arc::new(deleted_deployed_server()), ctx));
     let mut api = ApiServer(handle);
     let own = format!("{CRBS}/mcp-guard-tokenreview-{TIME_UID}");
     api.expect(Method::GET, &own, 200, |_| {
@@ -633,12 +650,7 @@ async fn deleting_a_deployed_server_removes_its_gates_binding_then_the_finalizer
         |_| json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
     )
     .await;
-    let patch = api
-        .expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
-            json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
-                   "metadata": {"name": "time", "namespace": "team-a"}, "spec": {}})
-        })
-        .await;
+    let patch = finalizer_released(&mut api).await;
     assert!(patch.to_string().contains("remove"), "the finalizer is removed: {patch}");
     api.done().await;
     task.await.unwrap().unwrap();
@@ -647,23 +659,14 @@ async fn deleting_a_deployed_server_removes_its_gates_binding_then_the_finalizer
 #[tokio::test]
 async fn a_binding_of_the_gates_name_that_is_not_the_servers_stays() {
     let (ctx, handle) = context();
-    let mut time: McpServer = fixture("server-deployed.yaml");
-    time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
-    time.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::from_second(2_000_000_000).unwrap(),
-    ));
-    let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
+    let task = tokio::spawn(server::reconcile(Arc::new(deleted_deployed_server()), ctx));
     let mut api = ApiServer(handle);
     // Same name, but a policy's binding (labels and subject say so): no DELETE follows.
     api.expect(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{TIME_UID}"), 200, |_| {
         binding("team-a", "time", Some(TIME_UID))
     })
     .await;
-    api.expect(Method::PATCH, &format!("{SERVERS}/time"), 200, |_| {
-        json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
-               "metadata": {"name": "time", "namespace": "team-a"}, "spec": {}})
-    })
-    .await;
+    finalizer_released(&mut api).await;
     api.done().await;
     task.await.unwrap().unwrap();
 }
