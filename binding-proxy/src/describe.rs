@@ -11,6 +11,9 @@ impl BindingProxy {
     pub async fn list_tools(&self) -> Vec<ServerTools> {
         let mut servers = Vec::new();
         for upstream in &self.upstreams {
+            // Connected first: a session is connected only once its tools are listed, so the tools read
+            // after it are that session's (read before, they could predate a handshake in progress).
+            let connected = upstream.connected().await;
             let tools = upstream
                 .tools()
                 .iter()
@@ -28,7 +31,6 @@ impl BindingProxy {
                 })
                 .collect();
             let (server_name, server_version) = upstream.server_info().unwrap_or_default();
-            let connected = upstream.connected().await;
             let error =
                 if connected { String::new() } else { upstream.last_error().await.unwrap_or_default() };
             let state = ServerState {

@@ -265,7 +265,7 @@ impl Upstream {
         }
         let timeout = self.config.timeouts.connect.duration();
         let attempt = tokio::time::timeout(timeout, self.connect(resolved)).await;
-        let result = match attempt {
+        let connected = match attempt {
             Ok(r) => r,
             Err(_) => Err(UpstreamError::Unavailable(format!(
                 "connecting to server {} timed out after {}",
@@ -273,14 +273,19 @@ impl Upstream {
                 humantime::format_duration(timeout)
             ))),
         };
+        // A session counts as connected only once its tools are listed: until then `connected()` stays
+        // false, so nobody (discovery, the executor's catalog) takes a handshake without a tool list for
+        // a server that has no tools. A failed listing is a failed connection, with its backoff.
+        let result = match connected {
+            Ok(session) => self.refresh_tools_with(&session).await.map(|()| session),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(session) => {
                 conn.failures = 0;
                 conn.retry_at = None;
                 conn.last_error = None;
                 conn.session = Some((session.clone(), fingerprint));
-                drop(conn);
-                self.refresh_tools_with(&session).await?;
                 Ok(session)
             }
             Err(e) => {

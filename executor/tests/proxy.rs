@@ -623,3 +623,42 @@ async fn upstream_errors_name_no_url_address_or_secret() {
     let audit = serde_json::to_string(&f.audit.all()).unwrap();
     assert!(!audit.contains("SECRETVALUE") && !audit.contains("PASSWORDVALUE"), "{audit}");
 }
+
+/// A server whose tool list is slow to come: while it is being listed, the server is reported as not
+/// connected, never as connected with no tools (the operator's discovery took such a report for a
+/// server that has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_is_connected_only_once_its_tools_are_listed() {
+    let server = http_test_server(&["--list-tools-delay-ms", "1500"]);
+    let config = mcp_guard_crds::GuardConfig::from_yaml(
+        &format!(
+            "servers:\n  - name: slow\n    url: {}\n    allowPrivateEndpoint: true\n    timeouts: {{ connect: 10s }}\n",
+            server.url
+        ),
+        "test config",
+    )
+    .unwrap();
+    let proxy = mcp_guard_binding_proxy::BindingProxy::new(
+        config,
+        mcp_guard_binding_proxy::audit::AuditLog::to_writer(Box::new(Records::default())),
+    );
+    let connecting = tokio::spawn({
+        let proxy = proxy.clone();
+        async move { proxy.connect_all().await }
+    });
+    let mut seen = Vec::new();
+    while !connecting.is_finished() {
+        for s in proxy.list_tools().await {
+            seen.push((s.state.connected, s.tools.len()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    connecting.await.unwrap();
+    let last = proxy.list_tools().await;
+    assert!(last[0].state.connected && !last[0].tools.is_empty(), "{last:?}");
+    assert!(
+        seen.iter().all(|&(connected, tools)| !connected || tools > 0),
+        "reported connected with no tools while listing: {seen:?}"
+    );
+    assert!(!seen.is_empty());
+}

@@ -44,6 +44,7 @@ pub async fn serve(
     path: &str,
     bearer: Option<BearerToken>,
     mutated: Arc<AtomicBool>,
+    list_delay: std::time::Duration,
 ) -> anyhow::Result<()> {
     if !path.starts_with('/') {
         bail!("--path must start with '/', got {path:?}");
@@ -54,8 +55,11 @@ pub async fn serve(
         // reached by its Service name, which the default loopback-only list would refuse.
         config = config.disable_allowed_hosts();
     }
-    let service: StreamableHttpService<TestServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(TestServer::new(mutated.clone())), Default::default(), config);
+    let service: StreamableHttpService<TestServer, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(TestServer::new(mutated.clone(), list_delay)),
+        Default::default(),
+        config,
+    );
     let mut router = if path == "/" {
         Router::new().fallback_service(service)
     } else {

@@ -22,6 +22,9 @@ use crate::{http::BearerToken, tools::TestServer};
 struct Cli {
     #[command(subcommand)]
     mode: Mode,
+    /// Hold back every `tools/list` answer this many milliseconds (a slow server).
+    #[arg(long, global = true, value_name = "MS", default_value_t = 0)]
+    list_tools_delay_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,15 +61,16 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Shared by every session, so `mutate-tools` changes the tool list for all of them.
     let mutated = Arc::new(AtomicBool::new(false));
+    let list_delay = std::time::Duration::from_millis(cli.list_tools_delay_ms);
     match cli.mode {
         Mode::Stdio => {
-            let service = TestServer::new(mutated).serve(rmcp::transport::stdio()).await?;
+            let service = TestServer::new(mutated, list_delay).serve(rmcp::transport::stdio()).await?;
             service.waiting().await?;
         }
         Mode::Http { listen, path, require_bearer, require_bearer_file } => {
             let bearer =
                 require_bearer.map(BearerToken::Fixed).or(require_bearer_file.map(BearerToken::File));
-            http::serve(listen, &path, bearer, mutated).await?;
+            http::serve(listen, &path, bearer, mutated, list_delay).await?;
         }
     }
     Ok(())

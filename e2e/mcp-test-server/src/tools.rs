@@ -107,12 +107,15 @@ pub struct ManyOutput {
 pub struct TestServer {
     tool_router: ToolRouter<Self>,
     mutated: Arc<AtomicBool>,
+    /// How long each `tools/list` answer is held back (a slow server, to test handshakes mid-listing).
+    list_delay: std::time::Duration,
 }
 
 impl TestServer {
-    /// A handler whose tool-list state is `mutated` (share it between sessions).
-    pub fn new(mutated: Arc<AtomicBool>) -> Self {
-        Self { tool_router: Self::tool_router(), mutated }
+    /// A handler whose tool-list state is `mutated` (share it between sessions), answering `tools/list`
+    /// after `list_delay`.
+    pub fn new(mutated: Arc<AtomicBool>, list_delay: std::time::Duration) -> Self {
+        Self { tool_router: Self::tool_router(), mutated, list_delay }
     }
 
     fn is_mutated(&self) -> bool {
@@ -269,6 +272,7 @@ impl ServerHandler for TestServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        tokio::time::sleep(self.list_delay).await;
         let mut result = ListToolsResult::with_all_items(self.tools());
         // The list can change at any time: tell clients that know cache hints not to cache it.
         if context.protocol_version().is_some_and(|version| version >= ProtocolVersion::V_2026_07_28) {
