@@ -1,7 +1,10 @@
 //! API benchmark: `Execute` over loopback gRPC (authenticated with a static token, as callers would),
 //! p50/p99 latency and throughput at concurrency 1, 16 and 64, for a trivial script and a script making
-//! one tool call; beside it, in the same run, a Deno subprocess per execution with all permissions denied
-//! running the same snippet. Prints the machine, then each figure beside its goal.
+//! one tool call, on both isolation modes of `mcp-guard serve`: isolate hosts as it runs them by default
+//! (`--isolation process`: confined host processes, `--warm-hosts 4 --host-reuse 256
+//! --host-concurrency 64`) and isolates on threads of the API process (`--isolation thread`); beside
+//! them, in the same run, a Deno subprocess per execution with all permissions denied running the same
+//! snippet. Prints the machine, then each figure beside its goal.
 //!
 //!     cargo bench -p mcp-guard --bench api
 //!
@@ -27,7 +30,14 @@ use mcp_guard_api::{
 };
 use mcp_guard_crds::Limits;
 use mcp_guard_proto::v1::{self as pb, executor_client::ExecutorClient};
-use mcp_guard_sandbox::{engine::quickjs::QuickJsEngine, host::testing::ScriptedHost};
+use mcp_guard_sandbox::{
+    engine::{
+        Engine,
+        process::{HostCommand, ProcessEngine},
+        quickjs::QuickJsEngine,
+    },
+    host::testing::ScriptedHost,
+};
 use mcp_guard_tools::ToolIndex;
 use tonic::transport::Channel;
 
@@ -51,7 +61,18 @@ fn figures(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
     }
 }
 
-async fn start_server() -> String {
+/// The engine of `mcp-guard serve --isolation <mode>` with its default flags.
+fn engine(mode: &str, max_concurrent: usize) -> Arc<dyn Engine> {
+    if mode == "thread" {
+        return Arc::new(QuickJsEngine::new(max_concurrent));
+    }
+    let command =
+        HostCommand { program: env!("CARGO_BIN_EXE_mcp-guard").into(), args: vec!["isolate-host".into()] };
+    let limits = Limits::default();
+    Arc::new(ProcessEngine::new(command, limits.memory.bytes(), 4).with_reuse(256, 16).with_concurrency(64))
+}
+
+async fn start_server(mode: &str) -> String {
     let host = ScriptedHost::new().tool("bench", "echo", |args| async move { Ok(args) });
     let tools = ToolIndex::from_catalog(&host.catalog());
     let dir = std::env::temp_dir().join(format!("mcp-guard-bench-{}", std::process::id()));
@@ -60,7 +81,7 @@ async fn start_server() -> String {
     std::fs::write(&tokens, format!("{TOKEN} bench\n")).unwrap();
     let auth = Authenticator::new(AuthConfig { token_file: Some(tokens), ..Default::default() }).unwrap();
     let edge = EdgeLimits { max_concurrent: 64, max_queue: 1024, ..EdgeLimits::default() };
-    let engine = Arc::new(QuickJsEngine::new(edge.max_concurrent));
+    let engine = engine(mode, edge.max_concurrent);
     let state = ApiState::new(engine, host.into_arc(), tools, Limits::default(), edge, auth, None).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -197,7 +218,6 @@ fn main() {
     runtime.block_on(async {
         println!("machine: {}", machine());
         println!("goals: p50 <= 1 ms, p99 <= 5 ms, >= 15x faster than a Deno subprocess per execution");
-        let url = start_server().await;
         let deno = deno();
         if let Some(d) = &deno {
             let v = std::process::Command::new(d).arg("--version").output().unwrap();
@@ -205,15 +225,29 @@ fn main() {
         } else {
             println!("baseline: deno not installed (scripts/setup-api-tests.sh); skipped");
         }
+        let hosts = start_server("process").await;
+        let threads = start_server("thread").await;
         println!();
         println!(
-            "{:<10} {:>4}  {:>10} {:>10} {:>10}   {:>10} {:>10} {:>9}   {:>8}",
-            "script", "conc", "p50", "p99", "exec/s", "deno p50", "deno p99", "deno/s", "speed-up"
+            "{:<10} {:>4}  {:>9} {:>9} {:>8}   {:>9} {:>9} {:>8}   {:>9} {:>9} {:>7}   {:>8}",
+            "script",
+            "conc",
+            "host p50",
+            "host p99",
+            "host/s",
+            "thr p50",
+            "thr p99",
+            "thr/s",
+            "deno p50",
+            "deno p99",
+            "deno/s",
+            "speed-up"
         );
         for (name, code) in [("trivial", TRIVIAL), ("one-call", ONE_CALL)] {
             for concurrency in [1usize, 16, 64] {
                 let total = if concurrency == 1 { 2000 } else { 6400 };
-                let g = measure_grpc(&url, code, concurrency, total).await;
+                let h = measure_grpc(&hosts, code, concurrency, total).await;
+                let t = measure_grpc(&threads, code, concurrency, total).await;
                 let d = match &deno {
                     Some(deno) => Some(measure_deno(deno, code, concurrency, (concurrency * 2).max(20)).await),
                     None => None,
@@ -223,20 +257,24 @@ fn main() {
                         ms(d.p50),
                         ms(d.p99),
                         format!("{:.1}", d.per_sec),
-                        format!("{:.0}x", d.p50.as_secs_f64() / g.p50.as_secs_f64().max(1e-9)),
+                        format!("{:.0}x", d.p50.as_secs_f64() / h.p50.as_secs_f64().max(1e-9)),
                     ),
                     None => ("-".into(), "-".into(), "-".into(), "-".into()),
                 };
                 println!(
-                    "{name:<10} {concurrency:>4}  {:>10} {:>10} {:>10.0}   {dp50:>10} {dp99:>10} {dps:>9}   {speed:>8}",
-                    ms(g.p50),
-                    ms(g.p99),
-                    g.per_sec
+                    "{name:<10} {concurrency:>4}  {:>9} {:>9} {:>8.0}   {:>9} {:>9} {:>8.0}   {dp50:>9} {dp99:>9} {dps:>7}   {speed:>8}",
+                    ms(h.p50),
+                    ms(h.p99),
+                    h.per_sec,
+                    ms(t.p50),
+                    ms(t.p99),
+                    t.per_sec
                 );
             }
         }
         println!();
-        println!("speed-up: Deno p50 / MCP Guard p50 at the same concurrency.");
+        println!("host: isolate hosts (serve's default); thr: isolates on threads of the API process.");
+        println!("speed-up: Deno p50 / MCP Guard p50 on isolate hosts at the same concurrency.");
     });
     for dir in ["mcp-guard-bench", "mcp-guard-bench-deno"] {
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{dir}-{}", std::process::id())));
