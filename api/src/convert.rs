@@ -124,6 +124,7 @@ pub fn server(state: &ServerState, tools: &[ToolEntry]) -> pb::Server {
         tool_count: u32::try_from(count).unwrap_or(u32::MAX),
         error: state.error.clone(),
         protocol_version: state.protocol_version.clone(),
+        missing_credentials: state.missing_credentials.clone(),
     }
 }
 

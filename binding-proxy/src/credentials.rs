@@ -81,6 +81,27 @@ impl Credentials {
     pub fn resolve_all(&self, entries: &[CredentialEntry]) -> Result<Vec<(String, String)>, CredentialError> {
         entries.iter().map(|e| self.resolve(e).map(|v| (e.name.clone(), v))).collect()
     }
+
+    /// The sources of `entries` that give no value now (a file that cannot be read or is empty, an
+    /// environment variable unset or empty), each once, as `path` or `env:NAME`: in Kubernetes, a file
+    /// missing from an optional Secret volume is a Secret or key that does not exist.
+    pub fn missing<'a>(&self, entries: impl IntoIterator<Item = &'a CredentialEntry>) -> Vec<String> {
+        let mut missing = Vec::new();
+        for entry in entries {
+            if self.resolve(entry).is_ok() {
+                continue;
+            }
+            let source = match &entry.value_from {
+                Some(ValueSource { file: Some(path), .. }) => path.clone(),
+                Some(ValueSource { env: Some(var), .. }) => format!("env:{var}"),
+                _ => continue,
+            };
+            if !missing.contains(&source) {
+                missing.push(source);
+            }
+        }
+        missing
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +116,45 @@ mod tests {
             value_from: Some(ValueSource { file: Some(path.into()), env: None }),
             prefix: "Bearer ".into(),
         }
+    }
+
+    #[test]
+    fn missing_names_each_source_that_gives_no_value_and_never_a_value() {
+        let dir = std::env::temp_dir().join(format!("mcp-guard-cred-missing-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (present, empty, absent) = (dir.join("present"), dir.join("empty"), dir.join("absent"));
+        fs::write(&present, "value-1234\n").unwrap();
+        fs::write(&empty, " \n").unwrap();
+        let creds = Credentials::new(Arc::new(Redactor::default()));
+        let env = |var: &str| CredentialEntry {
+            name: "X-Key".into(),
+            value: None,
+            value_from: Some(ValueSource { file: None, env: Some(var.into()) }),
+            prefix: String::new(),
+        };
+        let literal = CredentialEntry { value: Some("inline".into()), value_from: None, ..env("UNUSED") };
+        let entries = [
+            entry_file(present.to_str().unwrap()),
+            entry_file(empty.to_str().unwrap()),
+            entry_file(absent.to_str().unwrap()),
+            entry_file(absent.to_str().unwrap()),
+            env("MCP_GUARD_TEST_SURELY_UNSET_VARIABLE"),
+            literal,
+        ];
+        let missing = creds.missing(&entries);
+        assert_eq!(
+            missing,
+            vec![
+                empty.to_str().unwrap().to_string(),
+                absent.to_str().unwrap().to_string(),
+                "env:MCP_GUARD_TEST_SURELY_UNSET_VARIABLE".to_string(),
+            ]
+        );
+        assert!(!missing.iter().any(|m| m.contains("value-1234") || m.contains("inline")));
+        // The file appears (a Secret created after the pod started): it is no longer missing.
+        fs::write(&absent, "late-value\n").unwrap();
+        assert!(!creds.missing(&entries[2..3]).iter().any(|m| m.ends_with("absent")));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

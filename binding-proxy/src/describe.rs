@@ -40,6 +40,7 @@ impl BindingProxy {
                 server_name,
                 server_version,
                 protocol_version: upstream.protocol_version().unwrap_or_default(),
+                missing_credentials: upstream.missing_credentials(),
             };
             servers.push(ServerTools { state, tools });
         }

@@ -210,6 +210,11 @@ impl Upstream {
         self.conn.lock().await.session.as_ref().is_some_and(|(s, _)| !s.is_closed())
     }
 
+    /// The credential sources that give no value now (see [`Credentials::missing`]).
+    pub fn missing_credentials(&self) -> Vec<String> {
+        self.credentials.missing(self.config.credentials())
+    }
+
     pub async fn last_error(&self) -> Option<String> {
         self.conn.lock().await.last_error.as_ref().map(ToString::to_string)
     }
@@ -246,7 +251,14 @@ impl Upstream {
 
     /// The live session, connecting (or reconnecting) when needed.
     async fn session(&self) -> Result<Session, UpstreamError> {
-        let (resolved, fingerprint) = self.credential_fingerprint()?;
+        let (resolved, fingerprint) = match self.credential_fingerprint() {
+            Ok(c) => c,
+            Err(e) => {
+                // Kept as the reason ListTools (and so the operator's status) gives.
+                self.conn.lock().await.last_error = Some(e.clone());
+                return Err(e);
+            }
+        };
         let mut conn = self.conn.lock().await;
         if let Some((session, fp)) = &conn.session {
             if !session.is_closed() && *fp == fingerprint {

@@ -662,3 +662,28 @@ async fn a_server_is_connected_only_once_its_tools_are_listed() {
     );
     assert!(!seen.is_empty());
 }
+
+/// A credential file that does not exist yet (in Kubernetes: an optional Secret volume whose Secret is
+/// not created yet) is reported by path, never by value; once it appears, the server connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_credential_is_reported_until_it_appears() {
+    let server = http_test_server(&["--require-bearer", TOKEN]);
+    let dir = TempDir::new("missing-cred");
+    let token_file = dir.path().join("token");
+    let f = proxy_fixture(&format!(
+        "servers:\n  - name: api\n    url: {}\n    allowPrivateEndpoint: true\n    headers:\n      - name: Authorization\n        prefix: 'Bearer '\n        valueFrom: {{ file: {} }}\n",
+        server.url,
+        token_file.display()
+    ))
+    .await;
+    let state = &f.host.list_tools().await.unwrap()[0].state;
+    assert!(!state.connected);
+    assert_eq!(state.missing_credentials, [token_file.display().to_string()]);
+    assert!(state.error.contains("credential"), "{}", state.error);
+    std::fs::write(&token_file, TOKEN).unwrap();
+    f.proxy.connect_all().await;
+    let state = &f.host.list_tools().await.unwrap()[0].state;
+    assert!(state.connected, "{state:?}");
+    assert!(state.missing_credentials.is_empty(), "{state:?}");
+    assert!(!format!("{state:?}").contains(TOKEN));
+}

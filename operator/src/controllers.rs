@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -49,29 +49,6 @@ pub fn servers_bound_by(policy: Policy) -> Vec<ObjectRef<Server>> {
     }
 }
 
-/// Whether server `s` is in `ns` and has a header from Secret `secret`.
-fn uses_secret(s: &Server, ns: &str, secret: &str) -> bool {
-    s.namespace().as_deref() == Some(ns)
-        && s.0.as_ref().is_ok_and(|s| {
-            s.spec.headers.iter().any(|h| h.secret_key_ref.as_ref().is_some_and(|r| r.name == secret))
-        })
-}
-
-/// Policies in `ns` whose servers (per the server store) reference Secret `secret`.
-pub fn policies_using_secret(
-    policies: &Store<Policy>,
-    servers: &Store<Server>,
-    ns: &str,
-    secret: &str,
-) -> Vec<ObjectRef<Policy>> {
-    servers
-        .state()
-        .iter()
-        .filter(|s| uses_secret(s, ns, secret))
-        .flat_map(|s| policies_binding(policies, ns, &s.name_any()))
-        .collect()
-}
-
 /// Run both controllers over `namespaces` (every namespace when empty) until shutdown. With a list, the
 /// operator needs rights in those namespaces only (chart value `watchNamespaces`): one pair of
 /// controllers per namespace.
@@ -110,31 +87,16 @@ async fn run_scoped(client: Client, ctx: Arc<Context>, namespace: Option<String>
     let scope = Scope { client, namespace };
     let policies: Api<Policy> = scope.api();
     let servers: Api<Server> = scope.api();
-    // Secrets are watched as metadata only: the operator never holds a Secret's values.
-    let secrets: Api<PartialObjectMeta<Secret>> = scope.api();
-
+    // Secrets are not watched: the operator has no access to them. A missing one is reported by the
+    // binding proxy, and the status rechecks ask it again until the Secret is there.
     let server_controller = Controller::new(servers.clone(), watcher::Config::default())
         .owns(scope.api::<Deployment>(), owned())
         .owns(scope.api::<Service>(), owned())
         .owns(scope.api::<NetworkPolicy>(), owned());
-    let server_store = server_controller.store();
     let server_controller = server_controller
         // A policy that changes (becomes Ready, binds or unbinds a server) brings its servers back for
         // tool discovery at once, rather than at their next periodic recheck.
         .watches(policies.clone(), watcher::Config::default(), servers_bound_by)
-        .watches(secrets.clone(), watcher::Config::default(), {
-            let store = server_store.clone();
-            move |secret: PartialObjectMeta<Secret>| {
-                let ns = secret.namespace().unwrap_or_default();
-                let name = secret.name_any();
-                store
-                    .state()
-                    .iter()
-                    .filter(|s| uses_secret(s, &ns, &name))
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
-                    .collect::<Vec<_>>()
-            }
-        })
         .shutdown_on_signal()
         .run(|obj, ctx| reconcile_guarded(obj, ctx, mcp_server::reconcile), error_policy, ctx.clone())
         .for_each(|r| async move {
@@ -156,17 +118,6 @@ async fn run_scoped(client: Client, ctx: Arc<Context>, namespace: Option<String>
         .watches(servers, watcher::Config::default(), {
             let store = policy_store.clone();
             move |s: Server| policies_binding(&store, &s.namespace().unwrap_or_default(), &s.name_any())
-        })
-        .watches(secrets, watcher::Config::default(), {
-            let (policies, servers) = (policy_store.clone(), server_store.clone());
-            move |secret: PartialObjectMeta<Secret>| {
-                policies_using_secret(
-                    &policies,
-                    &servers,
-                    &secret.namespace().unwrap_or_default(),
-                    &secret.name_any(),
-                )
-            }
         })
         .shutdown_on_signal()
         .run(|obj, ctx| reconcile_guarded(obj, ctx, mcp_guard_policy::reconcile), error_policy, ctx)
@@ -192,9 +143,8 @@ mod tests {
     }
 
     #[test]
-    fn server_and_secret_changes_map_to_the_policies_that_use_them() {
+    fn server_changes_map_to_the_policies_that_bind_them() {
         let (policies, mut pw) = reflector::store::<Policy>();
-        let (servers, mut sw) = reflector::store::<Server>();
         for (ns, name, server) in [("a", "p1", "time"), ("a", "p2", "other"), ("b", "p3", "time")] {
             pw.apply_watcher_event(&watcher::Event::Apply(guard(json!({
                 "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
@@ -206,16 +156,10 @@ mod tests {
             "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
             "metadata": {"name": "broken", "namespace": "a"}, "spec": {"limits": {"memory": "lots"}}
         }))));
-        sw.apply_watcher_event(&watcher::Event::Apply(guard(json!({
-            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpServer",
-            "metadata": {"name": "time", "namespace": "a"},
-            "spec": {"url": "https://x.example/mcp", "headers": [{"name": "A", "secretKeyRef": {"name": "tok", "key": "k"}}]}
-        }))));
         let names = |refs: Vec<ObjectRef<Policy>>| refs.into_iter().map(|r| r.name).collect::<Vec<_>>();
         assert_eq!(names(policies_binding(&policies, "a", "time")), ["p1"]);
-        assert_eq!(names(policies_using_secret(&policies, &servers, "a", "tok")), ["p1"]);
-        assert!(policies_using_secret(&policies, &servers, "a", "other-secret").is_empty());
-        assert!(policies_using_secret(&policies, &servers, "b", "tok").is_empty());
+        assert_eq!(names(policies_binding(&policies, "b", "time")), ["p3"]);
+        assert!(policies_binding(&policies, "a", "nothing").is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! The gRPC call is behind [`Transport`], so reconcile tests can stand in for an executor. How the
 //! answers of several policies become one McpServer status: [`summarize`] and [`merge()`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, ToolSummary};
 
+use crate::build::config::secret_key_of;
 use crate::build::executor::{GRPC_PORT, audience, executor_name};
 use crate::build::{OperatorIdentity, Settings};
 
@@ -56,6 +57,30 @@ pub struct ServerReport {
     pub error: String,
     /// Its bound tools, in the executor's order.
     pub tools: Vec<ToolSummary>,
+    /// Credential sources the binding proxy finds nothing at (file paths, `env:NAME`).
+    pub missing_credentials: Vec<String>,
+}
+
+/// The credentials the binding proxy reports missing, each once, for a status message: `secret/key` for
+/// a Secret key the operator mounts (the Secret or the key does not exist), the source otherwise.
+pub fn missing_credentials<'a>(reports: impl IntoIterator<Item = &'a ServerReport>) -> BTreeSet<String> {
+    reports
+        .into_iter()
+        .flat_map(|r| &r.missing_credentials)
+        .map(|source| match secret_key_of(source) {
+            Some((secret, key)) => format!("{secret}/{key}"),
+            None => source.clone(),
+        })
+        .collect()
+}
+
+/// The status message for [`missing_credentials`] in namespace `ns`.
+pub fn missing_message(ns: &str, missing: &BTreeSet<String>) -> String {
+    let list: Vec<&str> = missing.iter().map(String::as_str).collect();
+    format!(
+        "Secret or key not found in namespace {ns} (the binding proxy has no value for it): {}",
+        list.join(", ")
+    )
 }
 
 /// Every bound server of one executor's `ListTools` answer, with its tools.
@@ -70,6 +95,7 @@ pub fn reports(response: &pb::ListToolsResponse) -> Vec<ServerReport> {
             server_version: s.server_version.clone(),
             protocol_version: s.protocol_version.clone(),
             error: s.error.clone(),
+            missing_credentials: s.missing_credentials.clone(),
             tools: response
                 .tools
                 .iter()
@@ -278,11 +304,31 @@ mod tests {
                     tool_count: 1,
                     error: String::new(),
                     protocol_version: "2025-06-18".into(),
+                    missing_credentials: Vec::new(),
                 },
-                pb::Server { name: "github".into(), error: "refused".into(), ..Default::default() },
+                pb::Server {
+                    name: "github".into(),
+                    error: "refused".into(),
+                    missing_credentials: vec![
+                        "/var/run/secrets/mcp-guard/gh-token/token".into(),
+                        "env:GH_TOKEN".into(),
+                        "/var/run/secrets/mcp-guard/../etc/x/y".into(),
+                    ],
+                    ..Default::default()
+                },
             ],
         };
         let r = reports(&response);
+        let missing = missing_credentials(&r);
+        assert_eq!(
+            missing.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["/var/run/secrets/mcp-guard/../etc/x/y", "env:GH_TOKEN", "gh-token/token"]
+        );
+        assert_eq!(
+            missing_message("team-a", &missing),
+            "Secret or key not found in namespace team-a (the binding proxy has no value for it): \
+             /var/run/secrets/mcp-guard/../etc/x/y, env:GH_TOKEN, gh-token/token"
+        );
         assert_eq!(r[0].tools, [ToolSummary { name: "now".into(), description: Some("The time.".into()) }]);
         assert_eq!((r[0].server_name.as_str(), r[0].connected), ("time", true));
         assert_eq!(r[0].protocol_version, "2025-06-18");

@@ -66,8 +66,7 @@ fn executor_objects(w: &World) -> executor::ExecutorObjects {
     let rendered = render(&w.policy, &resolved, &settings()).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
     let bound: Vec<String> = resolved.iter().map(|r| r.server.metadata.name.clone().unwrap()).collect();
-    let versions = BTreeMap::from([("github-token".to_string(), "17".to_string())]);
-    executor::build(&w.policy, &rendered, &bound, &versions, &settings(), &owner).unwrap()
+    executor::build(&w.policy, &rendered, &bound, &settings(), &owner).unwrap()
 }
 
 fn o_config(w: &World) -> String {
@@ -221,22 +220,25 @@ fn an_operator_without_a_known_identity_adds_no_discovery_caller_or_ingress() {
     let rendered = render(&w.policy, &resolved, &anonymous).unwrap();
     assert!(rendered.config.callers.discover.is_empty());
     assert_eq!(rendered.config.callers.execute, ["system:serviceaccount:agents:coder"]);
-    executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &anonymous, &owner).unwrap();
+    executor::build(&w.policy, &rendered, &[], &anonymous, &owner).unwrap();
     let np = network::executor_policy(&w.policy, &resolved, &anonymous, &owner).unwrap();
     assert_eq!(np.spec.unwrap().ingress.unwrap().len(), 1);
 }
 
 #[test]
-fn the_pod_template_hash_follows_config_and_secrets() {
+fn the_pod_template_hash_follows_the_config_and_secret_volumes_are_optional() {
     let w = world("policy.yaml");
     let o = executor_objects(&w);
     let ann = pod_annotations(&o);
     assert_eq!(ann.get("mcpguard.io/config-hash"), Some(&o.config_hash));
     let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
-    let h =
-        |v: &str| executor::config_hash(&rendered.yaml, &BTreeMap::from([("github-token".into(), v.into())]));
-    assert_eq!(h("17"), o.config_hash);
-    assert_ne!(h("18"), o.config_hash, "a changed Secret rolls the pods");
+    assert_eq!(executor::config_hash(&rendered.yaml), o.config_hash);
+    // The operator cannot read Secrets: a pod must start while one does not exist yet (its proxy
+    // reports the missing file), and a rotated one reaches the proxy without a roll.
+    let pod = o.deployment.spec.clone().unwrap().template.spec.unwrap();
+    let secret_volumes: Vec<_> = pod.volumes.unwrap().into_iter().filter_map(|v| v.secret).collect();
+    assert!(!secret_volumes.is_empty());
+    assert!(secret_volumes.iter().all(|s| s.optional == Some(true)), "{secret_volumes:?}");
     let mut w2 = world("policy.yaml");
     w2.policy.spec.limits.tool_calls = 5;
     assert_ne!(executor_objects(&w2).config_hash, o.config_hash, "a changed config rolls the pods");
@@ -449,7 +451,7 @@ fn names_too_long_for_children_are_refused() {
     let resolved = w.resolved();
     let rendered = render(&w.policy, &resolved, &settings()).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
-    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap_err();
+    let err = executor::build(&w.policy, &rendered, &[], &settings(), &owner).unwrap_err();
     assert!(err.to_string().contains("too long"), "{err}");
 }
 
@@ -519,7 +521,7 @@ fn images_come_from_the_admins_lists_and_the_proxy_image_is_never_the_policys() 
     let resolved = w.resolved();
     let rendered = render(&w.policy, &resolved, &settings()).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
-    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap_err();
+    let err = executor::build(&w.policy, &rendered, &[], &settings(), &owner).unwrap_err();
     assert!(
         err.to_string().contains("spec.executor.image: `evil.example/exfiltrate:1` is not an allowed"),
         "{err}"
@@ -527,7 +529,7 @@ fn images_come_from_the_admins_lists_and_the_proxy_image_is_never_the_policys() 
     let allowing =
         Settings { allowed_executor_images: vec!["registry.example/mcp-guard:".into()], ..settings() };
     w.policy.spec.executor.image = Some("registry.example/mcp-guard:debug".into());
-    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &allowing, &owner).unwrap();
+    let o = executor::build(&w.policy, &rendered, &[], &allowing, &owner).unwrap();
     let pod = pod(&o);
     assert_eq!(
         container(&pod, EXECUTOR_CONTAINER).image.as_deref(),
@@ -540,7 +542,7 @@ fn images_come_from_the_admins_lists_and_the_proxy_image_is_never_the_policys() 
     );
     // A prefix must be a prefix of the image, not of something else; an empty prefix allows nothing.
     let empty = Settings { allowed_executor_images: vec![String::new()], ..settings() };
-    assert!(executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &empty, &owner).is_err());
+    assert!(executor::build(&w.policy, &rendered, &[], &empty, &owner).is_err());
 
     let deploy = w.time.spec.deploy.clone().unwrap();
     let owner = w.time.controller_owner_ref(&()).unwrap();
@@ -558,10 +560,10 @@ fn unauthenticated_executors_need_the_admins_consent() {
     let strict = Settings { allow_unauthenticated: false, ..settings() };
     let rendered = render(&w.policy, &resolved, &strict).unwrap();
     let owner = w.policy.controller_owner_ref(&()).unwrap();
-    let err = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &strict, &owner).unwrap_err();
+    let err = executor::build(&w.policy, &rendered, &[], &strict, &owner).unwrap_err();
     assert!(err.to_string().contains("executor.allowUnauthenticated"), "{err}");
     // Allowed: the executor is told it may serve the pod network without authentication.
-    let o = executor::build(&w.policy, &rendered, &[], &BTreeMap::new(), &settings(), &owner).unwrap();
+    let o = executor::build(&w.policy, &rendered, &[], &settings(), &owner).unwrap();
     let args = container(&pod(&o), EXECUTOR_CONTAINER).args.clone().unwrap();
     assert!(
         args.contains(&"--insecure-no-auth".to_string())

@@ -120,11 +120,6 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
 }
 
-fn secret_meta(name: &str, version: &str) -> Value {
-    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-           "metadata": {"name": name, "namespace": "team-a", "resourceVersion": version}})
-}
-
 const POLICIES: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpguardpolicies";
 const SERVERS: &str = "/apis/mcpguard.io/v1alpha1/namespaces/team-a/mcpservers";
 const CRBS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
@@ -152,21 +147,74 @@ async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
     assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
 }
 
+/// The operator has no access to Secrets: the executor starts (its Secret volumes are optional), its
+/// binding proxy reports the file it finds nothing at, and the policy says which Secret key is missing.
 #[tokio::test]
-async fn a_missing_secret_is_named_and_no_child_is_applied() {
-    let (ctx, handle) = context();
+async fn a_secret_the_binding_proxy_cannot_read_is_named_and_the_policy_is_not_ready() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(svc, "default");
+    let settings = Settings {
+        executor_image: "mcp-guard.local/mcp-guard:test".into(),
+        allowed_server_images: vec!["mcp-guard.local/".into()],
+        allow_unauthenticated: true,
+        ..Default::default()
+    };
+    let executors = Arc::new(FakeExecutors::default());
+    let response = pb::ListToolsResponse {
+        tools: vec![],
+        servers: vec![pb::Server {
+            name: "time".into(),
+            error: "server time: unavailable: a credential cannot be resolved".into(),
+            missing_credentials: vec!["/var/run/secrets/mcp-guard/time-key/bearer".into()],
+            ..Default::default()
+        }],
+    };
+    executors.answers.lock().unwrap().push_back(Ok(response));
+    let ctx = Arc::new(Context::with_transport(client, settings, Metrics::new().unwrap(), executors.clone()));
     let policy: McpGuardPolicy = fixture("policy-open.yaml");
     let time: McpServer = fixture("server-deployed.yaml");
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    api.not_found(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key").await;
+    // No Secret is read: every child is applied, the Secret volume optional.
+    api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
+        .await;
+    api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
+    let dep = api
+        .create(
+            "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
+            json!({"status": {"readyReplicas": 1}}),
+        )
+        .await;
+    let volumes = dep["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let secret = volumes.iter().find(|v| v.get("secret").is_some()).unwrap();
+    assert_eq!(secret["secret"]["secretName"], "time-key");
+    assert_eq!(secret["secret"]["optional"], true);
+    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
+    // The executor is asked (as discovery asks it) what its binding proxy cannot read.
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/services/open-mcp-guard", 200, |_| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "open-mcp-guard", "namespace": "team-a"},
+               "spec": {"clusterIP": "10.96.5.6"}})
+    })
+    .await;
     let status = api.status(&format!("{POLICIES}/open/status")).await;
-    assert_eq!(condition(&status, "Ready")["reason"], "SecretNotFound");
-    assert_eq!(condition(&status, "Ready")["message"], "Secret not found in namespace team-a: time-key");
+    let expected = "Secret or key not found in namespace team-a (the binding proxy has no value for it): \
+                    time-key/bearer";
+    for type_ in ["Ready", "ResolvedRefs"] {
+        let c = condition(&status, type_);
+        assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("False"), Some("SecretNotFound")));
+        assert_eq!(c["message"], expected);
+    }
+    assert_eq!(condition(&status, "Available")["status"], "True");
     api.event("team-a").await;
     api.done().await;
-    task.await.unwrap().unwrap();
+    // Asked again soon: no Secret watch brings it back when the Secret appears.
+    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(15)));
+    assert_eq!(executors.calls.lock().unwrap().clone(), [("http://10.96.5.6:9090".to_string(), None)]);
 }
 
 #[tokio::test]
@@ -177,10 +225,6 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
-        secret_meta("time-key", "7")
-    })
-    .await;
     let cm = api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
     let config =
         mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm").unwrap();
@@ -202,6 +246,9 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
     // No TokenReview (`auth: none`): no ClusterRoleBinding may linger (under either name).
     api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
     api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
+    // Its binding proxy is asked for missing credentials; an executor that cannot be asked changes
+    // nothing (the servers' Discovered conditions say why).
+    api.not_found(Method::GET, "/api/v1/namespaces/team-a/services/open-mcp-guard").await;
     let status = api.status(&format!("{POLICIES}/open/status")).await;
     assert_eq!(condition(&status, "Ready")["status"], "True");
     assert_eq!(condition(&status, "Available")["status"], "True");
@@ -260,10 +307,6 @@ async fn a_deployed_server_gets_its_children_and_a_service_url() {
     time.metadata.finalizers = Some(vec!["mcpguard.io/cleanup".into()]);
     let task = tokio::spawn(server::reconcile(Arc::new(time), ctx));
     let mut api = ApiServer(handle);
-    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
-        secret_meta("time-key", "7")
-    })
-    .await;
     // The gate's ServiceAccount and its TokenReview binding (named from the server's UID).
     let sa = api.create("/api/v1/namespaces/team-a/serviceaccounts/time-mcp-server", json!({})).await;
     assert_eq!(sa["automountServiceAccountToken"], false);
@@ -362,6 +405,7 @@ fn time_tools() -> pb::ListToolsResponse {
                 tool_count: 2,
                 error: String::new(),
                 protocol_version: "2025-06-18".into(),
+                missing_credentials: Vec::new(),
             },
             pb::Server {
                 name: "github".into(),
@@ -692,10 +736,6 @@ async fn an_object_the_operator_did_not_make_is_not_adopted() {
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    api.expect(Method::GET, "/api/v1/namespaces/team-a/secrets/time-key", 200, |_| {
-        secret_meta("time-key", "7")
-    })
-    .await;
     api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
     // A ServiceAccount of the executor's name exists: a tenant's, with its own RoleBindings maybe. It has
     // the managed-by label (anyone can set a label) but no owner reference to this policy.

@@ -71,6 +71,7 @@ mod convert {
                 tools: tools.into_iter().map(BoundTool::from).collect(),
                 error: state.error,
                 protocol_version: state.protocol_version,
+                missing_credentials: state.missing_credentials,
             }
         }
     }
@@ -85,6 +86,7 @@ mod convert {
                     server_name: s.server_name,
                     server_version: s.server_version,
                     protocol_version: s.protocol_version,
+                    missing_credentials: s.missing_credentials,
                 },
                 tools: s.tools.into_iter().map(ToolSpec::from).collect(),
             }
@@ -137,6 +139,7 @@ mod convert {
                     server_name: "n".into(),
                     server_version: "1".into(),
                     protocol_version: "2025-06-18".into(),
+                    missing_credentials: vec!["/var/run/secrets/mcp-guard/s/token".into(), "env:S".into()],
                 },
                 tools: vec![ToolSpec {
                     name: "t".into(),

@@ -62,6 +62,8 @@ pub struct ServerState {
     pub server_version: String,
     /// The MCP protocol version agreed in that handshake.
     pub protocol_version: String,
+    /// The credential sources the proxy cannot read now (file paths, `env:NAME`); never values.
+    pub missing_credentials: Vec<String>,
 }
 
 /// All bound tools.

@@ -44,6 +44,14 @@ pub struct Rendered {
 }
 
 /// `namespace/name` of a resource.
+/// The Secret key a credential file of the binding proxy holds, `(secret, key)`, when it is one this
+/// operator mounts (`SECRETS_DIR/<secret>/<key>`).
+pub fn secret_key_of(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix(SECRETS_DIR)?.strip_prefix('/')?;
+    let (secret, key) = rest.split_once('/')?;
+    (!secret.is_empty() && !key.is_empty() && !key.contains('/')).then_some((secret, key))
+}
+
 pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> String {
     format!("{}/{}", namespace.unwrap_or_default(), name.unwrap_or_default())
 }

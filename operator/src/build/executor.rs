@@ -64,18 +64,11 @@ fn common_labels(policy: &str) -> BTreeMap<String, String> {
     l
 }
 
-/// Hash of the rendered config and the resourceVersions of the referenced Secrets: it changes, and the
-/// pods roll, whenever either does.
-pub fn config_hash(yaml: &str, secret_versions: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    h.update(yaml.as_bytes());
-    for (name, version) in secret_versions {
-        h.update(b"\0secret\0");
-        h.update(name.as_bytes());
-        h.update(b"\0");
-        h.update(version.as_bytes());
-    }
-    hex::encode(h.finalize())[..16].to_string()
+/// Hash of the rendered config: it changes, and the pods roll, whenever the config does. A Secret that
+/// changes needs no roll (the binding proxy re-reads its mounted files), and the operator cannot read
+/// Secrets anyway.
+pub fn config_hash(yaml: &str) -> String {
+    hex::encode(Sha256::digest(yaml.as_bytes()))[..16].to_string()
 }
 
 /// The in-cluster gRPC endpoint of a policy.
@@ -142,7 +135,6 @@ pub fn build(
     policy: &McpGuardPolicy,
     rendered: &Rendered,
     bound_servers: &[String],
-    secret_versions: &BTreeMap<String, String>,
     settings: &Settings,
     owner: &OwnerReference,
 ) -> Result<ExecutorObjects, Invalid> {
@@ -164,7 +156,7 @@ pub fn build(
         return Err(Invalid(errors));
     }
     let labels = common_labels(&name);
-    let config_hash = config_hash(&rendered.yaml, secret_versions);
+    let config_hash = config_hash(&rendered.yaml);
 
     let config_map = ConfigMap {
         metadata: meta(&child, &ns, labels.clone(), owner),
@@ -237,7 +229,11 @@ pub fn build(
                     keys.iter().map(|k| KeyToPath { key: k.clone(), path: k.clone(), mode: None }).collect(),
                 ),
                 default_mode: Some(0o440),
-                optional: Some(false),
+                // Optional: the pod starts while a Secret or key does not exist yet (the operator cannot
+                // tell, having no access to Secrets); the binding proxy reports the missing file, the
+                // operator puts it in the policy's status, and the kubelet fills the volume once the
+                // Secret appears.
+                optional: Some(true),
             }),
             ..Default::default()
         });

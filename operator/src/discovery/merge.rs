@@ -94,12 +94,23 @@ pub struct Discovery {
     pub server_info: Option<ServerInfo>,
     /// When to look again.
     pub requeue: Duration,
+    /// The server's credentials a binding proxy reported it has no value for (`secret/key`, or the
+    /// source), each with the policy that reported it.
+    pub missing_credentials: BTreeMap<String, Vec<String>>,
 }
 
 impl Discovery {
     /// Nothing learnt, and why.
     fn failed(reason: &'static str, message: String, requeue: Duration) -> Self {
-        Discovery { ok: false, reason, message, tools: None, server_info: None, requeue }
+        Discovery {
+            ok: false,
+            reason,
+            message,
+            tools: None,
+            server_info: None,
+            requeue,
+            missing_credentials: BTreeMap::new(),
+        }
     }
 }
 
@@ -114,8 +125,15 @@ pub fn summarize(ns: &str, answers: &[PolicyAnswer]) -> Discovery {
     let mut tools: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut server_info = None;
     let (mut disconnected, mut unreachable) = (Vec::new(), Vec::new());
+    let mut missing_credentials: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for answer in answers {
         let policy = &answer.policy;
+        if let Ok(reports) = &answer.result {
+            let report = reports.iter().filter(|r| r.name == answer.sandbox_name);
+            for missing in super::missing_credentials(report) {
+                missing_credentials.entry(missing).or_default().push(policy.clone());
+            }
+        }
         match &answer.result {
             Err(e) => unreachable.push(format!("McpGuardPolicy {policy}: {e}")),
             Ok(reports) => match reports.iter().find(|r| r.name == answer.sandbox_name) {
@@ -165,6 +183,7 @@ pub fn summarize(ns: &str, answers: &[PolicyAnswer]) -> Discovery {
             tools: Some(tools),
             server_info,
             requeue: DISCOVERY_REFRESH,
+            missing_credentials,
         };
     }
     let (reason, problems) = if disconnected.is_empty() {
@@ -173,7 +192,7 @@ pub fn summarize(ns: &str, answers: &[PolicyAnswer]) -> Discovery {
         disconnected.extend(unreachable);
         (REASON_DISCONNECTED, disconnected)
     };
-    Discovery::failed(reason, problems.join("; "), DISCOVERY_RETRY)
+    Discovery { missing_credentials, ..Discovery::failed(reason, problems.join("; "), DISCOVERY_RETRY) }
 }
 
 /// Whether `policy` reports `Ready=True`.
@@ -260,7 +279,40 @@ mod tests {
                     description: Some(d.to_string()).filter(|d| !d.is_empty()),
                 })
                 .collect(),
+            missing_credentials: Vec::new(),
         }
+    }
+
+    #[test]
+    fn missing_credentials_are_named_with_the_policies_that_report_them() {
+        let mut gh = report("github", false, &[]);
+        gh.missing_credentials = vec![
+            "/var/run/secrets/mcp-guard/gh-token/token".into(),
+            "/var/run/secrets/mcp-guard/gh-token/token".into(),
+            "env:GH_TOKEN".into(),
+        ];
+        // Another server's missing credential is not this server's.
+        let mut other = report("other", false, &[]);
+        other.missing_credentials = vec!["/var/run/secrets/mcp-guard/other/key".into()];
+        let d = summarize(
+            "team-a",
+            &[
+                answer("p1", "github", Ok(vec![gh.clone(), other.clone()])),
+                answer("p2", "gh", Ok(vec![gh.clone()])),
+                answer("p3", "github", Ok(vec![report("github", true, &[("x", "")])])),
+            ],
+        );
+        assert_eq!(
+            d.missing_credentials,
+            BTreeMap::from([
+                ("env:GH_TOKEN".to_string(), vec!["p1".to_string()]),
+                ("gh-token/token".to_string(), vec!["p1".to_string()]),
+            ])
+        );
+        // It is still discovered through p3: a credential missing in one policy is that policy's problem.
+        assert!(d.ok);
+        let none = summarize("team-a", &[answer("p3", "github", Ok(vec![report("github", true, &[])]))]);
+        assert!(none.missing_credentials.is_empty());
     }
 
     fn answer(policy: &str, sandbox: &str, result: Result<Vec<ServerReport>, String>) -> PolicyAnswer {

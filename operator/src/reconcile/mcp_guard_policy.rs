@@ -3,11 +3,10 @@
 //! One function per step, as `pipeline` reads: [`dereference`] → `validate` → `build` → `apply_children`
 //! → `status`. Only dereference and apply talk to the API server; validate and build are pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
@@ -26,23 +25,22 @@ use crate::build::executor::ExecutorObjects;
 use crate::build::{Invalid, Settings, executor, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
+use crate::discovery::{self, DISCOVERY_RETRY};
 
 /// What a policy references, fetched.
 #[derive(Debug, Default)]
 pub struct Refs {
     pub servers: Vec<McpServer>,
-    pub secret_versions: BTreeMap<String, String>,
     /// `(reason, message)` of the first kind of problem found, with every instance named.
     pub problem: Option<(&'static str, String)>,
 }
 
-/// Dereference: fetch every bound McpServer and, as metadata only, every Secret they reference. The
-/// operator never reads Secret values.
+/// Dereference: fetch every bound McpServer. Secrets are not looked at (the operator has no access to
+/// them): the binding proxy reports a credential it cannot read, and [`status`] says which.
 pub async fn dereference(policy: &McpGuardPolicy, client: &kube::Client, ns: &str) -> Result<Refs, Error> {
     let servers_api: Api<McpServer> = Api::namespaced(client.clone(), ns);
-    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut refs = Refs::default();
-    let (mut missing, mut not_ready, mut missing_secrets) = (Vec::new(), Vec::new(), BTreeSet::new());
+    let (mut missing, mut not_ready) = (Vec::new(), Vec::new());
     for b in &policy.spec.servers {
         match servers_api.get_opt(&b.name).await? {
             None => missing.push(b.name.clone()),
@@ -54,29 +52,11 @@ pub async fn dereference(policy: &McpGuardPolicy, client: &kube::Client, ns: &st
             }
         }
     }
-    let secret_names: BTreeSet<String> = refs
-        .servers
-        .iter()
-        .flat_map(|s| s.spec.headers.iter().filter_map(|h| h.secret_key_ref.as_ref().map(|r| r.name.clone())))
-        .collect();
-    for name in secret_names {
-        match secrets_api.get_metadata_opt(&name).await? {
-            None => {
-                missing_secrets.insert(name);
-            }
-            Some(m) => {
-                refs.secret_versions.insert(name, m.metadata.resource_version.unwrap_or_default());
-            }
-        }
-    }
     refs.problem = if !missing.is_empty() {
         Some((
             REASON_SERVER_NOT_FOUND,
             format!("McpServer not found in namespace {ns}: {}", missing.join(", ")),
         ))
-    } else if !missing_secrets.is_empty() {
-        let names: Vec<String> = missing_secrets.into_iter().collect();
-        Some((REASON_SECRET_NOT_FOUND, format!("Secret not found in namespace {ns}: {}", names.join(", "))))
     } else if !not_ready.is_empty() {
         Some((
             REASON_SERVER_NOT_READY,
@@ -153,14 +133,13 @@ async fn pipeline(run: &Run<'_, McpGuardPolicy>, policy: &McpGuardPolicy) -> Res
         return unresolved(run, reason, message).await;
     }
     let owner = policy.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let built =
-        match validate(policy, &refs, &run.ctx.settings).and_then(|valid| build(run, &refs, valid, &owner)) {
-            Ok(built) => built,
-            Err(Invalid(errors)) => {
-                let message = format!("the policy cannot be rendered: {}", errors.join("; "));
-                return run.invalid_spec(vec![resolved(run)], message).await;
-            }
-        };
+    let built = match validate(policy, &refs, &run.ctx.settings).and_then(|valid| build(run, valid, &owner)) {
+        Ok(built) => built,
+        Err(Invalid(errors)) => {
+            let message = format!("the policy cannot be rendered: {}", errors.join("; "));
+            return run.invalid_spec(vec![resolved(run)], message).await;
+        }
+    };
     let deployment = match apply_children(run, &built, &owner.uid).await {
         Ok(deployment) => deployment,
         Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![resolved(run)], &e).await,
@@ -223,15 +202,10 @@ struct Built {
 }
 
 /// Build (pure): the executor's objects and its NetworkPolicy.
-fn build(
-    run: &Run<'_, McpGuardPolicy>,
-    refs: &Refs,
-    valid: Valid<'_>,
-    owner: &OwnerReference,
-) -> Result<Built, Invalid> {
+fn build(run: &Run<'_, McpGuardPolicy>, valid: Valid<'_>, owner: &OwnerReference) -> Result<Built, Invalid> {
     let (policy, settings) = (run.obj, &run.ctx.settings);
     let bound: Vec<String> = valid.servers.iter().map(|r| r.binding.name.clone()).collect();
-    let objects = executor::build(policy, &valid.rendered, &bound, &refs.secret_versions, settings, owner);
+    let objects = executor::build(policy, &valid.rendered, &bound, settings, owner);
     let network = network::executor_policy(policy, &valid.servers, settings, owner);
     let (objects, network) = match (objects, network) {
         (Ok(o), Ok(n)) => (o, n),
@@ -295,17 +269,31 @@ async fn status(
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let available_cond = run.available(ready_replicas, run.obj.spec.executor.replicas, "executor");
     let available = available_cond.status == "True";
-    let mut ready_message =
-        if available { "the executor is serving".to_string() } else { "waiting for executor pods".into() };
-    for note in &built.notes {
-        ready_message.push_str("; ");
-        ready_message.push_str(note);
-    }
-    let reason = if available { REASON_READY } else { REASON_PENDING };
-    let ready = run.condition(READY, available, reason, ready_message);
+    // Credentials: only the binding proxy can see whether a Secret (or key) it is given exists.
+    let missing = if available { missing_credentials(run).await } else { BTreeSet::new() };
+    let (resolved_cond, ready, requeue) = if missing.is_empty() {
+        let mut ready_message = if available {
+            "the executor is serving".to_string()
+        } else {
+            "waiting for executor pods".into()
+        };
+        for note in &built.notes {
+            ready_message.push_str("; ");
+            ready_message.push_str(note);
+        }
+        let reason = if available { REASON_READY } else { REASON_PENDING };
+        (resolved(run), run.condition(READY, available, reason, ready_message), RECHECK)
+    } else {
+        let message = discovery::missing_message(&run.ns, &missing);
+        (
+            run.condition(RESOLVED_REFS, false, REASON_SECRET_NOT_FOUND, message.clone()),
+            run.condition(READY, false, REASON_SECRET_NOT_FOUND, message),
+            DISCOVERY_RETRY,
+        )
+    };
     let config_hash = &built.objects.config_hash;
     let status = McpGuardPolicyStatus {
-        conditions: vec![resolved(run), available_cond, ready.clone()],
+        conditions: vec![resolved_cond, available_cond, ready.clone()],
         observed_generation: run.stamp.generation,
         endpoint: Some(executor::endpoint(&run.obj.name_any(), &run.ns)),
         ready_replicas: Some(ready_replicas),
@@ -314,6 +302,20 @@ async fn status(
         config_hash: Some(config_hash.clone()),
     };
     run.report(&status, &ready).await?;
-    info!(ready = available, hash = %config_hash, "reconciled");
-    Ok(Action::requeue(RECHECK))
+    info!(ready = ready.status == "True", hash = %config_hash, "reconciled");
+    Ok(Action::requeue(requeue))
+}
+
+/// The credentials the policy's binding proxy has no value for, asked through discovery (its
+/// `ListTools`). An executor that cannot be asked says nothing here: the bound McpServers' `Discovered`
+/// conditions say why.
+async fn missing_credentials(run: &Run<'_, McpGuardPolicy>) -> BTreeSet<String> {
+    let ctx = run.ctx;
+    match ctx.discovery.servers(&ctx.client, &ctx.settings, run.obj).await {
+        Ok(reports) => discovery::missing_credentials(&reports),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot ask the executor about its credentials");
+            BTreeSet::new()
+        }
+    }
 }

@@ -5,10 +5,8 @@
 //! One function per step, as [`reconcile`] reads: `dereference` → `validate` → `build` → `apply_children`
 //! → `status`. Only dereference, apply and discovery talk to the cluster.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
@@ -77,49 +75,43 @@ async fn pipeline(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action, Erro
     if let Some(refused) = run.reserved_namespace().await {
         return refused;
     }
-    let refs = dereference(&run).await?;
     let target = match validate(&mcp, &ctx.settings) {
         Ok(target) => target,
-        Err(invalid) => return run.invalid_spec(vec![refs], invalid.to_string()).await,
+        Err(invalid) => return run.invalid_spec(Vec::new(), invalid.to_string()).await,
     };
     let built = match build(&mcp, target, &ctx.settings)? {
         Ok(built) => built,
-        Err(invalid) => return run.invalid_spec(vec![refs], invalid.to_string()).await,
+        Err(invalid) => return run.invalid_spec(Vec::new(), invalid.to_string()).await,
     };
     let served = match apply_children(&run, built).await {
         Ok(served) => served,
-        Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![refs], &e).await,
+        Err(e @ Error::NotOwned { .. }) => return run.not_owned(Vec::new(), &e).await,
         Err(e) => return Err(e),
     };
     let found = discovery::discover(&ctx, &mcp, &run.ns).await;
+    let refs = resolved_refs(&run, &found);
     let action = status(&run, refs, served, found).await?;
     ctx.succeeded(&run.key);
     Ok(action)
 }
 
-/// Dereference: the Secrets of its headers, as metadata only (the operator never reads Secret values).
-/// Returns the `ResolvedRefs` condition: a missing Secret makes the server not Ready, not invalid.
-async fn dereference(run: &Run<'_, McpServer>) -> Result<Condition, Error> {
-    let secrets: Api<Secret> = Api::namespaced(run.ctx.client.clone(), &run.ns);
-    let names: BTreeSet<&str> = run
-        .obj
-        .spec
-        .headers
-        .iter()
-        .filter_map(|h| h.secret_key_ref.as_ref().map(|r| r.name.as_str()))
-        .collect();
-    let mut missing = Vec::new();
-    for n in names {
-        if secrets.get_metadata_opt(n).await?.is_none() {
-            missing.push(n);
-        }
+/// The `ResolvedRefs` condition: the Secrets of its headers exist as far as the binding proxies of the
+/// policies that bind it can tell (the operator has no access to Secrets). A missing one makes the
+/// server not Ready, not invalid.
+fn resolved_refs(run: &Run<'_, McpServer>, found: &Discovery) -> Condition {
+    if found.missing_credentials.is_empty() {
+        return run.condition(RESOLVED_REFS, true, REASON_RESOLVED, String::new());
     }
-    Ok(if missing.is_empty() {
-        run.condition(RESOLVED_REFS, true, REASON_RESOLVED, String::new())
-    } else {
-        let message = format!("Secret not found in namespace {}: {}", run.ns, missing.join(", "));
-        run.condition(RESOLVED_REFS, false, REASON_SECRET_NOT_FOUND, message)
-    })
+    let missing = found.missing_credentials.keys().cloned().collect();
+    let mut policies: Vec<&str> = found.missing_credentials.values().flatten().map(String::as_str).collect();
+    policies.sort_unstable();
+    policies.dedup();
+    let message = format!(
+        "{} (reported by McpGuardPolicy {})",
+        discovery::missing_message(&run.ns, &missing),
+        policies.join(", ")
+    );
+    run.condition(RESOLVED_REFS, false, REASON_SECRET_NOT_FOUND, message)
 }
 
 /// Where the server runs, once the spec says exactly one place.
