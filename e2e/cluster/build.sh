@@ -5,7 +5,7 @@
 # package registries are reachable, and the Go module proxy serves the source of every component.
 #
 # Layout:   ${MCP_GUARD_CACHE:-$HOME/.cache/mcp-guard}/cluster/<component>-<version>/bin/<binary>
-# Usage:    e2e/cluster/build.sh [kubernetes] [etcd] [helm] [kube-router]    (default: all)
+# Usage:    e2e/cluster/build.sh [kubernetes] [etcd] [helm] [kube-router] [coredns]    (default: all)
 #
 # A component whose binaries are already cached is skipped, so a second run takes seconds. Go's module
 # cache (~/go/pkg/mod) and build cache (~/.cache/go-build) stay at their defaults, so even a rebuild of a
@@ -195,11 +195,30 @@ build_kube_router() {
   "$dest/bin/kube-router" --version >&2 || true
 }
 
+# --- CoreDNS ---------------------------------------------------------------------------------------
+# The cluster DNS (run as a pod by up.sh). Its main package is the module root and its go.mod has no
+# replace lines, so `go install github.com/coredns/coredns@version` builds it directly, with the plugin
+# set of the release (core/plugin/zplugin.go is generated and committed upstream). Build tag and
+# ldflags as in CoreDNS's own Makefile (grpcnotrace drops gRPC's x/net/trace dependency).
+build_coredns() {
+  local dest="$CACHE/coredns-$COREDNS_VERSION" tmp ldflags
+  if cached "$dest" coredns; then
+    log "coredns $COREDNS_VERSION: cached in $dest/bin"
+    return
+  fi
+  ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+  tmp="$(mktemp -d "$CACHE/.tmp-coredns.XXXXXX")"
+  GOBIN="$tmp" "${NICE[@]}" go install -trimpath -tags grpcnotrace -ldflags "$ldflags" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  install_bins "$tmp" "$dest"
+  "$dest/bin/coredns" -version >&2
+}
+
 main() {
   mkdir -p "$CACHE" "$SRC"
   rm -rf "$CACHE"/.tmp-* # leftovers of an interrupted run
   local -a want=("$@")
-  ((${#want[@]})) || want=(kubernetes etcd kube-router helm)
+  ((${#want[@]})) || want=(kubernetes etcd kube-router helm coredns)
   local total_start c
   total_start=$(date +%s)
   for c in "${want[@]}"; do
@@ -208,7 +227,8 @@ main() {
       etcd) phase "etcd $ETCD_VERSION" build_etcd ;;
       helm) phase "helm $HELM_VERSION" build_helm ;;
       kube-router) phase "kube-router $KUBE_ROUTER_VERSION" build_kube_router ;;
-      *) log "unknown component: $c (expected kubernetes, etcd, helm, kube-router)"; exit 2 ;;
+      coredns) phase "coredns $COREDNS_VERSION" build_coredns ;;
+      *) log "unknown component: $c (expected kubernetes, etcd, helm, kube-router, coredns)"; exit 2 ;;
     esac
   done
   log "all done in $(($(date +%s) - total_start))s; binaries under $CACHE"

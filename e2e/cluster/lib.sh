@@ -18,11 +18,16 @@ K8S_BIN="$CACHE/kubernetes-$K8S_VERSION/bin"
 ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin"
 HELM_BIN="$CACHE/helm-$HELM_VERSION/bin"
 KUBE_ROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin"
+COREDNS_BIN="$CACHE/coredns-$COREDNS_VERSION/bin"
 
 # Cluster network layout. Pod and service ranges are private ranges that exist only inside this machine
 # (pods live in network namespaces the cluster creates; service IPs are virtual, DNAT'ed by kube-proxy).
 SERVICE_CIDR=10.96.0.0/16
 FIRST_SERVICE_IP=10.96.0.1
+# Cluster DNS: the kube-dns Service (CoreDNS) has this fixed ClusterIP inside SERVICE_CIDR; the kubelet
+# hands it to pods as their nameserver (clusterDNS), with search domains under CLUSTER_DOMAIN.
+CLUSTER_DNS_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
 CLUSTER_CIDR=10.244.0.0/16
 NODE_NAME="${MCP_GUARD_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}"
 # The node IP: the address of the interface that carries the default route (this machine's own address),
@@ -39,6 +44,7 @@ NODE_IP="${MCP_GUARD_NODE_IP:-$(node_ip_default)}"
 # kubelet's default pull policy is IfNotPresent and never tries a registry.
 PAUSE_IMAGE=mcp-guard.local/pause:3.10
 BUSYBOX_IMAGE=mcp-guard.local/busybox:1.35
+COREDNS_IMAGE="mcp-guard.local/coredns:${COREDNS_VERSION#v}"
 
 COMPONENTS_START_ORDER=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy kube-router)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a real single-node Kubernetes cluster on this machine, from the binaries build.sh cached:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd (Debian's), kubelet,
-# kube-proxy (iptables mode) and kube-router (NetworkPolicy enforcement only), with the CNI bridge plugin.
+# kube-proxy (iptables mode) and kube-router (NetworkPolicy enforcement only), with the CNI bridge plugin;
+# then CoreDNS as the cluster DNS, a pod in kube-system behind the kube-dns Service.
 #
 # Why not kind/k3d/minikube: no Docker engine and no release downloads here. Why each component runs as
 # a plain host process: no systemd as PID 1; the flags follow hack/local-up-cluster.sh of Kubernetes.
@@ -15,7 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (containerd, kubelet, iptables)"
 [[ -n $NODE_IP ]] || die "cannot tell this machine's address; set MCP_GUARD_NODE_IP"
-for b in "$ETCD_BIN/etcd" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kubelet" "$K8S_BIN/kubectl" "$KUBE_ROUTER_BIN/kube-router"; do
+for b in "$ETCD_BIN/etcd" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kubelet" "$K8S_BIN/kubectl" "$KUBE_ROUTER_BIN/kube-router" \
+  "$COREDNS_BIN/coredns"; do
   [[ -x $b ]] || die "missing $b: run e2e/cluster/build.sh first"
 done
 for c in "${COMPONENTS_START_ORDER[@]}"; do
@@ -195,6 +197,119 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mcp-guar
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: system:kube-router}]
 EOF
 
+# Cluster DNS: CoreDNS as a Deployment in kube-system behind the kube-dns Service. Created now, so the
+# scheduler places it the moment the node is Ready (its image is imported before the kubelet starts);
+# up.sh waits for it to be Ready at the very end.
+#  - Port: CoreDNS listens on 53 in its pod, as everywhere else, because NetworkPolicy matches the pod's
+#    port after the Service's translation: the operator's executor policies (and most "allow DNS" rules)
+#    open egress to kube-system on port 53 only, so a pod port 1053 behind Service port 53 would be
+#    blocked. It binds 53 as a non-root user with no capability at all (drop ALL) through the pod sysctl
+#    net.ipv4.ip_unprivileged_port_start=53: namespaced (this pod's network only) and on the kubelet's
+#    safe list. NET_BIND_SERVICE would not work here anyway: containerd 1.6 gives a non-root process no
+#    ambient capabilities, and our image's binary carries no file capabilities.
+#  - RBAC, least privilege: the kubernetes plugin lists/watches services, endpointslices and namespaces;
+#    pods only with `pods verified`, which we do not use (pod A records stay off), so no pod access.
+#  - Corefile: no `forward` (nothing upstream, and no lookup may leave the machine): names outside the
+#    cluster zones get SERVFAIL at once, and the kubernetes plugin answers NXDOMAIN for the rest of
+#    cluster.local and the reverse zones. `log` logs every query (tests grep it). The kubernetes plugin's
+#    default TTL of 5 s (not kubeadm's 30) bounds what `cache 30` keeps: tests delete and recreate
+#    namespaces and Services under the same names, and must not get the old address for 30 s.
+must_wait 30 "namespace kube-system" kube-apiserver kubectl_admin get namespace kube-system
+kubectl_admin apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: mcp-guard:coredns}
+rules:
+- apiGroups: [""]
+  resources: [services, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: mcp-guard:coredns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mcp-guard:coredns}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health :8080
+        ready :8181
+        log
+        kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa
+        cache 30
+        loop
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      priorityClassName: system-cluster-critical
+      # The node's resolv.conf (nameserver 127.0.0.1), not itself; CoreDNS never forwards anyway.
+      dnsPolicy: Default
+      terminationGracePeriodSeconds: 5
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile: {type: RuntimeDefault}
+        sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "53"}]
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 1}
+        livenessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 10, failureThreshold: 5}
+        resources:
+          requests: {cpu: 50m, memory: 32Mi}
+          limits: {memory: 170Mi}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+      volumes:
+      - name: config
+        configMap: {name: coredns, items: [{key: Corefile, path: Corefile}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
+spec:
+  selector: {k8s-app: kube-dns}
+  clusterIP: $CLUSTER_DNS_IP
+  ports:
+  - {name: dns, port: 53, targetPort: dns, protocol: UDP}
+  - {name: dns-tcp, port: 53, targetPort: dns-tcp, protocol: TCP}
+EOF
+
 start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --kubeconfig "$STATE/kube-controller-manager.kubeconfig" \
   --authentication-kubeconfig "$STATE/kube-controller-manager.kubeconfig" \
@@ -248,7 +363,7 @@ must_wait 30 "containerd socket" containerd ctr --address "$CONTAINERD_SOCK" ver
 
 # Local images: the sandbox (pause) image, and a static busybox (Debian's busybox-static) for test
 # clients and servers. Its entrypoint is /bin/busybox, so `args: [sleep, "60"]` or a `command` both work.
-log "building and importing $PAUSE_IMAGE and $BUSYBOX_IMAGE"
+log "building and importing $PAUSE_IMAGE, $BUSYBOX_IMAGE and $COREDNS_IMAGE"
 mkdir -p "$STATE/images/pause" "$STATE/images/busybox/bin"
 gcc -static -Os -s -o "$STATE/images/pause/pause" "$CLUSTER_HERE/images/pause.c"
 "$CLUSTER_HERE/pack-image.sh" -o "$STATE/images/pause.tar" --import "$CONTAINERD_SOCK" \
@@ -259,9 +374,17 @@ for applet in $(/bin/busybox --list); do
 done
 "$CLUSTER_HERE/pack-image.sh" -o "$STATE/images/busybox.tar" --import "$CONTAINERD_SOCK" \
   "$BUSYBOX_IMAGE" "$STATE/images/busybox" /bin/busybox
+# CoreDNS: the static binary alone (its Corefile comes from a ConfigMap). A hard link when the cache is
+# on the same filesystem, so the 75 MB binary is not copied.
+mkdir -p "$STATE/images/coredns"
+ln "$COREDNS_BIN/coredns" "$STATE/images/coredns/coredns" 2>/dev/null ||
+  cp "$COREDNS_BIN/coredns" "$STATE/images/coredns/coredns"
+"$CLUSTER_HERE/pack-image.sh" -o "$STATE/images/coredns.tar" --import "$CONTAINERD_SOCK" \
+  "$COREDNS_IMAGE" "$STATE/images/coredns" /coredns
 
-# Pods get a resolv.conf that points at their own loopback: there is no cluster DNS, and no lookup may
-# leave the machine.
+# The node's resolv.conf as the kubelet sees it. Only pods with dnsPolicy Default (CoreDNS itself) or
+# host networking get it as is: it points at their own loopback, so no lookup may leave the machine.
+# Every other pod gets nameserver $CLUSTER_DNS_IP (clusterDNS below) and the cluster search domains.
 echo "nameserver 127.0.0.1" >"$STATE/resolv.conf"
 
 cat >"$STATE/kubelet-config.yaml" <<EOF
@@ -286,8 +409,14 @@ imageGCLowThresholdPercent: 99
 # Do not evict test pods because the shared disk is fuller than a production node would like.
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 resolvConf: "$STATE/resolv.conf"
-podLogsDirectory: "$STATE/pod-logs"
+clusterDNS: ["$CLUSTER_DNS_IP"]
+clusterDomain: "$CLUSTER_DOMAIN"
+podLogsDir: "$STATE/pod-logs"
 serializeImagePulls: false
+# How often the kubelet re-syncs each pod, which is when Secret volumes catch up with their Secret (default
+# 1m). The executor's Secret volumes are optional: a Secret created after the pod appears there at the next
+# sync, and the tests wait for that.
+syncFrequency: 10s
 rotateCertificates: false
 serverTLSBootstrap: false
 healthzBindAddress: 127.0.0.1
@@ -353,6 +482,14 @@ must_wait 120 "node $NODE_NAME Ready" kubelet \
   kubectl_admin wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
 # Pods in `default` need its service account, which the controller-manager creates shortly after start.
 must_wait 60 "default service account" kube-controller-manager kubectl_admin -n default get serviceaccount default
+# Cluster DNS Ready: its readiness probe is CoreDNS's /ready, true once the kubernetes plugin has synced.
+if ! kubectl_admin -n kube-system rollout status deployment/coredns --timeout=90s >/dev/null 2>&1; then
+  kubectl_admin -n kube-system get pods -l k8s-app=kube-dns -o wide >&2 || true
+  kubectl_admin -n kube-system describe pods -l k8s-app=kube-dns 2>/dev/null | sed -n '/^Events:/,$p' >&2 || true
+  kubectl_admin -n kube-system logs deployment/coredns --tail=40 >&2 || true
+  die "CoreDNS did not become Ready within 90s (its log: $STATE/pod-logs/kube-system_coredns-*)"
+fi
+log "cluster DNS: CoreDNS Ready behind kube-dns $CLUSTER_DNS_IP"
 for c in "${COMPONENTS_START_ORDER[@]}"; do
   pid_alive "$c" || { tail -n 30 "$LOGS/$c.log" >&2; die "$c exited; see $LOGS/$c.log"; }
 done

@@ -50,8 +50,9 @@ pub fn server_selector_labels(server: &str) -> BTreeMap<String, String> {
     super::labels(&[("app.kubernetes.io/name", "mcp-server"), (super::SERVER_LABEL, server)])
 }
 
-/// The URL the binding proxy uses for a deployed server, given its Service's ClusterIP (the test cluster
-/// has no DNS, and an IP never needs resolving) or, without one, its DNS name.
+/// The URL the binding proxy uses for a deployed server, given its Service's ClusterIP (an IP needs no
+/// lookup, so the binding proxy reaches the server even where cluster DNS is down) or, without one, its
+/// DNS name.
 pub fn server_url(server: &McpServer, deploy: &DeploySpec, cluster_ip: Option<&str>) -> String {
     let name = server.metadata.name.clone().unwrap_or_default();
     let ns = server.metadata.namespace.clone().unwrap_or_default();
