@@ -37,7 +37,7 @@ async fn run_raw(engine: &ProcessEngine, body: &str) -> Outcome {
     let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
     engine
         .execute(ExecutionRequest {
-            code: Prepared { script, positions: PositionMap::default() },
+            code: Prepared { script, positions: PositionMap::default() }.into(),
             limits,
             catalog: host.catalog(),
             host: Arc::new(host),

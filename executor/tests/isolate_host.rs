@@ -174,6 +174,76 @@ async fn a_stuck_native_call_is_killed_at_the_wall_time_limit() {
     }
 }
 
+/// CPU time this process (the executor side) has used.
+fn own_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// The validator's parser is super-linear on some inputs (`fuzz/known-slow/`): on isolate hosts the
+/// code is validated in the host, so such an input costs the executor nothing, ends at the wall-time
+/// limit like any other guest work, and takes its host with it. (On the thread engine the same input
+/// costs the calling process the whole parse: the comparison below.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_built_to_slow_the_validator_is_validated_in_the_host_under_its_limits() {
+    let slow = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/known-slow/validator/slow-unit-4347e5e61c343be48b24d719e1b586bd1afca85b"
+    ))
+    .unwrap_or_else(|_| {
+        // Not UTF-8 as a whole? Then as the lossy text an API caller would have to send.
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/known-slow/validator/slow-unit-4347e5e61c343be48b24d719e1b586bd1afca85b"
+        ))
+        .unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    // What validating it costs where it runs: the thread engine's way.
+    let before = own_cpu();
+    let verdict = mcp_guard_sandbox::validator::validate(
+        &slow,
+        &mcp_guard_sandbox::validator::ValidateOptions { max_code_bytes: 1 << 20 },
+    );
+    let in_process = own_cpu() - before;
+    assert!(verdict.is_err(), "the slow input is not valid code");
+
+    let engine = engine(1);
+    engine.probe().await.unwrap();
+    let pid = *engine.warm_pids().last().unwrap();
+    // Well under the parse's cost: the limit must be what ends it.
+    let wall = (in_process / 4).clamp(Duration::from_millis(50), Duration::from_millis(400));
+    let before = own_cpu();
+    let start = Instant::now();
+    let o = sandbox(&engine).run_as("slow", &slow, &limits(wall)).await.unwrap();
+    let answered = start.elapsed();
+    let executor_cpu = own_cpu() - before;
+    assert_eq!(limit(&o), LimitKind::WallTime, "{o:?}");
+    let gone = gone_within(pid, Duration::from_secs(3)).await;
+    println!(
+        "validating in process: {in_process:?} of CPU; in a host: answered after {answered:?} (wall limit \
+         {wall:?}), host gone {gone:?} later, executor CPU {executor_cpu:?}"
+    );
+    assert!(
+        executor_cpu < in_process / 2,
+        "the executor spent {executor_cpu:?} of CPU; validating in process costs {in_process:?}"
+    );
+    // A valid program still runs (validated in its host too), with positions mapped to the source.
+    let o = sandbox(&engine)
+        .run_as("slow", "const x = 1;\nthrow new Error('at line 2')", &limits(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(threw(&o), ("Error", "at line 2"));
+    let mcp_guard_sandbox::outcome::Status::Threw { error } = &o.status else { unreachable!() };
+    assert!(error.stack.contains(":2:"), "{}", error.stack);
+    // And code the validator refuses is refused, from the host.
+    let o = sandbox(&engine).run_as("slow", "eval('1')", &limits(Duration::from_secs(5))).await.unwrap();
+    assert!(matches!(o.status, mcp_guard_sandbox::outcome::Status::Rejected { .. }), "{o:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_dies_gives_a_crash_outcome_and_the_next_execution_works() {
     let engine = engine(1);

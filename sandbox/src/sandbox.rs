@@ -6,7 +6,7 @@ use mcp_guard_crds::Limits;
 use mcp_guard_tools::Catalog;
 
 use crate::{
-    engine::{Engine, ExecutionRequest, quickjs::QuickJsEngine},
+    engine::{Code, Engine, ExecutionRequest, quickjs::QuickJsEngine},
     host::{ExecutionInfo, ToolHost},
     outcome::Outcome,
     validator::{self, ValidateOptions},
@@ -67,7 +67,31 @@ impl Sandbox {
     ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
         let execution = Arc::new(ExecutionInfo::new(caller, code));
         self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
-        let options = ValidateOptions { max_code_bytes: limits.code_size.as_usize() };
+        let max_code_bytes = limits.code_size.as_usize();
+        // Isolate hosts validate in the host: the validator's work is then confined and limited.
+        if self.engine.validates_source() {
+            let outcome = if code.len() > max_code_bytes {
+                // Refused before it is copied to a host, with the validator's own answer.
+                match validator::validate(code, &ValidateOptions { max_code_bytes }) {
+                    Err(rejection) => Outcome::rejected(rejection),
+                    Ok(_) => Outcome::host_failure("the code size check failed".into()),
+                }
+            } else {
+                self.engine
+                    .execute(ExecutionRequest {
+                        code: Code::Source { source: code.to_string(), max_code_bytes },
+                        limits: limits.clone(),
+                        catalog: self.catalog.clone(),
+                        host: self.host.clone(),
+                        execution: execution.clone(),
+                        events,
+                    })
+                    .await
+            };
+            self.host.end(&execution, &outcome).await;
+            return Ok((execution, outcome));
+        }
+        let options = ValidateOptions { max_code_bytes };
         // Validation is CPU work proportional to the code (up to `limits.codeSize`): off the async
         // workers, so a large program never delays other requests' I/O.
         let source = code.to_string();
@@ -85,7 +109,7 @@ impl Sandbox {
             Ok(prepared) => {
                 self.engine
                     .execute(ExecutionRequest {
-                        code: prepared,
+                        code: Code::Prepared(prepared),
                         limits: limits.clone(),
                         catalog: self.catalog.clone(),
                         host: self.host.clone(),

@@ -108,7 +108,7 @@ async fn run_as(
     let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
     engine
         .execute(ExecutionRequest {
-            code: Prepared { script, positions: PositionMap::default() },
+            code: Prepared { script, positions: PositionMap::default() }.into(),
             limits: limits.clone(),
             catalog: host.catalog(),
             host: Arc::new(host.clone()),

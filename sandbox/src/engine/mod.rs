@@ -20,11 +20,39 @@ pub mod pool;
 pub mod process;
 pub mod quickjs;
 
+/// The code of an execution, as the engine receives it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum Code {
+    /// Validated and prepared where the engine runs (the in-process engine).
+    Prepared(Prepared),
+    /// The submitted source, to validate in the isolate host, with `limits.codeSize` as
+    /// `max_code_bytes`: the validator's work on an input built to be slow (its parser is super-linear
+    /// on some shapes) then happens in a confined process, on the execution's CPU clock, and ends with
+    /// the host at the wall-time limit, like any other work the guest triggers.
+    Source { source: String, max_code_bytes: usize },
+}
+
+impl From<Prepared> for Code {
+    fn from(prepared: Prepared) -> Self {
+        Code::Prepared(prepared)
+    }
+}
+
+impl Code {
+    /// The prepared code (`None` before validation).
+    pub fn prepared(&self) -> Option<&Prepared> {
+        match self {
+            Code::Prepared(p) => Some(p),
+            Code::Source { .. } => None,
+        }
+    }
+}
+
 /// Everything one execution needs.
 #[derive(Clone)]
 pub struct ExecutionRequest {
-    /// Validated, prepared code.
-    pub code: Prepared,
+    /// The code: prepared, or the source when the engine validates ([`Engine::validates_source`]).
+    pub code: Code,
     /// Limits for this execution.
     pub limits: Limits,
     /// The tools bound into the sandbox as `mcp.<server>.<tool>`.
@@ -52,6 +80,12 @@ pub enum ExecutionEvent {
 pub trait Engine: Send + Sync + 'static {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// Whether this engine takes the submitted source ([`Code::Source`]) and validates it where the
+    /// guest runs, rather than code the caller's process validated.
+    fn validates_source(&self) -> bool {
+        false
+    }
 
     async fn execute(&self, request: ExecutionRequest) -> Outcome;
 }

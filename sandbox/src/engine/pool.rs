@@ -20,8 +20,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Native stack of each isolate thread. QuickJS's stack limit (`limits.stack`, at most 16 MiB) is checked
-/// against this thread's stack, so it must be comfortably larger. Untouched pages cost nothing.
-pub const ISOLATE_THREAD_STACK: usize = 32 * 1024 * 1024;
+/// against this thread's stack, so it must be comfortably larger; and an isolate host validates the code
+/// on this thread, where any accepted nesting must fit (it can start no thread of its own). Untouched
+/// pages cost nothing.
+pub const ISOLATE_THREAD_STACK: usize = 64 * 1024 * 1024;
+const _: () = assert!(ISOLATE_THREAD_STACK >= crate::validator::DEEP_STACK_NEEDED);
 const IDLE_EXIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]

@@ -71,6 +71,20 @@ const DEEP_STACK_BYTES: usize = 64 << 20;
 /// arrow function expression (`async (mcp) => { … }`) is used as that function instead:
 /// `"use strict";\n(<function>\n)`.
 pub fn validate(source: &str, options: &ValidateOptions) -> Result<Prepared, Rejection> {
+    validate_with(source, options, false)
+}
+
+/// The stack a thread needs to validate any accepted nesting inline: what [`validate`] gives its own
+/// thread for deep input (every shape at `depth::MAX_NESTING` passes on half of it in debug builds).
+pub const DEEP_STACK_NEEDED: usize = DEEP_STACK_BYTES;
+
+/// [`validate`] without starting a thread, whatever the nesting: for a thread whose stack is at least
+/// [`DEEP_STACK_NEEDED`] (isolate threads), in a process that may start none (a confined isolate host).
+pub fn validate_on_this_thread(source: &str, options: &ValidateOptions) -> Result<Prepared, Rejection> {
+    validate_with(source, options, true)
+}
+
+fn validate_with(source: &str, options: &ValidateOptions, inline: bool) -> Result<Prepared, Rejection> {
     if source.len() > options.max_code_bytes || u32::try_from(source.len()).is_err() {
         return Err(rejection(
             rules::CODE_TOO_LARGE,
@@ -87,7 +101,7 @@ pub fn validate(source: &str, options: &ValidateOptions) -> Result<Prepared, Rej
         return Err(rejection(rules::EMPTY_CODE, 1, 1, "the code is empty".into()));
     }
     match depth::scan(source) {
-        depth::Scan::Depth(depth) if depth <= INLINE_NESTING => run_guarded(source),
+        depth::Scan::Depth(depth) if inline || depth <= INLINE_NESTING => run_guarded(source),
         depth::Scan::Depth(_) => run_on_deep_stack(source),
         depth::Scan::TooDeep(offset) => {
             let (line, column) = positions::LineIndex::new(source).line_col(offset);

@@ -652,6 +652,10 @@ impl Engine for ProcessEngine {
         "quickjs-process"
     }
 
+    fn validates_source(&self) -> bool {
+        true
+    }
+
     async fn execute(&self, request: ExecutionRequest) -> Outcome {
         let started = Instant::now();
         let limits = request.limits.clone();

@@ -124,7 +124,7 @@ fn close_other_descriptors() {
 async fn warm_up(engine: &QuickJsEngine) {
     let code = Prepared { script: "(async () => 1)".into(), positions: PositionMap::default() };
     let request = ExecutionRequest {
-        code,
+        code: code.into(),
         limits: mcp_guard_crds::Limits::default(),
         catalog: mcp_guard_tools::Catalog::default(),
         host: Arc::new(crate::host::NoTools),

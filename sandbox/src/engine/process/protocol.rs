@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
-    engine::ExecutionEvent,
+    engine::{Code, ExecutionEvent},
     host::{ExecutionInfo, ToolError},
     outcome::Outcome,
-    validator::Prepared,
 };
 
 /// Largest frame either side accepts. Code is capped at 4 MiB (`limits.codeSize`), outputs and tool
@@ -27,7 +26,8 @@ pub const MAX_FRAME: usize = 80 * 1024 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub execution: ExecutionInfo,
-    pub code: Prepared,
+    /// The submitted source (validated in the host) or, from older callers and tests, prepared code.
+    pub code: Code,
     pub limits: Limits,
     /// The bound tools as `(server, tool names)`; the host rebuilds the same catalog (identifiers are
     /// deterministic).

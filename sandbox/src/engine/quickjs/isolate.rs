@@ -22,9 +22,10 @@ use super::{
     control::Control,
 };
 use crate::{
-    engine::{ExecutionEvent, ExecutionRequest},
+    engine::{Code, ExecutionEvent, ExecutionRequest},
     host::ToolError,
     outcome::{ConsoleLevel, ConsoleLine, Status, ThrownError, ToolCallRecord, ToolCallStatus},
+    validator::{self, ValidateOptions},
 };
 
 /// The intrinsics of an isolate's context: everything but `Eval` (see `bytecode.rs`) and `Performance`
@@ -202,8 +203,20 @@ type Completion = (usize, Result<serde_json::Value, ToolError>);
 
 impl Isolate {
     /// Run the execution to its end and return its status. Console lines and tool calls are in the journal.
-    pub(crate) fn run(self) -> Result<Status, IsolateError> {
+    pub(crate) fn run(mut self) -> Result<Status, IsolateError> {
         self.control.start_cpu_clock();
+        // Source from an isolate host's job: validated here, on this confined thread and the execution's
+        // clocks (the host is killed at the wall-time limit if the validator is still at it).
+        if let Code::Source { source, max_code_bytes } = &self.request.code {
+            let options = ValidateOptions { max_code_bytes: *max_code_bytes };
+            match validator::validate_on_this_thread(source, &options) {
+                Ok(prepared) => self.request.code = Code::Prepared(prepared),
+                Err(rejection) => return Ok(Status::Rejected { rejection }),
+            }
+        }
+        let Some(prepared) = self.request.code.prepared() else {
+            return Err(IsolateError("the code was not validated".into()));
+        };
         let limits = &self.request.limits;
         let allocator =
             MeteredAllocator::new(limits.memory.as_usize(), self.meter.clone(), self.control.clone());
@@ -214,7 +227,7 @@ impl Isolate {
         // Compiled in this runtime, with every limit in place: QuickJS's parser never calls the interrupt
         // handler, but it allocates as it goes, and the metered allocator checks the CPU and wall-time
         // limits (see `alloc.rs`), so a program built to compile slowly stops at its limit.
-        let user = match bytecode::compile_in_runtime(&rt, &self.request.code.script, SCRIPT_NAME) {
+        let user = match bytecode::compile_in_runtime(&rt, &prepared.script, SCRIPT_NAME) {
             Ok(b) => b,
             Err(_) if self.control.tripped().is_some() => return Ok(self.limit_status()),
             Err(e) => {
@@ -291,7 +304,10 @@ impl Isolate {
             let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
             let (Some(l), Some(c)) = (nums.next(), nums.next()) else { continue };
             let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
-            let Some((line_no, col)) = self.request.code.positions.original(l, c) else { continue };
+            let Some((line_no, col)) = self.request.code.prepared().and_then(|p| p.positions.original(l, c))
+            else {
+                continue;
+            };
             let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
             let func = if func.is_empty()
                 || func.contains(&marker)
