@@ -16,13 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, ToolSummary};
 
 use crate::build::config::secret_key_of;
-use crate::build::executor::{GRPC_PORT, audience, executor_name};
+use crate::build::executor::{GRPC_PORT, audience, executor_name, executor_selector_labels};
 use crate::build::{OperatorIdentity, Settings};
 
 mod merge;
@@ -214,7 +214,53 @@ impl Discoverer {
             .and_then(|s| s.cluster_ip)
             .filter(|ip| !ip.is_empty() && ip != "None")
             .ok_or_else(|| format!("the executor Service {service} has no ClusterIP yet"))?;
-        let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
+        self.ask(client, settings, policy, &ip).await
+    }
+
+    /// Like [`Discoverer::servers`], asking one running executor pod directly (the first by name), Ready
+    /// or not: an executor whose binding proxy cannot connect a server (a Secret missing, say) is not
+    /// Ready, so its Service has no endpoint, yet it can say why.
+    pub async fn servers_of_a_pod(
+        &self,
+        client: &Client,
+        settings: &Settings,
+        policy: &McpGuardPolicy,
+    ) -> Result<Vec<ServerReport>, String> {
+        let ns = policy.namespace().ok_or("the policy has no namespace")?;
+        let name = policy.name_any();
+        let selector: Vec<String> =
+            executor_selector_labels(&name).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let list = pods
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await
+            .map_err(|e| format!("cannot list the executor pods of {name}: {e}"))?;
+        let mut running: Vec<(String, String)> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let status = p.status?;
+                (status.phase.as_deref() == Some("Running")).then_some(())?;
+                Some((p.metadata.name.unwrap_or_default(), status.pod_ip.filter(|ip| !ip.is_empty())?))
+            })
+            .collect();
+        running.sort();
+        let (_, ip) =
+            running.into_iter().next().ok_or_else(|| format!("no executor pod of {name} runs yet"))?;
+        self.ask(client, settings, policy, &ip).await
+    }
+
+    /// `ListTools` of the executor at `ip`, as a discovery caller of `policy`.
+    async fn ask(
+        &self,
+        client: &Client,
+        settings: &Settings,
+        policy: &McpGuardPolicy,
+        ip: &str,
+    ) -> Result<Vec<ServerReport>, String> {
+        let (ns, name) = (policy.namespace().unwrap_or_default(), policy.name_any());
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
         let endpoint = format!("http://{host}:{GRPC_PORT}");
         let token = match policy.spec.callers.auth {
             CallerAuth::ServiceAccountToken => {

@@ -343,7 +343,9 @@ fn a_policy_without_token_review_does_not_reach_the_api_server() {
     let spec = np.spec.unwrap();
     assert_eq!(spec.egress.unwrap().len(), 2, "DNS and the bound server only");
     let ingress = spec.ingress.unwrap();
-    assert_eq!(ingress.len(), 1, "without authentication the operator is not admitted");
+    // The operator still asks the executor about missing credentials and tools (gRPC port only).
+    assert_eq!(ingress.len(), 2, "callers, and the operator");
+    assert_eq!(ingress[1].ports.clone().unwrap().len(), 1);
     let from = ingress[0].from.clone().unwrap();
     assert_eq!(
         from[0].namespace_selector.clone().unwrap().match_expressions.unwrap()[0].values,

@@ -147,6 +147,28 @@ async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
     assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
 }
 
+/// The children of policy `open` (fixture `policy-open.yaml`) as its reconcile applies them, in order,
+/// the Deployment answering with one ready replica; returns the ConfigMap and the Deployment as applied.
+/// One replica: no PodDisruptionBudget, and a stale one of its own is removed. No TokenReview (`auth:
+/// none`): no ClusterRoleBinding may linger (under either name).
+async fn open_children_applied(api: &mut ApiServer) -> (Value, Value) {
+    let cm = api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
+        .await;
+    api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
+    let dep = api
+        .create(
+            "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
+            json!({"status": {"readyReplicas": 1}}),
+        )
+        .await;
+    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
+    (cm, dep)
+}
+
 /// The operator has no access to Secrets: the executor starts (its Secret volumes are optional), its
 /// binding proxy reports the file it finds nothing at, and the policy says which Secret key is missing.
 #[tokio::test]
@@ -177,28 +199,27 @@ async fn a_secret_the_binding_proxy_cannot_read_is_named_and_the_policy_is_not_r
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
     // No Secret is read: every child is applied, the Secret volume optional.
-    api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
-    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
-    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
-        .await;
-    api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
-    let dep = api
-        .create(
-            "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
-            json!({"status": {"readyReplicas": 1}}),
-        )
-        .await;
+    let (_, dep) = open_children_applied(&mut api).await;
     let volumes = dep["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
     let secret = volumes.iter().find(|v| v.get("secret").is_some()).unwrap();
     assert_eq!(secret["secret"]["secretName"], "time-key");
     assert_eq!(secret["secret"]["optional"], true);
-    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
-    // The executor is asked (as discovery asks it) what its binding proxy cannot read.
-    api.expect(Method::GET, "/api/v1/namespaces/team-a/services/open-mcp-guard", 200, |_| {
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "open-mcp-guard", "namespace": "team-a"},
-               "spec": {"clusterIP": "10.96.5.6"}})
+    // A running executor pod is asked directly (as discovery asks) what its binding proxy cannot read:
+    // not Ready, it is behind no Service endpoint. A terminating one and one without an address are
+    // passed over.
+    api.expect(Method::GET, "/api/v1/namespaces/team-a/pods", 200, |_| {
+        let pod = |name: &str, phase: &str, ip: Option<&str>, deleting: bool| {
+            let mut p = json!({"metadata": {"name": name, "namespace": "team-a"},
+                               "status": {"phase": phase, "podIP": ip}});
+            if deleting {
+                p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            p
+        };
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+               "items": [pod("open-a", "Running", Some("10.244.0.9"), true),
+                         pod("open-b", "Pending", None, false),
+                         pod("open-c", "Running", Some("10.244.0.6"), false)]})
     })
     .await;
     let status = api.status(&format!("{POLICIES}/open/status")).await;
@@ -214,7 +235,7 @@ async fn a_secret_the_binding_proxy_cannot_read_is_named_and_the_policy_is_not_r
     api.done().await;
     // Asked again soon: no Secret watch brings it back when the Secret appears.
     assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(15)));
-    assert_eq!(executors.calls.lock().unwrap().clone(), [("http://10.96.5.6:9090".to_string(), None)]);
+    assert_eq!(executors.calls.lock().unwrap().clone(), [("http://10.244.0.6:9090".to_string(), None)]);
 }
 
 #[tokio::test]
@@ -225,30 +246,21 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    let cm = api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    let (cm, dep) = open_children_applied(&mut api).await;
     let config =
         mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm").unwrap();
     assert_eq!(config.servers[0].url.as_deref(), Some("http://10.96.0.50:8080/mcp"));
     assert_eq!(cm["metadata"]["ownerReferences"][0]["controller"], true);
-    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
-    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
-        .await;
-    api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
-    let dep = api
-        .create(
-            "/apis/apps/v1/namespaces/team-a/deployments/open-mcp-guard",
-            json!({"status": {"readyReplicas": 1}}),
-        )
-        .await;
     let hash = dep["spec"]["template"]["metadata"]["annotations"]["mcpguard.io/config-hash"].clone();
-    // One replica: no PodDisruptionBudget, and a stale one of its own is removed.
-    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
-    // No TokenReview (`auth: none`): no ClusterRoleBinding may linger (under either name).
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
     // Its binding proxy is asked for missing credentials; an executor that cannot be asked changes
     // nothing (the servers' Discovered conditions say why).
-    api.not_found(Method::GET, "/api/v1/namespaces/team-a/services/open-mcp-guard").await;
+    api.expect(
+        Method::GET,
+        "/api/v1/namespaces/team-a/pods",
+        200,
+        |_| json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+    )
+    .await;
     let status = api.status(&format!("{POLICIES}/open/status")).await;
     assert_eq!(condition(&status, "Ready")["status"], "True");
     assert_eq!(condition(&status, "Available")["status"], "True");

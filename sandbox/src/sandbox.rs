@@ -68,48 +68,27 @@ impl Sandbox {
         let execution = Arc::new(ExecutionInfo::new(caller, code));
         self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
         let max_code_bytes = limits.code_size.as_usize();
-        // Isolate hosts validate in the host: the validator's work is then confined and limited.
-        if self.engine.validates_source() {
-            let outcome = if code.len() > max_code_bytes {
-                // Refused before it is copied to a host, with the validator's own answer.
-                match validator::validate(code, &ValidateOptions { max_code_bytes }) {
-                    Err(rejection) => Outcome::rejected(rejection),
-                    Ok(_) => Outcome::host_failure("the code size check failed".into()),
-                }
-            } else {
-                self.engine
-                    .execute(ExecutionRequest {
-                        code: Code::Source { source: code.to_string(), max_code_bytes },
-                        limits: limits.clone(),
-                        catalog: self.catalog.clone(),
-                        host: self.host.clone(),
-                        execution: execution.clone(),
-                        events,
-                    })
-                    .await
-            };
-            self.host.end(&execution, &outcome).await;
-            return Ok((execution, outcome));
-        }
-        let options = ValidateOptions { max_code_bytes };
-        // Validation is CPU work proportional to the code (up to `limits.codeSize`): off the async
-        // workers, so a large program never delays other requests' I/O.
-        let source = code.to_string();
-        let validated = match tokio::task::spawn_blocking(move || validator::validate(&source, &options))
-            .await
-        {
-            Ok(result) => result,
-            // Only a panic in the validator (a bug) gets here: validating inline lets it surface in the
-            // caller's task, which reports it as an internal error.
-            Err(_) => {
-                validator::validate(code, &ValidateOptions { max_code_bytes: limits.code_size.as_usize() })
+        let prepared = if self.engine.validates_source() && code.len() <= max_code_bytes {
+            // Isolate hosts validate in the host: the validator's work is then confined and limited.
+            Ok(Code::Source { source: code.to_string(), max_code_bytes })
+        } else {
+            // Validation is CPU work proportional to the code (up to `limits.codeSize`): off the async
+            // workers, so a large program never delays other requests' I/O. (Code over the size limit
+            // is refused at once, whatever the engine.)
+            let options = ValidateOptions { max_code_bytes };
+            let source = code.to_string();
+            match tokio::task::spawn_blocking(move || validator::validate(&source, &options)).await {
+                Ok(result) => result.map(Code::Prepared),
+                // Only a panic in the validator (a bug) gets here: validating inline lets it surface in
+                // the caller's task, which reports it as an internal error.
+                Err(_) => validator::validate(code, &ValidateOptions { max_code_bytes }).map(Code::Prepared),
             }
         };
-        let outcome = match validated {
-            Ok(prepared) => {
+        let outcome = match prepared {
+            Ok(code) => {
                 self.engine
                     .execute(ExecutionRequest {
-                        code: Code::Prepared(prepared),
+                        code,
                         limits: limits.clone(),
                         catalog: self.catalog.clone(),
                         host: self.host.clone(),

@@ -144,6 +144,7 @@ const OPERATOR_MAY: &[(&str, &str, &[&str])] = &[
     ("apps", "deployments", &["get", "list", "watch", "create", "patch"]),
     ("networking.k8s.io", "networkpolicies", &["get", "list", "watch", "create", "patch"]),
     ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch", "delete"]),
+    ("", "pods", &["list"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("discovery.k8s.io", "endpointslices", &["list"]),
     ("rbac.authorization.k8s.io", "clusterrolebindings", &["get", "create", "patch", "delete"]),
@@ -162,6 +163,7 @@ const WATCHED: &[&str] = &[
     "deployments",
     "networkpolicies",
     "poddisruptionbudgets",
+    "pods",
     "events",
 ];
 

@@ -991,6 +991,37 @@ fn tenant_cannot_use_the_operator_as_a_deputy() -> R {
     })?;
 
     let mut failures: Vec<String> = Vec::new();
+    // The operator itself holds no Secret verb (RBAC cannot grant "metadata only"), as the API server
+    // answers for its ServiceAccount; listing pods (to ask a running executor) is the control.
+    let operator_ns =
+        std::env::var("MCP_GUARD_E2E_OPERATOR_NS").unwrap_or_else(|_| "mcp-guard-system".into());
+    let d =
+        get_json(&["-n", &operator_ns, "deployments", "-l", "app.kubernetes.io/name=mcp-guard-operator"])?;
+    let account = d["items"][0]["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .ok_or("the operator Deployment names no ServiceAccount")?;
+    let operator = format!("system:serviceaccount:{operator_ns}:{account}");
+    // `kubectl auth can-i` prints yes/no and exits 1 for no, with nothing on stderr.
+    let can = |verb: &str, resource: &str| match kubectl_as(
+        &operator,
+        &["auth", "can-i", verb, resource, "--all-namespaces"],
+        None,
+    ) {
+        Ok(out) => Ok(out.trim() == "yes"),
+        Err(e) if e.is_empty() => Ok(false),
+        Err(e) => Err(e),
+    };
+    for verb in ["get", "list", "watch"] {
+        match can(verb, "secrets") {
+            Ok(false) => println!("   refused: the operator's account cannot {verb} Secrets"),
+            Ok(true) => failures.push(format!("the operator's account can {verb} Secrets")),
+            Err(e) => failures.push(format!("kubectl auth can-i {verb} secrets: {e}")),
+        }
+    }
+    match can("list", "pods") {
+        Ok(true) => println!("   allowed (control): the operator's account can list pods"),
+        other => failures.push(format!("control: the operator's account should list pods: {other:?}")),
+    }
     let mut check = |what: &str, result: R<String>, want: Option<&[&str]>| match (result, want) {
         (Ok(_), None) => println!("   accepted (control): {what}"),
         (Err(e), None) => failures.push(format!("{what}: should be accepted: {e}")),

@@ -145,12 +145,12 @@ pub fn executor_policy(
     }
     let mut ingress =
         vec![NetworkPolicyIngressRule { from: Some(from), ports: Some(vec![tcp(GRPC_PORT), tcp(MCP_PORT)]) }];
-    // The operator's own pods, on the gRPC port only, to list the bound servers (ListTools). With
-    // TokenReview only: there the executor admits the operator as a discovery caller, which cannot
-    // execute; without authentication a network peer could run code.
-    if callers.auth == CallerAuth::ServiceAccountToken
-        && let Some(operator) = &settings.operator
-    {
+    // The operator's own pods, on the gRPC port only, to list the bound servers (ListTools): tool
+    // discovery, and the credentials the binding proxy has no value for (the operator cannot read
+    // Secrets, so this is how a missing one reaches the policy's status). With TokenReview the executor
+    // admits the operator as a discovery caller, which cannot execute. Without authentication (an admin's
+    // opt-in) any admitted peer could run code, the operator too; it can create pods anyway.
+    if let Some(operator) = &settings.operator {
         ingress.push(NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 namespace_selector: Some(selector(labels(&[(NAMESPACE_NAME_LABEL, &operator.namespace)]))),

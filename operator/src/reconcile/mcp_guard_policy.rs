@@ -269,8 +269,10 @@ async fn status(
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     let available_cond = run.available(ready_replicas, run.obj.spec.executor.replicas, "executor");
     let available = available_cond.status == "True";
-    // Credentials: only the binding proxy can see whether a Secret (or key) it is given exists.
-    let missing = if available { missing_credentials(run).await } else { BTreeSet::new() };
+    // Credentials: only the binding proxy can see whether a Secret (or key) it is given exists. Asked
+    // once a pod runs: an executor whose proxy cannot connect a server is not Ready (so not available).
+    let running = ready_replicas > 0 || deployment.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0;
+    let missing = if running { missing_credentials(run).await } else { BTreeSet::new() };
     let (resolved_cond, ready, requeue) = if missing.is_empty() {
         let mut ready_message = if available {
             "the executor is serving".to_string()
@@ -306,12 +308,12 @@ async fn status(
     Ok(Action::requeue(requeue))
 }
 
-/// The credentials the policy's binding proxy has no value for, asked through discovery (its
-/// `ListTools`). An executor that cannot be asked says nothing here: the bound McpServers' `Discovered`
-/// conditions say why.
+/// The credentials the policy's binding proxy has no value for, asked of a running executor pod (its
+/// `ListTools`, as discovery asks). An executor that cannot be asked says nothing here: the bound
+/// McpServers' `Discovered` conditions say why.
 async fn missing_credentials(run: &Run<'_, McpGuardPolicy>) -> BTreeSet<String> {
     let ctx = run.ctx;
-    match ctx.discovery.servers(&ctx.client, &ctx.settings, run.obj).await {
+    match ctx.discovery.servers_of_a_pod(&ctx.client, &ctx.settings, run.obj).await {
         Ok(reports) => discovery::missing_credentials(&reports),
         Err(e) => {
             tracing::debug!(error = %e, "cannot ask the executor about its credentials");
