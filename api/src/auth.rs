@@ -5,7 +5,10 @@
 //! checked against, in order:
 //! - a static token file (`<token> <caller-name>` per line; `#` comments), re-read when it changes;
 //! - the Kubernetes TokenReview API with an audience: the token must be valid *for that audience*, and
-//!   the caller is the reviewed user name (`system:serviceaccount:<namespace>:<name>`).
+//!   the caller is the reviewed user name (`system:serviceaccount:<namespace>:<name>`);
+//! - or, in Kubernetes (where the executor pod cannot reach the API server), the binding proxy, which
+//!   reviews the token for the policy's audience itself; the token then also goes with each execution
+//!   to the proxy, which opens it only for the caller the token names.
 //!
 //! Then the caller must be on the allowed-callers list when there is one (`*` at the end of an entry
 //! matches any rest, e.g. `system:serviceaccount:agents:*`): a valid caller that is not gets
@@ -45,12 +48,14 @@ pub struct Caller {
     pub method: &'static str,
     /// Let in as a discovery caller only: may list and describe tools, may not run code.
     pub discovery_only: bool,
+    /// The bearer token, when the binding proxy reviewed it (it checks it again for each execution).
+    pub token: Option<mcp_guard_sandbox::host::CallerToken>,
 }
 
 impl Caller {
     /// A caller that may run code.
     pub fn new(name: impl Into<String>, method: &'static str) -> Self {
-        Caller { name: name.into(), method, discovery_only: false }
+        Caller { name: name.into(), method, discovery_only: false, token: None }
     }
 
     /// `Ok` when this caller may run code; PERMISSION_DENIED for a discovery-only caller.
@@ -78,6 +83,9 @@ pub struct AuthConfig {
     pub discovery_callers: Vec<String>,
     /// No authentication at all: every request is the caller `anonymous`.
     pub insecure_no_auth: bool,
+    /// Bearer tokens are reviewed by the binding proxy (which reviews them with TokenReview for the
+    /// policy's audience), with the same caches and failure limits as [`AuthConfig::token_review`].
+    pub proxy_review: Option<mcp_guard_binding_client::ProxyToolHost>,
 }
 
 /// Where and how to call the Kubernetes TokenReview API.
@@ -192,11 +200,11 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<Digest32, String>, String>
     Ok(tokens)
 }
 
-/// Kubernetes TokenReview.
+/// Kubernetes TokenReview, asked directly or through the binding proxy.
 #[derive(Debug)]
 struct TokenReview {
-    config: TokenReviewConfig,
-    client: reqwest::Client,
+    backend: Backend,
+    cache_ttl: Duration,
     /// sha256(token) -> (user, when): accepted tokens, for `config.cache_ttl`.
     cache: Mutex<HashMap<Digest32, (String, Instant)>>,
     /// sha256(token) -> when: refused tokens, for [`NEGATIVE_CACHE_TTL`].
@@ -308,6 +316,15 @@ impl FailureLimiter {
     }
 }
 
+/// Who reviews tokens.
+#[derive(Debug)]
+enum Backend {
+    /// The API server.
+    Api { config: TokenReviewConfig, client: reqwest::Client },
+    /// The binding proxy (which asks the API server).
+    Proxy(mcp_guard_binding_client::ProxyToolHost),
+}
+
 /// The answer of [`TokenReview::review`].
 #[derive(Debug, PartialEq, Eq)]
 enum Review {
@@ -319,6 +336,10 @@ enum Review {
     NotJwt,
     /// The peer's failure budget is spent: not sent for review.
     Limited,
+    /// Valid, but the proxy refuses this caller (the message says why).
+    Denied(String),
+    /// Valid, and the proxy admits this caller for discovery only (not cached here).
+    Discoverer(String),
 }
 
 impl TokenReview {
@@ -330,13 +351,21 @@ impl TokenReview {
             builder = builder.tls_certs_only([cert]);
         }
         let client = builder.build().map_err(|e| format!("cannot build the TokenReview client: {e}"))?;
-        Ok(TokenReview {
-            config,
-            client,
+        Ok(Self::with_backend(config.cache_ttl, Backend::Api { config, client }))
+    }
+
+    fn via_proxy(proxy: mcp_guard_binding_client::ProxyToolHost) -> Self {
+        Self::with_backend(Duration::from_secs(30), Backend::Proxy(proxy))
+    }
+
+    fn with_backend(cache_ttl: Duration, backend: Backend) -> Self {
+        TokenReview {
+            backend,
+            cache_ttl,
             cache: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             limiter: FailureLimiter::default(),
-        })
+        }
     }
 
     /// Review `token` sent from `peer`, from the caches when possible; `Err` when the API server cannot
@@ -348,7 +377,7 @@ impl TokenReview {
         let key = digest(token);
         if let Ok(cache) = self.cache.lock()
             && let Some((user, at)) = cache.get(&key)
-            && at.elapsed() < self.config.cache_ttl
+            && at.elapsed() < self.cache_ttl
         {
             return Ok(Review::User(user.clone()));
         }
@@ -360,9 +389,27 @@ impl TokenReview {
         if !self.limiter.try_acquire(peer) {
             return Ok(Review::Limited);
         }
-        let result = self.ask(token, key).await;
+        let result = match &self.backend {
+            Backend::Api { config, client } => self.ask(config, client, token).await,
+            Backend::Proxy(proxy) => match proxy.review_caller(token, peer).await {
+                Ok((user, false)) => Ok(Review::User(user)),
+                Ok((user, true)) => Ok(Review::Discoverer(user)),
+                Err(s) => match s.code() {
+                    tonic::Code::Unauthenticated => Ok(Review::Refused),
+                    tonic::Code::PermissionDenied => Ok(Review::Denied(s.message().to_string())),
+                    tonic::Code::ResourceExhausted => Ok(Review::Limited),
+                    _ => Err(format!("the binding proxy cannot review the token: {}", s.message())),
+                },
+            },
+        };
+        if let Ok(Review::User(user)) = &result
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            let value = (user.clone(), Instant::now());
+            bounded_insert(&mut cache, key, value, MAX_CACHED_REVIEWS, self.cache_ttl, |v| v.1);
+        }
         match &result {
-            Ok(Review::User(_)) => self.limiter.refund(peer),
+            Ok(Review::User(_) | Review::Denied(_) | Review::Discoverer(_)) => self.limiter.refund(peer),
             Ok(Review::Refused) => {
                 if let Ok(mut refused) = self.refused.lock() {
                     bounded_insert(
@@ -381,20 +428,22 @@ impl TokenReview {
     }
 
     /// Ask the API server.
-    async fn ask(&self, token: &str, key: Digest32) -> Result<Review, String> {
-        let own = std::fs::read_to_string(&self.config.token_file)
-            .map_err(|e| format!("cannot read {}: {e}", self.config.token_file.display()))?;
-        let url = format!(
-            "{}/apis/authentication.k8s.io/v1/tokenreviews",
-            self.config.api_server.trim_end_matches('/')
-        );
+    async fn ask(
+        &self,
+        config: &TokenReviewConfig,
+        client: &reqwest::Client,
+        token: &str,
+    ) -> Result<Review, String> {
+        let own = std::fs::read_to_string(&config.token_file)
+            .map_err(|e| format!("cannot read {}: {e}", config.token_file.display()))?;
+        let url =
+            format!("{}/apis/authentication.k8s.io/v1/tokenreviews", config.api_server.trim_end_matches('/'));
         let body = serde_json::json!({
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
-            "spec": { "token": token, "audiences": [self.config.audience] },
+            "spec": { "token": token, "audiences": [config.audience] },
         });
-        let response = self
-            .client
+        let response = client
             .post(&url)
             .bearer_auth(own.trim())
             .json(&body)
@@ -411,18 +460,10 @@ impl TokenReview {
         let authenticated = s["authenticated"].as_bool() == Some(true);
         let audience_ok = s["audiences"]
             .as_array()
-            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(self.config.audience.as_str())));
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(config.audience.as_str())));
         let user = s["user"]["username"].as_str().filter(|u| !u.is_empty());
         match (authenticated, audience_ok, user) {
-            (true, true, Some(user)) => {
-                if let Ok(mut cache) = self.cache.lock() {
-                    let value = (user.to_string(), Instant::now());
-                    bounded_insert(&mut cache, key, value, MAX_CACHED_REVIEWS, self.config.cache_ttl, |v| {
-                        v.1
-                    });
-                }
-                Ok(Review::User(user.to_string()))
-            }
+            (true, true, Some(user)) => Ok(Review::User(user.to_string())),
             _ => {
                 tracing::debug!(
                     authenticated,
@@ -467,7 +508,10 @@ pub fn bearer_token(value: &str) -> Result<&str, ApiError> {
 
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Result<Self, String> {
-        let methods = config.token_file.is_some() || config.token_review.is_some() || config.mtls;
+        let methods = config.token_file.is_some()
+            || config.token_review.is_some()
+            || config.proxy_review.is_some()
+            || config.mtls;
         if !methods && !config.insecure_no_auth {
             return Err(
                 "no caller authentication is configured: give --auth-tokens, --token-review-audience \
@@ -476,7 +520,16 @@ impl Authenticator {
             );
         }
         let token_file = config.token_file.map(TokenFile::load).transpose()?;
-        let token_review = config.token_review.map(TokenReview::new).transpose()?;
+        let token_review = match (config.token_review, config.proxy_review) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "tokens are reviewed either by the API server or by the binding proxy, not both".into()
+                );
+            }
+            (Some(c), None) => Some(TokenReview::new(c)?),
+            (None, Some(proxy)) => Some(TokenReview::via_proxy(proxy)),
+            (None, None) => None,
+        };
         Ok(Authenticator {
             token_file,
             token_review,
@@ -548,7 +601,19 @@ impl Authenticator {
         }
         if let Some(review) = &self.token_review {
             match review.review(token, peer).await {
-                Ok(Review::User(name)) => return Ok(Caller::new(name, "token-review")),
+                Ok(Review::User(name)) => {
+                    let mut caller = Caller::new(name, "token-review");
+                    if matches!(review.backend, Backend::Proxy(_)) {
+                        caller.token = Some(mcp_guard_sandbox::host::CallerToken(token.to_string()));
+                    }
+                    return Ok(caller);
+                }
+                Ok(Review::Denied(message)) => return Err(ApiError::PermissionDenied(message)),
+                Ok(Review::Discoverer(name)) => {
+                    let mut caller = Caller::new(name, "token-review");
+                    caller.discovery_only = true;
+                    return Ok(caller);
+                }
                 Ok(Review::Refused) => {
                     return Err(ApiError::Unauthenticated(
                         "the bearer token is not valid for this audience".into(),

@@ -4,9 +4,9 @@
 //! when the request carries a service-account token that
 //! - the Kubernetes TokenReview API accepts **for this server's audience** (`mcpguard.io/server/<ns>/<name>`:
 //!   the operator projects such a token only into the binding proxies of policies that bind the server),
-//! - and names an MCP Guard executor service account of the server's namespace
-//!   (`system:serviceaccount:<ns>:<policy>-mcp-guard`, which only the operator's own workloads may run
-//!   as: the chart's admission policies refuse any other pod, Deployment or token request for it).
+//! - and names an MCP Guard binding-proxy service account of the server's namespace
+//!   (`system:serviceaccount:<ns>:<policy>-binding-proxy`, which only the operator's own workloads may
+//!   run as: the chart's admission policies refuse any other pod, Deployment or token request for it).
 //!
 //! So the labels a pod carries are not what lets it in: a pod that got past the network with copied
 //! labels has no such token. The token travels in [`IDENTITY_HEADER`], not `Authorization`, which
@@ -38,16 +38,17 @@ pub use mcp_guard_crds::identity::{SERVER_IDENTITY_HEADER as IDENTITY_HEADER, se
 /// The realm of the gate's own refusals (`WWW-Authenticate`), which tells them apart from the server's.
 pub const REALM: &str = "mcp-guard-server-gate";
 
-/// The suffix of executor service accounts (the operator names them `<policy>-mcp-guard`).
-pub const EXECUTOR_ACCOUNT_SUFFIX: &str = "-mcp-guard";
+/// The suffix of binding-proxy service accounts (the operator names them `<policy>-binding-proxy`).
+pub const PROXY_ACCOUNT_SUFFIX: &str = "-binding-proxy";
 
-/// Whether `caller` is an MCP Guard executor service account of `namespace`.
-pub fn is_executor_account(caller: &str, namespace: &str) -> bool {
+/// Whether `caller` is an MCP Guard binding-proxy service account of `namespace`. (Executor accounts
+/// are not: executor pods hold no server token and cannot reach a server.)
+pub fn is_proxy_account(caller: &str, namespace: &str) -> bool {
     caller
         .strip_prefix("system:serviceaccount:")
         .and_then(|rest| rest.strip_prefix(namespace))
         .and_then(|rest| rest.strip_prefix(':'))
-        .and_then(|account| account.strip_suffix(EXECUTOR_ACCOUNT_SUFFIX))
+        .and_then(|account| account.strip_suffix(PROXY_ACCOUNT_SUFFIX))
         .is_some_and(|policy| {
             !policy.is_empty()
                 && policy.len() <= 253
@@ -97,9 +98,9 @@ impl Gate {
             .authenticator
             .authenticate(Some(&format!("Bearer {}", token.trim())), None, Some(peer.ip()))
             .await?;
-        if !is_executor_account(&caller.name, &self.namespace) {
+        if !is_proxy_account(&caller.name, &self.namespace) {
             return Err(ApiError::PermissionDenied(format!(
-                "`{}` is not an MCP Guard executor of namespace {}",
+                "`{}` is not an MCP Guard binding proxy of namespace {}",
                 caller.name, self.namespace
             )));
         }
@@ -221,18 +222,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_executor_accounts_of_the_namespace_pass() {
-        let ok = |c: &str| is_executor_account(c, "team");
-        assert!(ok("system:serviceaccount:team:agents-mcp-guard"));
-        assert!(!ok("system:serviceaccount:team:-mcp-guard"), "no policy name");
-        assert!(!ok("system:serviceaccount:team:agents"), "not an executor account");
-        assert!(!ok("system:serviceaccount:other:agents-mcp-guard"), "another namespace");
-        assert!(!ok("system:serviceaccount:team-b:agents-mcp-guard"), "a namespace with the same prefix");
-        assert!(!ok("system:serviceaccount:teamx:agents-mcp-guard"));
-        assert!(!ok("system:serviceaccount:team:a:b-mcp-guard"), "a colon in the account");
-        assert!(!ok("team:agents-mcp-guard"));
-        assert!(!ok("system:serviceaccount:team:Agents-mcp-guard"), "not a DNS name");
-        assert!(!ok("system:serviceaccount:team:agents-mcp-guard\n"));
+    fn only_binding_proxy_accounts_of_the_namespace_pass() {
+        let ok = |c: &str| is_proxy_account(c, "team");
+        assert!(ok("system:serviceaccount:team:agents-binding-proxy"));
+        assert!(!ok("system:serviceaccount:team:agents-mcp-guard"), "an executor holds no server token");
+        assert!(!ok("system:serviceaccount:team:-binding-proxy"), "no policy name");
+        assert!(!ok("system:serviceaccount:team:agents"), "not a proxy account");
+        assert!(!ok("system:serviceaccount:other:agents-binding-proxy"), "another namespace");
+        assert!(!ok("system:serviceaccount:team-b:agents-binding-proxy"), "a namespace with the same prefix");
+        assert!(!ok("system:serviceaccount:teamx:agents-binding-proxy"));
+        assert!(!ok("system:serviceaccount:team:a:b-binding-proxy"), "a colon in the account");
+        assert!(!ok("team:agents-binding-proxy"));
+        assert!(!ok("system:serviceaccount:team:Agents-binding-proxy"), "not a DNS name");
+        assert!(!ok("system:serviceaccount:team:agents-binding-proxy\n"));
     }
 
     #[test]

@@ -275,11 +275,17 @@ impl ApiState {
         self.metrics.active.inc();
         let _active = scopeguard(|| self.metrics.active.dec());
         tracing::debug!(request_id, caller = %caller.name, "execution starts");
-        self.sandbox().run_with_events(&caller.name, code, &limits, events).await.map_err(|e| match e {
-            SandboxError::HostUnavailable(m) => {
-                ApiError::Unavailable(format!("the binding proxy is unavailable: {m}"))
-            }
-        })
+        self.sandbox()
+            .run_with_events(&caller.name, caller.token.clone(), code, &limits, events)
+            .await
+            .map_err(|e| match e {
+                SandboxError::HostUnavailable(m) => {
+                    ApiError::Unavailable(format!("the binding proxy is unavailable: {m}"))
+                }
+                SandboxError::Refused(m) => {
+                    ApiError::PermissionDenied(format!("the binding proxy refused: {m}"))
+                }
+            })
     }
 }
 

@@ -1,8 +1,14 @@
 //! The executor's side of the internal API: a [`ToolHost`] that forwards every call to the binding
-//! proxy over its Unix socket. The executor holds no credential; this is the only way out. This crate
-//! speaks the wire types of the internal API and converts at its edge; it does not depend on the proxy.
+//! proxy, over its Unix socket locally or over TCP in Kubernetes (where each request carries the
+//! executor pod's own token for the proxy, re-read as the kubelet rotates it). The executor holds no
+//! credential for any upstream; this is the only way out. This crate speaks the wire types of the
+//! internal API and converts at its edge; it does not depend on the proxy.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use hyper_util::rt::TokioIo;
@@ -20,10 +26,110 @@ type Client = pb::binding_proxy_client::BindingProxyClient<Channel>;
 /// A tool host backed by the binding proxy.
 #[derive(Debug, Clone)]
 pub struct ProxyToolHost {
-    client: Client,
+    client: Arc<std::sync::RwLock<Client>>,
+    /// The executor's token for the proxy (TCP only).
+    token: Option<Arc<TokenFile>>,
+    /// Where to connect again (TCP only): see [`ProxyToolHost::reconnect`].
+    endpoint: Option<Endpoint>,
+}
+
+/// How often the token file is read again (the kubelet rotates a projected token at 80% of its life,
+/// at least ten minutes before it expires).
+const TOKEN_REREAD: Duration = Duration::from_secs(30);
+
+/// A token in a file, re-read every [`TOKEN_REREAD`].
+#[derive(Debug)]
+struct TokenFile {
+    path: PathBuf,
+    cached: Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Instant)>>,
+}
+
+impl TokenFile {
+    fn value(&self) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, tonic::Status> {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((value, at)) = cached.as_ref()
+            && at.elapsed() < TOKEN_REREAD
+        {
+            return Ok(value.clone());
+        }
+        let token = std::fs::read_to_string(&self.path).map_err(|e| {
+            tonic::Status::unavailable(format!("cannot read the proxy token {}: {e}", self.path.display()))
+        })?;
+        let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
+            tonic::Status::unavailable(format!("the proxy token in {} is not ASCII", self.path.display()))
+        })?;
+        *cached = Some((Clone::clone(&value), Instant::now()));
+        Ok(value)
+    }
 }
 
 impl ProxyToolHost {
+    /// Connect to the proxy over TCP at `url` (`http://IP:PORT`), sending the token in `token_file`
+    /// with every request (lazily: the first call connects). One HTTP/2 connection carries every
+    /// request, each on its own stream; Nagle is off.
+    pub fn connect_tcp(url: &str, token_file: PathBuf) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::try_from(url.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let client = Arc::new(std::sync::RwLock::new(Self::client_of(endpoint.connect_lazy())));
+        let token = Arc::new(TokenFile { path: token_file, cached: Mutex::new(None) });
+        Ok(ProxyToolHost { client, token: Some(token), endpoint: Some(endpoint) })
+    }
+
+    fn client_of(channel: Channel) -> Client {
+        Client::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn client(&self) -> Client {
+        self.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Over TCP, drop the connection and dial again on the next request. The proxy's answers are all
+    /// gRPC; anything else (a connection that reached another server while the pod's network was
+    /// still being set up, say) is not retried on the same connection.
+    fn reconnect(&self, status: &tonic::Status) {
+        let Some(endpoint) = &self.endpoint else { return };
+        if matches!(
+            status.code(),
+            tonic::Code::Unknown
+                | tonic::Code::Unimplemented
+                | tonic::Code::Internal
+                | tonic::Code::Unavailable
+        ) {
+            tracing::debug!(code = ?status.code(), message = %status.message(), "connecting to the binding proxy again");
+            *self.client.write().unwrap_or_else(|p| p.into_inner()) =
+                Self::client_of(endpoint.connect_lazy());
+        }
+    }
+
+    /// A request carrying the executor's token (over TCP).
+    fn request<T>(&self, message: T) -> Result<tonic::Request<T>, tonic::Status> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert("authorization", token.value()?);
+        }
+        Ok(request)
+    }
+
+    /// The caller a bearer token names, reviewed by the proxy: `(caller, discovery_only)`.
+    pub async fn review_caller(
+        &self,
+        token: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(String, bool), tonic::Status> {
+        let request = self.request(pb::ReviewCallerRequest {
+            token: token.to_string(),
+            peer: peer.map(|p| p.to_string()).unwrap_or_default(),
+        })?;
+        let r = self.client().review_caller(request).await.inspect_err(|e| self.reconnect(e))?.into_inner();
+        Ok((r.caller, r.discovery_only))
+    }
+
     /// Connect to the proxy's socket (lazily: the first call connects).
     pub fn connect(socket: PathBuf) -> anyhow::Result<Self> {
         // The URI is required by tonic but unused: the connector always dials the socket.
@@ -33,15 +139,18 @@ impl ProxyToolHost {
                 let socket = socket.clone();
                 async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
             }));
-        let client = Client::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(ProxyToolHost { client })
+        let client = Arc::new(std::sync::RwLock::new(Self::client_of(channel)));
+        Ok(ProxyToolHost { client, token: None, endpoint: None })
     }
 
     /// The bound servers, their state and their tools' names and schemas.
     pub async fn list_tools(&self) -> Result<Vec<ServerTools>, tonic::Status> {
-        let response = self.client.clone().list_tools(pb::ListToolsRequest {}).await?.into_inner();
+        let response = self
+            .client()
+            .list_tools(self.request(pb::ListToolsRequest {})?)
+            .await
+            .inspect_err(|e| self.reconnect(e))?
+            .into_inner();
         Ok(response.servers.into_iter().map(ServerTools::from).collect())
     }
 
@@ -65,12 +174,18 @@ impl ToolHost for ProxyToolHost {
             execution_id: execution.id.clone(),
             caller: execution.caller.clone(),
             code_sha256: execution.code_sha256.clone(),
+            caller_token: execution.caller_token.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
         };
-        self.client
-            .clone()
-            .begin_execution(request)
-            .await
-            .map_err(|s| ToolError::unavailable(s.message()))?;
+        let request = self.request(request).map_err(|s| ToolError::unavailable(s.message()))?;
+        self.client().begin_execution(request).await.inspect_err(|e| self.reconnect(e)).map_err(
+            |s| match s.code() {
+                // The proxy refused this caller (not a failure of the proxy).
+                tonic::Code::PermissionDenied
+                | tonic::Code::Unauthenticated
+                | tonic::Code::InvalidArgument => ToolError::of(FailureKind::Denied, s.message()),
+                _ => ToolError::unavailable(s.message()),
+            },
+        )?;
         Ok(())
     }
 
@@ -87,11 +202,12 @@ impl ToolHost for ProxyToolHost {
             tool: tool.to_string(),
             arguments_json: arguments.to_string(),
         };
+        let request = self.request(request).map_err(|s| ToolError::unavailable(s.message()))?;
         let response = self
-            .client
-            .clone()
+            .client()
             .call_tool(request)
             .await
+            .inspect_err(|e| self.reconnect(e))
             .map_err(|s| ToolError::unavailable(format!("the binding proxy failed: {}", s.message())))?
             .into_inner();
         match response.result {
@@ -118,7 +234,11 @@ impl ToolHost for ProxyToolHost {
             wall_ms: outcome.metrics.wall_ms,
             cpu_ms: outcome.metrics.cpu_ms,
         };
-        if let Err(e) = self.client.clone().end_execution(request).await {
+        let result = match self.request(request) {
+            Ok(request) => self.client().end_execution(request).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             tracing::warn!(execution = %execution.id, error = %e.message(), "cannot close the execution at the binding proxy");
         }
     }

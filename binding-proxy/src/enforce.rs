@@ -34,12 +34,25 @@ impl Failure {
 
 pub(crate) type KeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
-pub(crate) fn limiter(rate: &Option<Rate>) -> Option<KeyedLimiter> {
-    let rate = rate.as_ref()?;
-    let burst = NonZeroU32::new(rate.requests)?;
-    let period = rate.per.duration().checked_div(rate.requests)?;
-    let quota = Quota::with_period(period)?.allow_burst(burst);
-    Some(RateLimiter::keyed(quota))
+/// The limiter of one proxy replica out of `replicas`: each enforces `requests / replicas` (rounded
+/// down) per `per`, so all replicas together never allow more than `requests`, however calls spread.
+/// `Err` when the rate cannot be shared that way (fewer requests than replicas).
+pub(crate) fn limiter(rate: &Option<Rate>, replicas: u32) -> Result<Option<KeyedLimiter>, String> {
+    let Some(rate) = rate.as_ref() else { return Ok(None) };
+    let share = rate.requests / replicas.max(1);
+    let Some(burst) = NonZeroU32::new(share) else {
+        return Err(format!(
+            "a rate of {} requests cannot be shared by {replicas} binding-proxy replicas (each enforces \
+             an equal share): allow at least {replicas} requests, or run fewer replicas",
+            rate.requests
+        ));
+    };
+    Ok(quota(rate, burst).map(RateLimiter::keyed))
+}
+
+fn quota(rate: &Rate, burst: NonZeroU32) -> Option<Quota> {
+    let period = rate.per.duration().checked_div(burst.get())?;
+    Some(Quota::with_period(period)?.allow_burst(burst))
 }
 
 impl BindingProxy {

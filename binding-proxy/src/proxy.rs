@@ -39,6 +39,38 @@ impl std::fmt::Debug for BindingProxy {
 impl BindingProxy {
     /// Build the proxy from its configuration; `audit` receives the records.
     pub fn new(config: GuardConfig, audit: AuditLog) -> Arc<Self> {
+        match Self::replica(config.clone(), audit, 1) {
+            Ok(proxy) => proxy,
+            // One replica takes any rate (a configuration with a zero rate is refused when loaded).
+            Err((_, audit)) => Self::build(config, audit, None, None),
+        }
+    }
+
+    /// One of `replicas` proxies serving the same policy: each enforces an equal share of the rate limits
+    /// (see the README's "Rate limits"). `Err` (with the audit log back) when a rate cannot be shared.
+    #[allow(clippy::result_large_err)]
+    pub fn replica(
+        config: GuardConfig,
+        audit: AuditLog,
+        replicas: u32,
+    ) -> Result<Arc<Self>, (String, AuditLog)> {
+        let limits = &config.binding.rate_limits;
+        let per_caller =
+            limiter(&limits.per_caller, replicas).map_err(|e| format!("binding.rateLimits.perCaller: {e}"));
+        let per_tool =
+            limiter(&limits.per_tool, replicas).map_err(|e| format!("binding.rateLimits.perTool: {e}"));
+        match (per_caller, per_tool) {
+            (Ok(c), Ok(t)) => Ok(Self::build(config, audit, c, t)),
+            (Err(e), _) | (_, Err(e)) => Err((e, audit)),
+        }
+    }
+
+    fn build(
+        config: GuardConfig,
+        audit: AuditLog,
+        per_caller: Option<KeyedLimiter>,
+        per_tool: Option<KeyedLimiter>,
+    ) -> Arc<Self> {
         let redactor = Arc::new(Redactor::default());
         let credentials = Arc::new(Credentials::new(redactor.clone()));
         let audit = Arc::new(audit);
@@ -48,8 +80,8 @@ impl BindingProxy {
             .map(|s| Upstream::new(s.clone(), credentials.clone(), redactor.clone(), audit.clone()))
             .collect();
         let proxy = Arc::new(BindingProxy {
-            per_caller: limiter(&config.binding.rate_limits.per_caller),
-            per_tool: limiter(&config.binding.rate_limits.per_tool),
+            per_caller,
+            per_tool,
             config,
             upstreams,
             redactor,

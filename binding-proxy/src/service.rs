@@ -1,6 +1,8 @@
-//! The internal gRPC API of the binding proxy, served on a Unix socket.
+//! The internal gRPC API of the binding proxy: on a Unix socket locally (only the executor, a child of
+//! the same user, can reach it), or over TCP in Kubernetes, where every request must carry the
+//! executor's own credential ([`PeerAuth`]) and callers are authenticated here, not by the executor.
 
-use std::{path::Path, sync::Arc};
+use std::{net::IpAddr, path::Path, sync::Arc};
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -13,14 +15,51 @@ use mcp_guard_proto::internal::{
 
 use crate::{BindingProxy, ExecutionEnd};
 
-#[derive(Debug, Clone)]
+/// Who may talk to the proxy over the network, and who the callers are. The proxy defines the question;
+/// the `mcp-guard` binary answers it with Kubernetes TokenReview (this crate holds no API client).
+#[tonic::async_trait]
+pub trait PeerAuth: Send + Sync + 'static {
+    /// Admit a request from `peer` with this `authorization` value (`Bearer <token>`) only when it is
+    /// the executor's own credential for this proxy. Errors are the gRPC status to answer with.
+    async fn executor(&self, authorization: Option<&str>, peer: Option<IpAddr>) -> Result<(), Status>;
+    /// The caller a bearer token names, and whether that caller may only discover tools. `None`: this
+    /// proxy does not authenticate callers (the executor does, as locally).
+    async fn caller(&self, token: &str, peer: Option<IpAddr>) -> Option<Result<(String, bool), Status>>;
+    /// Whether [`PeerAuth::caller`] authenticates callers.
+    fn reviews_callers(&self) -> bool;
+}
+
+#[derive(Clone)]
 pub struct ProxyService {
     proxy: Arc<BindingProxy>,
+    auth: Option<Arc<dyn PeerAuth>>,
+}
+
+impl std::fmt::Debug for ProxyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyService").field("authenticated", &self.auth.is_some()).finish()
+    }
 }
 
 impl ProxyService {
+    /// The service without peer authentication (the Unix socket).
     pub fn new(proxy: Arc<BindingProxy>) -> Self {
-        Self { proxy }
+        Self { proxy, auth: None }
+    }
+
+    /// The service that admits only requests `auth` accepts (TCP).
+    pub fn authenticated(proxy: Arc<BindingProxy>, auth: Arc<dyn PeerAuth>) -> Self {
+        Self { proxy, auth: Some(auth) }
+    }
+
+    /// Refuse a request that does not carry the executor's credential (when over the network).
+    async fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(auth) = &self.auth else { return Ok(()) };
+        let authorization = match request.metadata().get("authorization") {
+            Some(v) => Some(v.to_str().map_err(|_| Status::unauthenticated("malformed authorization"))?),
+            None => None,
+        };
+        auth.executor(authorization, request.remote_addr().map(|a| a.ip())).await
     }
 
     pub fn into_server(self) -> BindingProxyServer<Self> {
@@ -34,8 +73,9 @@ impl ProxyService {
 impl BindingProxyApi for ProxyService {
     async fn list_tools(
         &self,
-        _: Request<pb::ListToolsRequest>,
+        request: Request<pb::ListToolsRequest>,
     ) -> Result<Response<pb::ListToolsResponse>, Status> {
+        self.admit(&request).await?;
         let servers = self.proxy.list_tools().await.into_iter().map(pb::BoundServer::from).collect();
         Ok(Response::new(pb::ListToolsResponse { servers }))
     }
@@ -44,7 +84,33 @@ impl BindingProxyApi for ProxyService {
         &self,
         request: Request<pb::BeginExecutionRequest>,
     ) -> Result<Response<pb::BeginExecutionResponse>, Status> {
+        self.admit(&request).await?;
         let r = request.into_inner();
+        // A proxy that authenticates callers trusts no caller name from the executor: the token must
+        // name that caller, and the caller must be one that may execute.
+        if let Some(auth) = self.auth.as_ref().filter(|a| a.reviews_callers()) {
+            let token = r.caller_token.trim();
+            if token.is_empty() {
+                return Err(Status::unauthenticated(
+                    "this binding proxy authenticates callers: caller_token is required",
+                ));
+            }
+            match auth.caller(token, None).await {
+                None => {}
+                Some(Err(status)) => return Err(status),
+                Some(Ok((_, true))) => {
+                    return Err(Status::permission_denied(format!(
+                        "caller `{}` may only discover tools, not execute",
+                        r.caller
+                    )));
+                }
+                Some(Ok((name, false))) if name != r.caller => {
+                    tracing::warn!(claimed = %r.caller, token_names = %name, "the executor named another caller than the caller's token");
+                    return Err(Status::permission_denied("the caller does not match the caller's token"));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
         self.proxy.begin(&r.execution_id, &r.caller, &r.code_sha256).map_err(|e| match e {
             crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
             _ => Status::invalid_argument(e.to_string()),
@@ -56,6 +122,7 @@ impl BindingProxyApi for ProxyService {
         &self,
         request: Request<pb::CallToolRequest>,
     ) -> Result<Response<pb::CallToolResponse>, Status> {
+        self.admit(&request).await?;
         let r = request.into_inner();
         let result = match self.proxy.call(&r.execution_id, &r.server, &r.tool, &r.arguments_json).await {
             Ok(value) => pb::call_tool_response::Result::ValueJson(value.to_string()),
@@ -72,6 +139,7 @@ impl BindingProxyApi for ProxyService {
         &self,
         request: Request<pb::EndExecutionRequest>,
     ) -> Result<Response<pb::EndExecutionResponse>, Status> {
+        self.admit(&request).await?;
         let r = request.into_inner();
         let end = ExecutionEnd {
             execution_id: r.execution_id,
@@ -86,6 +154,41 @@ impl BindingProxyApi for ProxyService {
         })?;
         Ok(Response::new(pb::EndExecutionResponse {}))
     }
+
+    async fn review_caller(
+        &self,
+        request: Request<pb::ReviewCallerRequest>,
+    ) -> Result<Response<pb::ReviewCallerResponse>, Status> {
+        self.admit(&request).await?;
+        let r = request.into_inner();
+        let Some(auth) = &self.auth else {
+            return Err(Status::failed_precondition("this binding proxy does not authenticate callers"));
+        };
+        let peer = r.peer.parse::<IpAddr>().ok();
+        match auth.caller(&r.token, peer).await {
+            None => Err(Status::failed_precondition("this binding proxy does not authenticate callers")),
+            Some(Err(status)) => Err(status),
+            Some(Ok((caller, discovery_only))) => {
+                Ok(Response::new(pb::ReviewCallerResponse { caller, discovery_only }))
+            }
+        }
+    }
+}
+
+/// Serve on `listener` (TCP), admitting only requests `auth` accepts, until `shutdown` resolves.
+pub async fn serve_tcp(
+    proxy: Arc<BindingProxy>,
+    listener: tokio::net::TcpListener,
+    auth: Arc<dyn PeerAuth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(ProxyService::authenticated(proxy, auth).into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
 }
 
 /// Bind `path` (owner-only permissions) and serve until `shutdown` resolves.

@@ -1,6 +1,7 @@
 //! `mcp-guard`: run untrusted code against MCP tools in a sandbox.
 
 mod gate;
+mod proxy_auth;
 mod serve;
 
 use std::{
@@ -62,18 +63,9 @@ enum Command {
         proxy_pid: Option<i32>,
     },
     /// Run the binding proxy: connect to the configured MCP servers and serve the internal API on a
-    /// Unix socket. It holds the credentials; nothing else does.
-    Proxy {
-        /// Configuration file (YAML).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Path of the Unix socket to serve.
-        #[arg(long)]
-        socket: PathBuf,
-        /// Exit when the parent process exits (local mode).
-        #[arg(long)]
-        die_with_parent: bool,
-    },
+    /// Unix socket (locally) or over TCP (in Kubernetes, where it runs in pods of its own and admits only
+    /// requests that carry its executor's token). It holds the credentials; nothing else does.
+    Proxy(Box<ProxyArgs>),
     /// Serve the gRPC Executor API and the MCP front door (streamable HTTP at /mcp), with caller
     /// authentication, Prometheus metrics and graceful shutdown on SIGTERM.
     ///
@@ -105,6 +97,48 @@ enum Command {
     },
 }
 
+/// Arguments of `mcp-guard proxy`.
+#[derive(clap::Args, Debug)]
+struct ProxyArgs {
+    /// Configuration file (YAML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Path of the Unix socket to serve.
+    #[arg(long, required_unless_present = "listen", conflicts_with = "listen")]
+    socket: Option<PathBuf>,
+    /// Address to serve over TCP (in Kubernetes). Every request must carry a service-account token for
+    /// --executor-audience that names --executor-identity, checked with TokenReview.
+    #[arg(long, requires_all = ["executor_audience", "executor_identity"])]
+    listen: Option<std::net::SocketAddr>,
+    /// The audience of the executor's token for this proxy (`mcpguard.io/proxy/<namespace>/<policy>`).
+    #[arg(long)]
+    executor_audience: Option<String>,
+    /// The executor's identity (`system:serviceaccount:<namespace>:<account>`).
+    #[arg(long)]
+    executor_identity: Option<String>,
+    /// Review callers' tokens for this audience (the policy's), for an executor that cannot reach the
+    /// API server; the config's `callers` apply. Each execution is then opened only for the caller its
+    /// token names.
+    #[arg(long, requires = "listen")]
+    caller_audience: Option<String>,
+    /// The Kubernetes API server for TokenReview (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT).
+    #[arg(long)]
+    token_review_url: Option<String>,
+    /// This pod's service-account token for calling TokenReview.
+    #[arg(long, default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    token_review_token_file: PathBuf,
+    /// CA of the API server (default: the in-cluster service-account CA when the URL is https).
+    #[arg(long)]
+    token_review_ca: Option<PathBuf>,
+    /// How many proxy replicas serve this policy: each enforces an equal share of the rate limits, so
+    /// together they never allow more than the limit.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    replicas: u32,
+    /// Exit when the parent process exits (local mode).
+    #[arg(long)]
+    die_with_parent: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
@@ -130,7 +164,7 @@ fn main() -> ExitCode {
         Command::Exec { config, file, proxy_socket, proxy_pid } => {
             exec(config, &file, proxy_socket, proxy_pid)
         }
-        Command::Proxy { config, socket, die_with_parent } => proxy(&config, &socket, die_with_parent),
+        Command::Proxy(args) => proxy(*args),
         Command::Serve(args) => serve::run(*args),
         Command::ServerGate(args) => gate::run(args),
         Command::OutcomeSchema => print_json(&Outcome::json_schema()),
@@ -245,14 +279,40 @@ fn local_caller() -> String {
     format!("local:uid={}", unsafe { libc::getuid() })
 }
 
-fn proxy(config_path: &Path, socket: &Path, die_with_parent: bool) -> ExitCode {
-    if die_with_parent {
+fn proxy(args: ProxyArgs) -> ExitCode {
+    if args.die_with_parent {
         // SAFETY: prctl with PR_SET_PDEATHSIG and a valid signal number.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     }
-    let config = match load_config(Some(config_path)) {
+    let config = match load_config(Some(&args.config)) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let peers = match (&args.listen, &args.executor_audience, &args.executor_identity) {
+        (Some(_), Some(audience), Some(identity)) => {
+            let Some(url) = args.token_review_url.clone().or_else(serve::in_cluster_api_server) else {
+                return fail(
+                    EXIT_USAGE,
+                    "--listen needs the API server: run in a cluster or give --token-review-url",
+                );
+            };
+            let setup = proxy_auth::ReviewSetup {
+                api_server: url,
+                token_file: args.token_review_token_file.clone(),
+                ca: args.token_review_ca.clone(),
+            };
+            match proxy_auth::TokenReviewPeers::new(
+                &setup,
+                audience,
+                identity,
+                args.caller_audience.as_deref(),
+                &config.callers,
+            ) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => return fail(EXIT_USAGE, e),
+            }
+        }
+        _ => None,
     };
     let audit = match AuditLog::open(&config.binding.audit.path) {
         Ok(a) => a,
@@ -262,8 +322,22 @@ fn proxy(config_path: &Path, socket: &Path, die_with_parent: bool) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
+    let listener = match args.listen {
+        Some(addr) => match runtime.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(EXIT_USAGE, format!("cannot listen on {addr}: {e}")),
+        },
+        None => None,
+    };
     let result = runtime.block_on(async {
-        let proxy = BindingProxy::new(config, audit);
+        let proxy = match BindingProxy::replica(config, audit, args.replicas) {
+            Ok(p) => p,
+            Err((e, _)) => return Err(anyhow::anyhow!("{e}")),
+        };
+        if let Some(listener) = &listener {
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::warn!(listen = %addr, replicas = args.replicas, "binding proxy serving over TCP");
+        }
         proxy.connect_all().await;
         let shutdown = async {
             let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -275,11 +349,17 @@ fn proxy(config_path: &Path, socket: &Path, die_with_parent: bool) -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        service::serve_unix(proxy, socket, shutdown).await
+        match (listener, peers, &args.socket) {
+            (Some(listener), Some(peers), _) => service::serve_tcp(proxy, listener, peers, shutdown).await,
+            (_, _, Some(socket)) => service::serve_unix(proxy, socket, shutdown).await,
+            _ => Err(anyhow::anyhow!("give --socket or --listen")),
+        }
     });
-    let _ = std::fs::remove_file(socket);
-    if let Some(dir) = socket.parent() {
-        let _ = std::fs::remove_dir(dir);
+    if let Some(socket) = &args.socket {
+        let _ = std::fs::remove_file(socket);
+        if let Some(dir) = socket.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

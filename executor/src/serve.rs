@@ -135,9 +135,21 @@ pub struct ServeArgs {
     /// Internal: the environment has been cleared (set by the first stage).
     #[arg(long, hide = true)]
     pub scrubbed: bool,
-    /// Internal: the binding proxy's socket.
-    #[arg(long, hide = true)]
+    /// The binding proxy's Unix socket (a proxy started elsewhere; by default `serve` starts its own).
+    #[arg(long, conflicts_with = "proxy_url")]
     pub proxy_socket: Option<PathBuf>,
+    /// The binding proxy over TCP, `http://IP:PORT` (in Kubernetes: the proxy's Service address, so the
+    /// executor pod needs no DNS). Requires --proxy-token-file.
+    #[arg(long, requires = "proxy_token_file")]
+    pub proxy_url: Option<String>,
+    /// This executor's token for the binding proxy (a projected service-account token with the proxy's
+    /// audience), sent with every request to --proxy-url and re-read as it rotates.
+    #[arg(long)]
+    pub proxy_token_file: Option<PathBuf>,
+    /// Have the binding proxy review callers' bearer tokens (for the policy's audience) instead of
+    /// calling TokenReview from here: for executor pods that may not reach the API server.
+    #[arg(long, requires = "proxy_url", conflicts_with = "token_review_audience")]
+    pub caller_review_via_proxy: bool,
     /// Internal: the binding proxy's process id, stopped at shutdown.
     #[arg(long, hide = true)]
     pub proxy_pid: Option<i32>,
@@ -330,6 +342,18 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
         return first_stage(&args, &config);
     }
     // Second stage: no environment, the proxy (if any) is up.
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
+    let _entered = rt.enter();
+    let remote_proxy = match (&args.proxy_url, &args.proxy_token_file) {
+        (Some(url), Some(token)) => match ProxyToolHost::connect_tcp(url, token.clone()) {
+            Ok(host) => Some(host),
+            Err(e) => return fail(EXIT_USAGE, format!("--proxy-url {url}: {e}")),
+        },
+        _ => None,
+    };
     if args.token_review_audience.is_some() && args.token_review_url.is_none() {
         return fail(
             EXIT_USAGE,
@@ -362,6 +386,7 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
             .filter(|c| !c.is_empty())
             .collect(),
         insecure_no_auth: args.insecure_no_auth,
+        proxy_review: remote_proxy.clone().filter(|_| args.caller_review_via_proxy),
     };
     let authenticator = match Authenticator::new(auth) {
         Ok(a) => a,
@@ -378,11 +403,7 @@ pub fn run(mut args: ServeArgs) -> ExitCode {
         }
         _ => None,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(EXIT_INTERNAL, e),
-    };
-    let result = rt.block_on(second_stage(args.clone(), config, authenticator, tls, addrs));
+    let result = rt.block_on(second_stage(args.clone(), config, authenticator, tls, addrs, remote_proxy));
     if let Some(pid) = args.proxy_pid {
         // SAFETY: kill(2) with a pid we started; at worst it is already gone.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -405,8 +426,8 @@ fn first_stage(args: &ServeArgs, config: &GuardConfig) -> ExitCode {
         next.push("--token-review-url".into());
         next.push(url.into());
     }
-    // In a pod the binding proxy is its own container and `--proxy-socket` points at it: start none here.
-    if !config.servers.is_empty() && args.proxy_socket.is_none() {
+    // In a cluster the binding proxy runs in pods of its own (`--proxy-url`): start none here.
+    if !config.servers.is_empty() && args.proxy_socket.is_none() && args.proxy_url.is_none() {
         let (socket, pid) = match spawn_proxy(&args.config) {
             Ok(p) => p,
             Err(e) => return fail(EXIT_INTERNAL, e),
@@ -435,15 +456,33 @@ async fn second_stage(
     auth: Authenticator,
     tls: Option<mcp_guard_api::tls::TlsMaterial>,
     addrs: [Option<SocketAddr>; 3],
+    remote_proxy: Option<ProxyToolHost>,
 ) -> Result<(), (u8, String)> {
     let grpc = bind(addrs[0], "gRPC").await?;
     let mcp = bind(addrs[1], "MCP").await?;
     let metrics = bind(addrs[2], "metrics").await?;
 
-    let (host, tools, proxy): (Arc<dyn ToolHost>, ToolIndex, Option<ProxyToolHost>) = match &args.proxy_socket
-    {
-        Some(socket) => {
-            let host = ProxyToolHost::connect(socket.clone()).map_err(|e| (EXIT_INTERNAL, e.to_string()))?;
+    let connected = match (remote_proxy, &args.proxy_socket) {
+        (Some(host), _) => Some(host),
+        (None, Some(socket)) => {
+            Some(ProxyToolHost::connect(socket.clone()).map_err(|e| (EXIT_INTERNAL, e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    let (host, tools, proxy): (Arc<dyn ToolHost>, ToolIndex, Option<ProxyToolHost>) = match connected {
+        Some(host) if args.proxy_url.is_some() => {
+            // A proxy in other pods may start later or restart: serve anyway, not ready until it
+            // answers (the readiness refresh asks it every two seconds).
+            let index = match host.wait_ready(Duration::from_secs(10)).await {
+                Ok(()) => ToolIndex::new(host.list_tools().await.unwrap_or_default()),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "the binding proxy does not answer yet: not ready");
+                    ToolIndex::new(Vec::new())
+                }
+            };
+            (Arc::new(host.clone()), index, Some(host))
+        }
+        Some(host) => {
             host.wait_ready(Duration::from_secs(60))
                 .await
                 .map_err(|e| (EXIT_INTERNAL, format!("the binding proxy did not start: {}", e.message())))?;

@@ -222,6 +222,7 @@ async fn the_address_guard_refuses_private_and_metadata_endpoints() {
             execution_id: "x1".into(),
             caller: "evil".into(),
             code_sha256: String::new(),
+            caller_token: String::new(),
         })
         .await
         .unwrap();
@@ -285,6 +286,7 @@ async fn enforcement_holds_against_a_compromised_executor() {
             execution_id: "e1".into(),
             caller: "c".into(),
             code_sha256: "00".into(),
+            caller_token: String::new(),
         })
         .await
         .unwrap();
@@ -304,6 +306,7 @@ async fn enforcement_holds_against_a_compromised_executor() {
             execution_id: "e1".into(),
             caller: "c".into(),
             code_sha256: "00".into(),
+            caller_token: String::new(),
         })
         .await;
     assert_eq!(again.unwrap_err().code(), tonic::Code::InvalidArgument);
@@ -350,6 +353,7 @@ async fn audit_records_every_execution_even_abandoned_ones() {
             execution_id: "dies".into(),
             caller: "agent-7".into(),
             code_sha256: "ab".into(),
+            caller_token: String::new(),
         })
         .await
         .unwrap();
@@ -596,6 +600,7 @@ async fn upstream_errors_name_no_url_address_or_secret() {
             execution_id: "x1".into(),
             caller: "c".into(),
             code_sha256: String::new(),
+            caller_token: String::new(),
         })
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! `mcp-guard server-gate`, the front of servers the operator deploys: only a token of this server's
-//! audience (TokenReview, against a fake API server run in the test) from an MCP Guard executor account
-//! of the server's namespace passes; everything else is refused before the server sees it. What passes
+//! audience (TokenReview, against a fake API server run in the test) from an MCP Guard binding-proxy
+//! account of the server's namespace passes (`EXECUTOR` below names the binding proxy that calls for an
+//! executor; an executor's own account is refused); everything else is refused before the server sees it. What passes
 //! reaches the server unchanged but for the identity header, streamed both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -33,19 +34,21 @@ const EXECUTOR_API_AUDIENCE: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZWFtOmV4ZW
 const EXECUTOR_OTHER_SERVER: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZWFtOmV4ZWMifQ.b3RoZXItc2VydmVy";
 const PLAIN_ACCOUNT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZWFtOmRlZmF1bHQifQ.ZGVmYXVsdA";
 const OTHER_NAMESPACE: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvdGhlcjpleGVjIn0.b3RoZXItbnM";
+const EXECUTOR_ACCOUNT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZWFtOmV4ZWN1dG9yIn0.ZXhlYy1hY2NvdW50";
 const FORGED: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZWFtOmV4ZWMifQ.Zm9yZ2Vk";
 
 fn known(token: &str) -> Option<(&'static str, &'static str)> {
     match token {
-        EXECUTOR => Some(("system:serviceaccount:team:agents-mcp-guard", AUDIENCE)),
+        EXECUTOR => Some(("system:serviceaccount:team:agents-binding-proxy", AUDIENCE)),
+        EXECUTOR_ACCOUNT => Some(("system:serviceaccount:team:agents-mcp-guard", AUDIENCE)),
         EXECUTOR_API_AUDIENCE => {
-            Some(("system:serviceaccount:team:agents-mcp-guard", "https://kubernetes.default.svc"))
+            Some(("system:serviceaccount:team:agents-binding-proxy", "https://kubernetes.default.svc"))
         }
         EXECUTOR_OTHER_SERVER => {
-            Some(("system:serviceaccount:team:agents-mcp-guard", "mcpguard.io/server/team/other"))
+            Some(("system:serviceaccount:team:agents-binding-proxy", "mcpguard.io/server/team/other"))
         }
         PLAIN_ACCOUNT => Some(("system:serviceaccount:team:default", AUDIENCE)),
-        OTHER_NAMESPACE => Some(("system:serviceaccount:other:agents-mcp-guard", AUDIENCE)),
+        OTHER_NAMESPACE => Some(("system:serviceaccount:other:agents-binding-proxy", AUDIENCE)),
         _ => None,
     }
 }
@@ -174,14 +177,15 @@ async fn post_with(gate: &Gate, identity: Option<&str>, authorization: Option<&s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_executors_with_a_token_for_this_server_pass() {
     let gate = start().await;
-    let refused: [(&str, Option<&str>, Option<&str>, u16); 7] = [
+    let refused: [(&str, Option<&str>, Option<&str>, u16); 8] = [
         ("no token", None, None, 401),
         ("the executor's token in Authorization instead", None, Some(&format!("Bearer {EXECUTOR}")), 401),
         ("a token for the API server's audience", Some(EXECUTOR_API_AUDIENCE), None, 401),
         ("a token for another server", Some(EXECUTOR_OTHER_SERVER), None, 401),
         ("a forged token", Some(FORGED), None, 401),
         ("a plain service account of the namespace", Some(PLAIN_ACCOUNT), None, 403),
-        ("an executor of another namespace", Some(OTHER_NAMESPACE), None, 403),
+        ("a binding proxy of another namespace", Some(OTHER_NAMESPACE), None, 403),
+        ("an executor's own account (executors hold no server token)", Some(EXECUTOR_ACCOUNT), None, 403),
     ];
     for (what, identity, authorization, status) in refused {
         let resp = post_with(&gate, identity, authorization).await;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -112,7 +113,8 @@ async fn run_scoped(client: Client, ctx: Arc<Context>, namespace: Option<String>
         .owns(scope.api::<Deployment>(), owned())
         .owns(scope.api::<Service>(), owned())
         .owns(scope.api::<NetworkPolicy>(), owned())
-        .owns(scope.api::<PodDisruptionBudget>(), owned());
+        .owns(scope.api::<PodDisruptionBudget>(), owned())
+        .owns(scope.api::<HorizontalPodAutoscaler>(), owned());
     let policy_store = policy_controller.store();
     let policy_controller = policy_controller
         .watches(servers, watcher::Config::default(), {

@@ -340,23 +340,30 @@ async fn a_policy_gets_children_and_status_recovers_from_missing_refs_and_hand_e
     assert_eq!(status.endpoint.as_deref(), Some(format!("agents-mcp-guard.{}.svc:9090", ns.name).as_str()));
     assert!(status.config_hash.is_some());
 
-    // The pods the apiserver accepted: the executor container has no Secret mount.
-    let pod = wait_for("an executor pod", || async {
-        let pods = ns
-            .api::<Pod>()
-            .list(&kube::api::ListParams::default().labels("mcpguard.io/policy=agents"))
+    // The pods the apiserver accepted: the executor pod has no Secret volume at all; the binding-proxy
+    // pod (its own Deployment) mounts the Secret.
+    let pod_of = |labels: &'static str| {
+        let ns = &ns;
+        async move {
+            wait_for("a pod", || async {
+                let pods =
+                    ns.api::<Pod>().list(&kube::api::ListParams::default().labels(labels)).await.ok()?;
+                pods.items.into_iter().next()
+            })
             .await
-            .ok()?;
-        pods.items.into_iter().next()
-    })
-    .await;
-    let spec = pod.spec.unwrap();
-    let secret_vols: Vec<String> =
-        spec.volumes.iter().flatten().filter(|v| v.secret.is_some()).map(|v| v.name.clone()).collect();
-    assert!(!secret_vols.is_empty());
-    let exec = spec.containers.iter().find(|c| c.name == "executor").unwrap();
-    assert!(exec.volume_mounts.iter().flatten().all(|m| !secret_vols.contains(&m.name)));
-    assert!(exec.env.is_none());
+        }
+    };
+    let executor_pod = pod_of("app.kubernetes.io/name=mcp-guard-executor,mcpguard.io/policy=agents").await;
+    let spec = executor_pod.spec.unwrap();
+    assert!(spec.volumes.iter().flatten().all(|v| v.secret.is_none()), "{:?}", spec.volumes);
+    assert_eq!(spec.containers.len(), 1);
+    assert!(spec.containers[0].env.is_none());
+    let proxy_pod = pod_of("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy=agents").await;
+    let proxy_spec = proxy_pod.spec.unwrap();
+    assert!(proxy_spec.volumes.iter().flatten().any(|v| v.secret.is_some()));
+    ns.api::<Deployment>().get("agents-binding-proxy").await.unwrap();
+    ns.api::<Service>().get("agents-binding-proxy").await.unwrap();
+    ns.api::<NetworkPolicy>().get("agents-binding-proxy").await.unwrap();
 
     // A rotated Secret rolls nothing (the operator cannot see Secrets; the binding proxy re-reads its
     // mounted files): the pod-template hash is the config's alone.
@@ -414,7 +421,8 @@ async fn a_policy_gets_children_and_status_recovers_from_missing_refs_and_hand_e
         let gone = ns.api::<ConfigMap>().get_opt(child).await.ok()?.is_none()
             && ns.api::<Deployment>().get_opt(child).await.ok()?.is_none()
             && ns.api::<Service>().get_opt(child).await.ok()?.is_none()
-            && ns.api::<NetworkPolicy>().get_opt(child).await.ok()?.is_none();
+            && ns.api::<NetworkPolicy>().get_opt(child).await.ok()?.is_none()
+            && ns.api::<Deployment>().get_opt("agents-binding-proxy").await.ok()?.is_none();
         gone.then_some(())
     })
     .await;
@@ -541,8 +549,8 @@ async fn network_policies_admit_the_bound_server_only() {
     .await;
     let bound = bound_url.trim_end_matches("/mcp").to_string();
     let unbound_ip = ns.api::<Service>().get("unbound").await.unwrap().spec.unwrap().cluster_ip.unwrap();
-    wait_for("the executor NetworkPolicy", || async {
-        ns.api::<NetworkPolicy>().get("agents-mcp-guard").await.ok()
+    wait_for("the binding-proxy NetworkPolicy", || async {
+        ns.api::<NetworkPolicy>().get("agents-binding-proxy").await.ok()
     })
     .await;
     // The bound server's gate answers (401: these pods have no token for it), which means reached.
@@ -552,26 +560,39 @@ async fn network_policies_admit_the_bound_server_only() {
          timeout 3 wget -q -O /dev/null http://{unbound_ip}:8080/hostname && u=ok; \
          echo \"bound=$b unbound=$u\"; sleep 1; done"
     );
-    let executor_labels = json!({
-        "app.kubernetes.io/name": "mcp-guard-executor", "mcpguard.io/policy": "agents", "bind.mcpguard.io/time": "true"
+    // A pod with the binding proxy's labels gets its NetworkPolicy (the bound server only); one with the
+    // executor's gets the executor's (nothing but its binding proxy); an unlabelled one is the control.
+    let proxy_labels = json!({
+        "app.kubernetes.io/name": "mcp-guard-binding-proxy", "mcpguard.io/policy": "agents", "bind.mcpguard.io/time": "true"
     });
+    let executor_labels =
+        json!({"app.kubernetes.io/name": "mcp-guard-executor", "mcpguard.io/policy": "agents"});
+    let _: Pod = ns.create(busybox_pod("proxy-like", proxy_labels, &script)).await;
     let _: Pod = ns.create(busybox_pod("executor-like", executor_labels, &script)).await;
     let _: Pod = ns.create(busybox_pod("outsider", json!({"app": "outsider"}), &script)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let (e, o) = (last_line(&ns, "executor-like").await, last_line(&ns, "outsider").await);
-        if e.as_deref() == Some("bound=ok unbound=blocked")
+        let (p, e, o) = (
+            last_line(&ns, "proxy-like").await,
+            last_line(&ns, "executor-like").await,
+            last_line(&ns, "outsider").await,
+        );
+        if p.as_deref() == Some("bound=ok unbound=blocked")
+            && e.as_deref() == Some("bound=blocked unbound=blocked")
             && o.as_deref() == Some("bound=blocked unbound=ok")
         {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "executor-like: {e:?}, outsider: {o:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "proxy-like: {p:?}, executor-like: {e:?}, outsider: {o:?}"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     ns.delete().await;
 }
 
-/// TokenReview auth: the executor's ServiceAccount is bound to the `tokenreviews: create` role by a
+/// TokenReview: the binding proxy's ServiceAccount is bound to the `tokenreviews: create` role by a
 /// binding named from the policy's UID; deleting the policy removes it through the finalizer. Two
 /// policies whose `<namespace>-<name>` read the same (`ns/a-x` and `ns-a/x`) get bindings of their own,
 /// and deleting one leaves the other's.
@@ -590,7 +611,8 @@ async fn token_review_bindings_live_and_die_with_their_own_policy_only() {
     let p2: McpGuardPolicy = second.create(policy("x")).await;
     let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
     let name_of = |p: &McpGuardPolicy| format!("mcp-guard-tokenreview-{}", p.metadata.uid.clone().unwrap());
-    for (p, ns, executor) in [(&p1, &first.name, "a-x-mcp-guard"), (&p2, &second.name, "x-mcp-guard")] {
+    for (p, ns, executor) in [(&p1, &first.name, "a-x-binding-proxy"), (&p2, &second.name, "x-binding-proxy")]
+    {
         let crb = wait_for("the ClusterRoleBinding", || async { crbs.get(&name_of(p)).await.ok() }).await;
         assert_eq!(crb.role_ref.name, "mcp-guard-tokenreview", "tokenreviews: create only");
         let subjects = crb.subjects.unwrap();

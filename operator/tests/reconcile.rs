@@ -147,15 +147,36 @@ async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
     assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
 }
 
-/// The children of policy `open` (fixture `policy-open.yaml`) as its reconcile applies them, in order,
-/// the Deployment answering with one ready replica; returns the ConfigMap and the Deployment as applied.
-/// One replica: no PodDisruptionBudget, and a stale one of its own is removed. No TokenReview (`auth:
-/// none`): no ClusterRoleBinding may linger (under either name).
-async fn open_children_applied(api: &mut ApiServer) -> (Value, Value) {
+/// The children of policy `open` (fixture `policy-open.yaml`) as its reconcile applies them, in order:
+/// the binding proxy's Service first (the executor dials its cluster IP), then the ConfigMap, both
+/// NetworkPolicies, the binding proxy's TokenReview binding (whatever the caller auth), its
+/// ServiceAccount and Deployment, then the executor's; each Deployment answering with one ready
+/// replica. One replica each: no PodDisruptionBudget (a stale one of its own would be removed), and no
+/// autoscaler. Returns the ConfigMap, the executor's and the binding proxy's Deployments as applied.
+async fn open_children_applied(api: &mut ApiServer) -> (Value, Value, Value) {
+    api.create(
+        "/api/v1/namespaces/team-a/services/open-binding-proxy",
+        json!({"spec": {"clusterIP": "10.96.0.77"}}),
+    )
+    .await;
     let cm = api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
-    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
     api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
         .await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-binding-proxy", json!({}))
+        .await;
+    let crb = api.create(&format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}"), json!({})).await;
+    assert_eq!(crb["subjects"][0]["name"], "open-binding-proxy");
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-binding-proxy", json!({})).await;
+    let proxy = api
+        .create(
+            "/apis/apps/v1/namespaces/team-a/deployments/open-binding-proxy",
+            json!({"status": {"readyReplicas": 1}}),
+        )
+        .await;
+    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-binding-proxy")
+        .await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", json!({})).await;
     api.create("/api/v1/namespaces/team-a/services/open-mcp-guard", json!({})).await;
     let dep = api
         .create(
@@ -163,10 +184,16 @@ async fn open_children_applied(api: &mut ApiServer) -> (Value, Value) {
             json!({"status": {"readyReplicas": 1}}),
         )
         .await;
+    // The executor dials its binding proxy at the Service's cluster IP (it has no DNS).
+    let args = dep["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("http://10.96.0.77:9443"), "{args}");
     api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-mcp-guard").await;
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}")).await;
-    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
-    (cm, dep)
+    api.not_found(
+        Method::GET,
+        "/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/open-mcp-guard",
+    )
+    .await;
+    (cm, dep, proxy)
 }
 
 /// The operator has no access to Secrets: the executor starts (its Secret volumes are optional), its
@@ -198,9 +225,12 @@ async fn a_secret_the_binding_proxy_cannot_read_is_named_and_the_policy_is_not_r
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    // No Secret is read: every child is applied, the Secret volume optional.
-    let (_, dep) = open_children_applied(&mut api).await;
-    let volumes = dep["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    // No Secret is read: every child is applied, the Secret volume (in the binding proxy's pods, never
+    // the executor's) optional.
+    let (_, dep, proxy) = open_children_applied(&mut api).await;
+    let executor_volumes = dep["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(executor_volumes.iter().all(|v| v.get("secret").is_none()), "{executor_volumes:?}");
+    let volumes = proxy["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
     let secret = volumes.iter().find(|v| v.get("secret").is_some()).unwrap();
     assert_eq!(secret["secret"]["secretName"], "time-key");
     assert_eq!(secret["secret"]["optional"], true);
@@ -246,7 +276,7 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
-    let (cm, dep) = open_children_applied(&mut api).await;
+    let (cm, dep, _) = open_children_applied(&mut api).await;
     let config =
         mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm").unwrap();
     assert_eq!(config.servers[0].url.as_deref(), Some("http://10.96.0.50:8080/mcp"));
@@ -748,7 +778,22 @@ async fn an_object_the_operator_did_not_make_is_not_adopted() {
     let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
     let mut api = ApiServer(handle);
     api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap()).await;
+    api.create(
+        "/api/v1/namespaces/team-a/services/open-binding-proxy",
+        json!({"spec": {"clusterIP": "10.96.0.77"}}),
+    )
+    .await;
     api.create("/api/v1/namespaces/team-a/configmaps/open-mcp-guard", json!({})).await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-mcp-guard", json!({}))
+        .await;
+    api.create("/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/open-binding-proxy", json!({}))
+        .await;
+    api.create(&format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}"), json!({})).await;
+    api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
+    api.create("/api/v1/namespaces/team-a/serviceaccounts/open-binding-proxy", json!({})).await;
+    api.create("/apis/apps/v1/namespaces/team-a/deployments/open-binding-proxy", json!({})).await;
+    api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-binding-proxy")
+        .await;
     // A ServiceAccount of the executor's name exists: a tenant's, with its own RoleBindings maybe. It has
     // the managed-by label (anyone can set a label) but no owner reference to this policy.
     api.expect(Method::GET, "/api/v1/namespaces/team-a/serviceaccounts/open-mcp-guard", 200, |_| {

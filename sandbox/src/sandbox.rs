@@ -17,6 +17,9 @@ use crate::{
 pub enum SandboxError {
     #[error("the tool host (binding proxy) is unavailable: {0}")]
     HostUnavailable(String),
+    /// The tool host refused to open the execution for this caller.
+    #[error("the binding proxy refused the execution: {0}")]
+    Refused(String),
 }
 
 /// Validates and runs code against one set of bound tools.
@@ -53,20 +56,25 @@ impl Sandbox {
     /// when the execution begins (before validation, so rejected code is on record too) and ends; when
     /// it cannot record the start, nothing runs.
     pub async fn run_as(&self, caller: &str, code: &str, limits: &Limits) -> Result<Outcome, SandboxError> {
-        self.run_with_events(caller, code, limits, None).await.map(|(_, outcome)| outcome)
+        self.run_with_events(caller, None, code, limits, None).await.map(|(_, outcome)| outcome)
     }
 
     /// Like [`Sandbox::run_as`], sending console lines and tool-call events to `events` as they happen;
-    /// also returns the execution's identity (its id is in the audit log).
+    /// also returns the execution's identity (its id is in the audit log). `caller_token` goes to the
+    /// tool host only (for a binding proxy that authenticates callers), never to the engine.
     pub async fn run_with_events(
         &self,
         caller: &str,
+        caller_token: Option<crate::host::CallerToken>,
         code: &str,
         limits: &Limits,
         events: Option<tokio::sync::mpsc::UnboundedSender<crate::engine::ExecutionEvent>>,
     ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
-        let execution = Arc::new(ExecutionInfo::new(caller, code));
-        self.host.begin(&execution).await.map_err(|e| SandboxError::HostUnavailable(e.message))?;
+        let execution = Arc::new(ExecutionInfo { caller_token, ..ExecutionInfo::new(caller, code) });
+        self.host.begin(&execution).await.map_err(|e| match e.code {
+            mcp_guard_tools::FailureKind::Denied => SandboxError::Refused(e.message),
+            _ => SandboxError::HostUnavailable(e.message),
+        })?;
         let max_code_bytes = limits.code_size.as_usize();
         let prepared = if self.engine.validates_source() && code.len() <= max_code_bytes {
             // Isolate hosts validate in the host: the validator's work is then confined and limited.

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::{binding::BindingSettings, limits::Limits};
 
 /// A sandbox policy: the servers whose tools are bound, the limits of every execution, rate limits and
-/// audit, who may call, and how the executor runs. The operator runs it as one executor Deployment
-/// (an `executor` container without any credential, and a `binding-proxy` container that holds them)
-/// behind a Service, locked down by a NetworkPolicy.
+/// audit, who may call, and how the executor runs. The operator runs it as two Deployments, each behind
+/// a Service and locked down by a NetworkPolicy: the executor (where untrusted code runs: no credential,
+/// no Secret, and no egress but to its own binding proxy) and the binding proxy (which holds the
+/// credentials and alone reaches the bound servers).
 #[derive(CustomResource, Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mcpguard.io",
@@ -53,9 +54,57 @@ pub struct McpGuardPolicySpec {
     /// Who may call the executor. Empty: the service accounts of this namespace only.
     #[serde(default)]
     pub callers: AllowedCallers,
-    /// How the executor runs: replicas, resources, image.
+    /// How the executor runs: replicas, autoscaling, resources, image.
     #[serde(default)]
     pub executor: ExecutorSettings,
+    /// How the binding proxy runs: replicas and resources.
+    #[serde(default)]
+    pub binding_proxy: BindingProxySettings,
+}
+
+/// How the binding proxy runs. It always runs the operator's image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingProxySettings {
+    /// Number of binding-proxy pods. With more than one, a PodDisruptionBudget keeps one available, and
+    /// each enforces an equal share of `binding.rateLimits` (so together they never allow more; each
+    /// rate needs at least this many requests).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 20))]
+    pub replicas: i32,
+    /// Compute resources of the binding-proxy container. Default: `executor.proxyResources`, else
+    /// requests 50m CPU, 64Mi memory; limit 256Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for BindingProxySettings {
+    fn default() -> Self {
+        BindingProxySettings { replicas: 1, resources: None }
+    }
+}
+
+/// A HorizontalPodAutoscaler for the executor, on CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must not be larger than maxReplicas"
+}]))]
+pub struct Autoscaling {
+    #[schemars(range(min = 1, max = 50))]
+    pub min_replicas: i32,
+    #[schemars(range(min = 1, max = 50))]
+    pub max_replicas: i32,
+    /// Average CPU use, in percent of the executor container's CPU request, the autoscaler aims at.
+    /// (Spelled as in the HorizontalPodAutoscaler API.)
+    #[serde(default = "default_cpu_target", rename = "targetCPUUtilizationPercentage")]
+    #[schemars(range(min = 10, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn default_cpu_target() -> i32 {
+    70
 }
 
 /// One bound server.
@@ -170,10 +219,13 @@ pub struct ExecutorSettings {
     /// 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Compute resources of the binding-proxy container. Default: requests 50m CPU, 64Mi memory; limit
-    /// 256Mi memory.
+    /// Compute resources of the binding proxy, when `bindingProxy.resources` is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_resources: Option<ResourceRequirements>,
+    /// Scale the executor on CPU with a HorizontalPodAutoscaler between `minReplicas` and
+    /// `maxReplicas` (`replicas` is then ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
     /// The `mcp-guard` image. Default: the operator's `--executor-image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
@@ -186,7 +238,13 @@ fn default_replicas() -> i32 {
 
 impl Default for ExecutorSettings {
     fn default() -> Self {
-        ExecutorSettings { replicas: 1, resources: None, proxy_resources: None, image: None }
+        ExecutorSettings {
+            replicas: 1,
+            resources: None,
+            proxy_resources: None,
+            autoscaling: None,
+            image: None,
+        }
     }
 }
 

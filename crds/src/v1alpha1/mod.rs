@@ -14,8 +14,8 @@ pub mod mcp_server;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 pub use mcp_guard_policy::{
-    AllowedCallers, CallerAuth, EngineKind, ExecutorSettings, McpGuardPolicy, McpGuardPolicySpec,
-    McpGuardPolicyStatus, ServerBinding, ServiceAccountRef, ToolRules,
+    AllowedCallers, Autoscaling, BindingProxySettings, CallerAuth, EngineKind, ExecutorSettings,
+    McpGuardPolicy, McpGuardPolicySpec, McpGuardPolicyStatus, ServerBinding, ServiceAccountRef, ToolRules,
 };
 pub use mcp_server::{
     DeploySpec, EgressPeer, EgressPort, HeaderEntry, McpServer, McpServerSpec, McpServerStatus,

@@ -144,6 +144,8 @@ const OPERATOR_MAY: &[(&str, &str, &[&str])] = &[
     ("apps", "deployments", &["get", "list", "watch", "create", "patch"]),
     ("networking.k8s.io", "networkpolicies", &["get", "list", "watch", "create", "patch"]),
     ("policy", "poddisruptionbudgets", &["get", "list", "watch", "create", "patch", "delete"]),
+    // spec.executor.autoscaling: the executor's HorizontalPodAutoscaler.
+    ("autoscaling", "horizontalpodautoscalers", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "pods", &["list"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     ("discovery.k8s.io", "endpointslices", &["list"]),
@@ -163,6 +165,7 @@ const WATCHED: &[&str] = &[
     "deployments",
     "networkpolicies",
     "poddisruptionbudgets",
+    "horizontalpodautoscalers",
     "pods",
     "events",
 ];

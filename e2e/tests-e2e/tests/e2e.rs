@@ -27,6 +27,10 @@ const AGENTS: &str = "e2e-agents";
 const OUTSIDE: &str = "e2e-outside";
 const POLICY: &str = "agents";
 const CHILD: &str = "agents-mcp-guard";
+/// The policy's binding-proxy Deployment, Service, ServiceAccount and NetworkPolicy.
+const PROXY: &str = "agents-binding-proxy";
+/// The audience of an executor's token for its binding proxy.
+const PROXY_AUDIENCE: &str = "mcpguard.io/proxy/e2e-guard/agents";
 const SERVER: &str = "tools";
 const BEARER: &str = "e2e-bearer-6f1c0d9a7b";
 const AUDIENCE: &str = "mcpguard.io/e2e-guard/agents";
@@ -159,6 +163,22 @@ fn executor_pods() -> R<Vec<(String, String)>> {
             (name, hash)
         })
         .collect())
+}
+
+/// A Ready binding-proxy pod of the policy.
+fn proxy_pod() -> R<String> {
+    wait_for("a Ready binding-proxy pod", Duration::from_secs(120), || {
+        let selector = format!("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy={POLICY}");
+        let pods = get_json(&["-n", GUARD, "pods", "-l", &selector])?;
+        Ok(pods["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .find(|p| condition(p, "Ready").is_some_and(|c| c.0 == "True"))
+            .and_then(|p| p["metadata"]["name"].as_str().map(String::from)))
+    })
 }
 
 fn wait_one_executor(not: Option<&str>) -> R<(String, String)> {
@@ -441,34 +461,39 @@ fn executor_container_holds_no_credential() -> R {
     let (pod, _) = wait_one_executor(None)?;
     let p = get_json(&["-n", GUARD, "pod", &pod])?;
     let spec = &p["spec"];
-    let secret_volumes: Vec<String> = spec["volumes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|v| v.to_string().contains("secret"))
-        .filter_map(|v| v["name"].as_str().map(String::from))
-        .collect();
     let containers = spec["containers"].as_array().ok_or("no containers")?;
-    let executor = containers.iter().find(|c| c["name"] == "executor").ok_or("no executor container")?;
-    let proxy =
-        containers.iter().find(|c| c["name"] == "binding-proxy").ok_or("no binding-proxy container")?;
+    if containers.len() != 1 || containers[0]["name"] != "executor" {
+        return Err(format!(
+            "the executor pod should run the executor container only: {}",
+            spec["containers"]
+        ));
+    }
+    let executor = &containers[0];
     if !executor["env"].is_null() || !executor["envFrom"].is_null() {
         return Err(format!("executor has env: {}", executor["env"]));
     }
-    for m in executor["volumeMounts"].as_array().cloned().unwrap_or_default() {
-        let name = m["name"].as_str().unwrap_or_default();
-        if secret_volumes.iter().any(|s| s == name)
-            || m["mountPath"].as_str().unwrap_or_default().contains("mcp-guard/")
-        {
-            return Err(format!("executor mounts a Secret volume: {m}"));
+    // No Secret volume at all in the pod, and no API-server token: its one token is for its proxy.
+    for v in spec["volumes"].as_array().cloned().unwrap_or_default() {
+        if !v["secret"].is_null() || v.to_string().contains("kube-root-ca") {
+            return Err(format!("the executor pod has a Secret or API-access volume: {v}"));
+        }
+        for source in v["projected"]["sources"].as_array().cloned().unwrap_or_default() {
+            let token = &source["serviceAccountToken"];
+            if !token.is_null() && token["audience"] != PROXY_AUDIENCE {
+                return Err(format!("the executor pod has a token for another audience: {source}"));
+            }
         }
     }
-    let proxy_mounts_secret = proxy["volumeMounts"]
-        .as_array()
-        .is_some_and(|ms| ms.iter().any(|m| secret_volumes.iter().any(|s| m["name"] == s.as_str())));
-    if !proxy_mounts_secret {
-        return Err(format!("control failed: binding-proxy mounts no Secret volume ({secret_volumes:?})"));
+    if spec["automountServiceAccountToken"] != false {
+        return Err("the executor pod must not automount an API-server token".into());
+    }
+    // The control: the binding-proxy pod mounts the Secret.
+    let proxy = proxy_pod()?;
+    let pp = get_json(&["-n", GUARD, "pod", &proxy])?;
+    let proxy_secrets =
+        pp["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| !v["secret"].is_null()));
+    if !proxy_secrets {
+        return Err("control failed: the binding-proxy pod mounts no Secret volume".into());
     }
     // Inside the running containers: an ephemeral container in each one's process namespace looks at
     // PID 1's environment and root filesystem.
@@ -486,13 +511,13 @@ fn executor_container_holds_no_credential() -> R {
          else echo root=unreadable; fi"
     );
     let exec_out = debug_script(&pod, "inspect-executor", Some("executor"), &script)?;
-    let proxy_out = debug_script(&pod, "inspect-proxy", Some("binding-proxy"), &script)?;
+    let proxy_out = debug_script(&proxy, "inspect-proxy", Some("binding-proxy"), &script)?;
     println!(
         "   executor container:\n{}",
         exec_out.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n")
     );
     println!(
-        "   binding-proxy container (control):\n{}",
+        "   binding-proxy pod (control):\n{}",
         proxy_out.lines().map(|l| format!("     {l}")).collect::<Vec<_>>().join("\n")
     );
     if !exec_out.contains("cmd=/mcp-guard serve") {
@@ -512,57 +537,228 @@ fn executor_container_holds_no_credential() -> R {
     if exec_out.contains("CREDENTIAL-LIKE-ENV") {
         return Err(format!("the executor's environment has a credential-like variable:\n{exec_out}"));
     }
-    // The control: the same look finds the Secret in the binding-proxy container, when readable.
+    if !proxy_out.contains("cmd=/mcp-guard proxy") {
+        return Err("the ephemeral container did not see the binding proxy's process".into());
+    }
+    // The control: the same look finds the Secret in the binding-proxy pod, when readable.
     if proxy_out.contains("root=readable") && !proxy_out.contains("FILE-HAS-SECRET") {
         return Err("control failed: the Secret was not found in the binding-proxy container either".into());
     }
     Ok(())
 }
 
-fn egress_script(unbound: &str, bound: &str) -> String {
-    format!(
-        "if timeout 5 wget -q -O - http://{unbound}:8080/ 2>&1 | grep -q hello-unbound; then echo unbound=reached; else echo unbound=blocked; fi; \
-         out=$(timeout 5 wget -S -O /dev/null http://{bound}:8080/mcp 2>&1); echo \"$out\" | grep -q ' 401' && echo bound-direct=401 || echo \"bound-direct=other: $out\""
-    )
+/// Targets of the network probes.
+struct Targets {
+    unbound: String,
+    bound: String,
+    api: String,
+    dns: String,
+    proxy: String,
 }
 
-/// Runs the egress check until its output contains `want` (the CNI applies policy changes
-/// asynchronously), at most 6 times.
-fn egress_until(pod: &str, name: &str, unbound: &str, bound: &str, want: &str) -> R<String> {
-    let mut out = String::new();
-    for i in 0..6 {
-        std::thread::sleep(Duration::from_secs(3));
-        out = debug_script(pod, &format!("{name}-{i}"), None, &egress_script(unbound, bound))?;
-        if out.contains(want) {
-            return Ok(out);
+fn targets() -> R<Targets> {
+    Ok(Targets {
+        unbound: cluster_ip(GUARD, "unbound")?,
+        bound: cluster_ip(GUARD, &format!("{SERVER}-mcp-server"))?,
+        api: cluster_ip("default", "kubernetes")?,
+        dns: cluster_ip("kube-system", "kube-dns")?,
+        proxy: cluster_ip(GUARD, PROXY)?,
+    })
+}
+
+type Probes = std::collections::BTreeMap<String, String>;
+
+/// A shell script that prints `<label>=open|blocked` for each TCP target (busybox `nc -w 3`: a connect
+/// that does not complete in 3 s ends with status 1; a connected `nc` is stopped by `timeout`), and
+/// `dns-udp=resolved|failed` for lookups of a name carrying `marker` (CoreDNS logs each query it gets)
+/// and of the API server's Service name.
+fn net_script(t: &Targets, marker: &str) -> String {
+    let tcp = |label: &str, ip: &str, port: u16| {
+        format!(
+            "timeout 5 nc -w 3 {ip} {port} </dev/null >/dev/null 2>&1; rc=$?; \
+             if [ $rc = 1 ]; then echo {label}=blocked; else echo {label}=open; fi; "
+        )
+    };
+    [
+        tcp("unbound", &t.unbound, 8080),
+        tcp("bound-server", &t.bound, 8080),
+        tcp("api-server", &t.api, 443),
+        tcp("dns-tcp", &t.dns, 53),
+        tcp("proxy", &t.proxy, 9443),
+        format!(
+            "timeout 8 nslookup {marker}.e2e-guard.svc.cluster.local {dns} >/dev/null 2>&1; \
+             if timeout 8 nslookup kubernetes.default.svc.cluster.local {dns} 2>&1 | grep -q '{api}'; \
+             then echo dns-udp=resolved; else echo dns-udp=failed; fi; ",
+            dns = t.dns,
+            api = t.api
+        ),
+    ]
+    .concat()
+}
+
+fn parse_probes(out: &str) -> Probes {
+    out.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn coredns_saw(marker: &str) -> R<bool> {
+    let log = kubectl(&["-n", "kube-system", "logs", "deployment/coredns", "--since=15m"])?;
+    Ok(log.contains(marker))
+}
+
+/// The binding proxy's answers to ListTools from inside the executor pod (an ephemeral e2e-agent
+/// container, same network namespace), once per labelled token (`None`: no `authorization`).
+fn proxy_probes(pod: &str, name: &str, t: &Targets, tokens: &[(&str, Option<&str>)]) -> R<Value> {
+    let image = format!("--image=mcp-guard.local/e2e-agent:{}", tag());
+    let container = format!("-c={name}");
+    let url = format!("http://{}:9443", t.proxy);
+    let mut args: Vec<String> = [
+        "-n",
+        GUARD,
+        "debug",
+        pod,
+        &image,
+        &container,
+        "--profile=general",
+        "--",
+        "/e2e-agent",
+        "proxy-probe",
+        &url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (label, token) in tokens {
+        args.push(match token {
+            Some(tok) => format!("{label}={tok}"),
+            None => label.to_string(),
+        });
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kubectl(&args)?;
+    wait_for(&format!("ephemeral container {name}"), Duration::from_secs(90), || {
+        let p = get_json(&["-n", GUARD, "pod", pod])?;
+        let done = p["status"]["ephemeralContainerStatuses"]
+            .as_array()
+            .and_then(|v| v.iter().find(|c| c["name"] == name).map(|c| !c["state"]["terminated"].is_null()));
+        Ok(done.unwrap_or(false).then_some(()))
+    })?;
+    let log = kubectl(&["-n", GUARD, "logs", pod, "-c", name])?;
+    let line =
+        log.lines().rev().find(|l| l.starts_with('{')).ok_or(format!("no JSON from the probe: {log}"))?;
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    Ok(v["results"].clone())
+}
+
+fn create_token(sa: &str, audience: Option<&str>) -> R<String> {
+    let mut args = vec!["-n", GUARD, "create", "token", sa, "--duration=10m"];
+    let a;
+    if let Some(aud) = audience {
+        a = format!("--audience={aud}");
+        args.push(&a);
+    }
+    Ok(kubectl(&args)?.trim().to_string())
+}
+
+/// Runs the network probes from `pod` until `ok` accepts them (NetworkPolicy changes apply
+/// asynchronously), at most 8 times.
+fn net_until(pod: &str, name: &str, t: &Targets, marker: &str, ok: impl Fn(&Probes) -> bool) -> R<Probes> {
+    let mut got = Probes::new();
+    for i in 0..8 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        got = parse_probes(&debug_script(pod, &format!("{name}-{i}"), None, &net_script(t, marker))?);
+        if ok(&got) {
+            return Ok(got);
         }
     }
-    Err(format!("{name}: expected `{want}`, got: {out}"))
+    Err(format!("{name}: unexpected probes: {got:?}"))
 }
 
-fn egress_is_enforced() -> R {
+fn is(m: &Probes, keys: &[&str], value: &str) -> bool {
+    keys.iter().all(|k| m.get(*k).map(String::as_str) == Some(value))
+}
+
+const CLOSED: [&str; 4] = ["unbound", "bound-server", "api-server", "dns-tcp"];
+
+fn executor_pod_has_no_egress() -> R {
     let (pod, _) = wait_one_executor(None)?;
-    let unbound = cluster_ip(GUARD, "unbound")?;
-    let bound = cluster_ip(GUARD, &format!("{SERVER}-mcp-server"))?;
-    let out = debug_script(&pod, "egress-with-policy", None, &egress_script(&unbound, &bound))?;
-    println!("   with the NetworkPolicy: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
-    if !out.contains("unbound=blocked") {
-        return Err(format!("egress to the unbound server was not blocked: {out}"));
-    }
-    if !out.contains("bound-direct=401") {
+    let t = targets()?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let marker = format!("exfil{stamp}");
+    let blocked =
+        |m: &Probes| is(m, &CLOSED, "blocked") && is(m, &["dns-udp"], "failed") && is(m, &["proxy"], "open");
+    let got = net_until(&pod, "net-executor", &t, &marker, blocked)?;
+    println!("   from the executor pod: {got:?}");
+    // From the binding-proxy pod the same lookups work, and CoreDNS logs the marker (so the check of
+    // the executor's marker below can see a query when one arrives).
+    let proxy = proxy_pod()?;
+    let control_marker = format!("{marker}proxy");
+    let out = parse_probes(&debug_script(&proxy, "net-proxy", None, &net_script(&t, &control_marker))?);
+    println!("   from the binding-proxy pod (control): {out:?}");
+    if !is(&out, &["dns-udp"], "resolved") || !is(&out, &["api-server", "dns-tcp"], "open") {
         return Err(format!(
-            "the bound server, called directly from the executor pod without the proxy, should answer 401: {out}"
+            "control failed: the binding-proxy pod cannot resolve names or reach the API server: {out:?}"
         ));
     }
-    // The same check without the NetworkPolicy (the operator is stopped so it does not restore it).
+    wait_for("CoreDNS logs the binding proxy's marker query", Duration::from_secs(30), || {
+        Ok(coredns_saw(&control_marker)?.then_some(()))
+    })?;
+    if coredns_saw(&marker)? {
+        return Err(format!("CoreDNS logged the executor pod's query for {marker}"));
+    }
+    // The binding proxy is reachable from the executor pod, and admits only the executor's own token.
+    apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plain", "namespace": GUARD}}),
+    )?;
+    let right = create_token(CHILD, Some(PROXY_AUDIENCE))?;
+    let api_audience = create_token(CHILD, None)?;
+    let other_policy = create_token(CHILD, Some(&format!("mcpguard.io/proxy/{GUARD}/other")))?;
+    let other_account = create_token("plain", Some(PROXY_AUDIENCE))?;
+    let results = proxy_probes(
+        &pod,
+        "proxy-probe",
+        &t,
+        &[
+            ("none", None),
+            ("api-audience", Some(&api_audience)),
+            ("other-policy-audience", Some(&other_policy)),
+            ("other-account", Some(&other_account)),
+            ("executor", Some(&right)),
+        ],
+    )?;
+    println!("   the binding proxy from the executor pod: {results}");
+    for (label, code) in [
+        ("none", "Unauthenticated"),
+        ("api-audience", "Unauthenticated"),
+        ("other-policy-audience", "Unauthenticated"),
+        ("other-account", "PermissionDenied"),
+        ("executor", "Ok"),
+    ] {
+        let got = results[label].as_str().unwrap_or_default();
+        if !got.eq_ignore_ascii_case(code) {
+            return Err(format!("binding proxy probe {label}: expected {code}, got {results}"));
+        }
+    }
+
+    // The control: without the executor NetworkPolicy (the operator is stopped so it does not restore
+    // it) the same probes reach their targets.
     operator_scale(0)?;
     let result = (|| -> R {
         kubectl(&["-n", GUARD, "delete", "networkpolicy", CHILD, "--wait=true"])?;
-        let out = egress_until(&pod, "egress-without-policy", &unbound, &bound, "unbound=reached")?;
-        println!("   without the NetworkPolicy: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+        let open_marker = format!("{marker}open");
+        let got = net_until(&pod, "net-open", &t, &open_marker, |m| {
+            is(m, &CLOSED, "open") && is(m, &["dns-udp"], "resolved")
+        })?;
+        println!("   without the NetworkPolicy: {got:?}");
         // The second layer: with the network open, the pod of the namespace the policy does not allow
-        // reaches the executor and is refused by authentication (its token is valid, its identity is not
-        // an allowed caller).
+        // reaches the executor and is refused by authentication.
         let v = run_agent(
             OUTSIDE,
             "agent-outside-open",
@@ -584,17 +780,17 @@ fn egress_is_enforced() -> R {
     wait_for("the operator restores the NetworkPolicy", Duration::from_secs(120), || {
         Ok(exists(&["-n", GUARD, "networkpolicy", CHILD])?.then_some(()))
     })?;
-    let out = egress_until(&pod, "egress-restored", &unbound, &bound, "unbound=blocked")?;
-    println!("   policy restored by the operator: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+    let got = net_until(&pod, "net-restored", &t, &format!("{marker}again"), blocked)?;
+    println!("   policy restored by the operator: {got:?}");
     Ok(())
 }
 
-/// The deployed server's gate, from inside an executor pod (whose labels the server's NetworkPolicy
-/// admits): only a token of the server's own audience from an executor account passes; the server's
-/// own port is closed to other pods. Tokens are made with `kubectl create token` (the test is
-/// cluster-admin); the binding proxy's own token never leaves its container.
+/// The deployed server's gate, from inside a binding-proxy pod (whose labels the server's NetworkPolicy
+/// admits): only a token of the server's own audience from a binding-proxy account passes (not an
+/// executor's); the server's own port is closed to other pods. Tokens are made with `kubectl create
+/// token` (the test is cluster-admin); the binding proxy's own token never leaves its container.
 fn deployed_server_admits_only_binding_proxies() -> R {
-    let (pod, _) = wait_one_executor(None)?;
+    let pod = proxy_pod()?;
     let svc = cluster_ip(GUARD, &format!("{SERVER}-mcp-server"))?;
     let server_pod = kubectl(&[
         "-n",
@@ -616,9 +812,10 @@ fn deployed_server_admits_only_binding_proxies() -> R {
         }
         Ok(kubectl(&args)?.trim().to_string())
     };
-    let right = token(CHILD, Some(&audience))?;
-    let api_audience = token(CHILD, None)?;
-    let other_server = token(CHILD, Some(&format!("mcpguard.io/server/{GUARD}/other")))?;
+    let right = token(PROXY, Some(&audience))?;
+    let executor_account = token(CHILD, Some(&audience))?;
+    let api_audience = token(PROXY, None)?;
+    let other_server = token(PROXY, Some(&format!("mcpguard.io/server/{GUARD}/other")))?;
     apply(
         &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "plain", "namespace": GUARD}}),
     )?;
@@ -640,13 +837,14 @@ fn deployed_server_admits_only_binding_proxies() -> R {
         probe("api-audience", &id(&api_audience), &url),
         probe("other-server", &id(&other_server), &url),
         probe("plain-account", &id(&plain), &url),
+        probe("executor-account", &id(&executor_account), &url),
         probe("right", &id(&right), &url),
         probe("server-port", &id(&right), &format!("http://{server_pod}:8080/mcp")),
     ]
     .concat();
     let out = debug_script(&pod, "gate-probes", None, &script)?;
     let got: Vec<&str> = out.split_whitespace().collect();
-    println!("   from the executor pod: {}", got.join(" "));
+    println!("   from the binding-proxy pod: {}", got.join(" "));
     let want = |label: &str, ok: &dyn Fn(&str) -> bool| -> R {
         let v = got.iter().find_map(|l| l.strip_prefix(&format!("{label}="))).unwrap_or("missing");
         if ok(v) { Ok(()) } else { Err(format!("{label}: got `{v}` in: {}", got.join(" "))) }
@@ -655,6 +853,7 @@ fn deployed_server_admits_only_binding_proxies() -> R {
     want("api-audience", &|v| v == "401")?;
     want("other-server", &|v| v == "401")?;
     want("plain-account", &|v| v == "403")?;
+    want("executor-account", &|v| v == "403")?;
     want("right", &|v| !["401", "403", "blocked", "missing"].contains(&v))?;
     // The server's own port, even with the right token: closed to other pods.
     want("server-port", &|v| v == "blocked")?;
@@ -807,7 +1006,8 @@ fn deleting_the_policy_removes_its_children() -> R {
     let binding = get_json(&["clusterrolebinding", &crb])?;
     let subjects = binding["subjects"].to_string();
     if binding["roleRef"]["name"].as_str().is_none_or(|r| !r.ends_with("-tokenreview"))
-        || !subjects.contains(CHILD)
+        || !subjects.contains(PROXY)
+        || subjects.contains(CHILD)
     {
         return Err(format!("unexpected TokenReview binding: {binding}"));
     }
@@ -818,12 +1018,17 @@ fn deleting_the_policy_removes_its_children() -> R {
                 return Err(format!("({kind} {CHILD} still there)"));
             }
         }
+        for kind in ["deployment", "service", "networkpolicy", "serviceaccount"] {
+            if exists(&["-n", GUARD, kind, PROXY])? {
+                return Err(format!("({kind} {PROXY} still there)"));
+            }
+        }
         if exists(&["clusterrolebinding", &crb])? {
             return Err(format!("(clusterrolebinding {crb} still there)"));
         }
         let pods = kubectl(&["-n", GUARD, "get", "pods", "-o", "name"])?;
-        if pods.contains(CHILD) {
-            return Err("(executor pods still there)".into());
+        if pods.contains(CHILD) || pods.contains(PROXY) {
+            return Err("(executor or binding-proxy pods still there)".into());
         }
         Ok(Some(()))
     })
@@ -1458,16 +1663,16 @@ fn end_to_end() {
             disallowed_namespace_is_refused_by_the_network,
         ),
         (
-            "executor container: no Secret file, no credential in the environment",
+            "executor pod: one container, no Secret volume, no API token, no credential in the environment",
             executor_container_holds_no_credential,
         ),
         (
-            "egress: unbound server blocked, bound one only via the proxy; reachable without the policy \
-             (and then auth alone refuses the outside namespace)",
-            egress_is_enforced,
+            "executor pod egress: only its binding proxy (which admits only the executor's token); no DNS \
+             (CoreDNS never sees the query), no API server, no server; all reachable without the policy",
+            executor_pod_has_no_egress,
         ),
         (
-            "deployed server: its gate admits only a token of its audience from an executor account; its own port is closed",
+            "deployed server: its gate admits only a token of its audience from a binding-proxy account; its own port is closed",
             deployed_server_admits_only_binding_proxies,
         ),
         ("limits change rolls the pods and the new limit applies", limits_change_rolls_the_pods),

@@ -1,15 +1,21 @@
-//! The executor of one policy: ConfigMap, ServiceAccount, Deployment (executor + binding-proxy
-//! containers), Service and, with more than one replica, a PodDisruptionBudget.
+//! The executor of one policy: ConfigMap (shared with its binding proxy), ServiceAccount, Deployment,
+//! Service, with more than one replica a PodDisruptionBudget, and optionally a HorizontalPodAutoscaler.
+//! Executor pods hold no Secret and no credential: only a token for their own binding proxy (its
+//! audience, nothing else), which they reach at its Service's cluster IP (they have no DNS).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIProjection,
     DownwardAPIVolumeFile, EmptyDirVolumeSource, GRPCAction, KeyToPath, ObjectFieldSelector,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, SecretVolumeSource, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    SeccompProfile, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort, ServiceSpec,
+    TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -20,19 +26,16 @@ use mcp_guard_crds::Callers;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy};
 use sha2::{Digest, Sha256};
 
-use super::config::{IDENTITY_DIR, Rendered, SECRETS_DIR};
+use super::config::Rendered;
 use super::{Invalid, Settings, meta, restricted_security_context, selector, token_review};
-use mcp_guard_crds::identity::server_audience;
 
 pub const GRPC_PORT: i32 = 9090;
 pub const MCP_PORT: i32 = 8080;
 pub const METRICS_PORT: i32 = 9091;
 pub const CONFIG_DIR: &str = "/etc/mcp-guard";
 pub const CONFIG_FILE: &str = "config.yaml";
-pub const RUN_DIR: &str = "/run/mcp-guard";
 pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 pub const EXECUTOR_CONTAINER: &str = "executor";
-pub const PROXY_CONTAINER: &str = "binding-proxy";
 /// The user every container runs as (the distroless `nonroot` user).
 const NONROOT: i64 = 65532;
 
@@ -44,8 +47,12 @@ pub struct ExecutorObjects {
     pub deployment: Deployment,
     pub service: Service,
     pub pdb: Option<PodDisruptionBudget>,
+    pub hpa: Option<HorizontalPodAutoscaler>,
     pub config_hash: String,
 }
+
+/// Where executor containers find their token for the binding proxy.
+pub const PROXY_TOKEN_DIR: &str = "/var/run/secrets/mcpguard.io/proxy";
 
 /// The name every child of a policy shares.
 pub fn executor_name(policy: &str) -> String {
@@ -130,11 +137,12 @@ fn allowed_list(default: &str, prefixes: &[String]) -> String {
     all.join(", ")
 }
 
-/// Build every executor object of a policy.
+/// Build every executor object of a policy; its binding proxy is at `proxy_ip` (its Service's cluster
+/// IP).
 pub fn build(
     policy: &McpGuardPolicy,
     rendered: &Rendered,
-    bound_servers: &[String],
+    proxy_ip: &str,
     settings: &Settings,
     owner: &OwnerReference,
 ) -> Result<ExecutorObjects, Invalid> {
@@ -169,25 +177,13 @@ pub fn build(
         ..Default::default()
     };
 
-    let mut pod_labels = labels.clone();
-    for s in bound_servers {
-        pod_labels.insert(format!("{}{s}", super::BIND_LABEL_PREFIX), "true".into());
-    }
+    let pod_labels = labels.clone();
     let config_path = format!("{CONFIG_DIR}/{CONFIG_FILE}");
-    let socket = format!("{RUN_DIR}/proxy.sock");
 
     let mut volumes = vec![
         Volume {
             name: "config".into(),
             config_map: Some(ConfigMapVolumeSource { name: child.clone(), ..Default::default() }),
-            ..Default::default()
-        },
-        Volume {
-            name: "run".into(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".into()),
-                size_limit: Some(Quantity("1Mi".into())),
-            }),
             ..Default::default()
         },
         Volume {
@@ -202,87 +198,43 @@ pub fn build(
         read_only: Some(true),
         ..Default::default()
     };
-    let run_mount = VolumeMount { name: "run".into(), mount_path: RUN_DIR.into(), ..Default::default() };
     let tmp_mount = VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() };
-
-    let mut executor_mounts = vec![config_mount.clone(), run_mount.clone(), tmp_mount];
-    if token_review {
-        // Only the executor gets a token, and only to call TokenReview; the pod does not automount one,
-        // so the binding proxy has none.
-        volumes.push(kube_api_access());
-        executor_mounts.push(VolumeMount {
-            name: "kube-api-access".into(),
-            mount_path: SA_TOKEN_DIR.into(),
+    // The pod's one token: for its binding proxy's audience only (no API-server token is mounted; the
+    // executor cannot reach the API server anyway), one hour, rotated by the kubelet.
+    volumes.push(Volume {
+        name: "proxy-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(0o444),
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    path: "token".into(),
+                    expiration_seconds: Some(3600),
+                    audience: Some(super::binding_proxy::proxy_audience(&name, &ns)),
+                }),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    });
+    let executor_mounts = vec![
+        config_mount,
+        tmp_mount,
+        VolumeMount {
+            name: "proxy-token".into(),
+            mount_path: PROXY_TOKEN_DIR.into(),
             read_only: Some(true),
             ..Default::default()
-        });
-    }
-
-    let mut proxy_mounts = vec![config_mount, run_mount];
-    for (i, (secret, keys)) in rendered.secrets.iter().enumerate() {
-        let vol = format!("secret-{i}");
-        volumes.push(Volume {
-            name: vol.clone(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.clone()),
-                items: Some(
-                    keys.iter().map(|k| KeyToPath { key: k.clone(), path: k.clone(), mode: None }).collect(),
-                ),
-                default_mode: Some(0o440),
-                // Optional: the pod starts while a Secret or key does not exist yet (the operator cannot
-                // tell, having no access to Secrets); the binding proxy reports the missing file, the
-                // operator puts it in the policy's status, and the kubelet fills the volume once the
-                // Secret appears.
-                optional: Some(true),
-            }),
-            ..Default::default()
-        });
-        // A directory mount (not subPath), so a rotated Secret reaches the running proxy.
-        proxy_mounts.push(VolumeMount {
-            name: vol,
-            mount_path: format!("{SECRETS_DIR}/{secret}"),
-            read_only: Some(true),
-            ..Default::default()
-        });
-    }
-    // One token per deployed server, each for that server's gate only (its own audience), in the
-    // binding proxy only: the proxy sends it to the gate; the executor container never has it.
-    if !rendered.identities.is_empty() {
-        volumes.push(Volume {
-            name: "server-identity".into(),
-            projected: Some(ProjectedVolumeSource {
-                default_mode: Some(0o444),
-                sources: Some(
-                    rendered
-                        .identities
-                        .iter()
-                        .map(|server| VolumeProjection {
-                            service_account_token: Some(ServiceAccountTokenProjection {
-                                path: format!("{server}/token"),
-                                expiration_seconds: Some(3600),
-                                audience: Some(server_audience(&ns, server)),
-                            }),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-            }),
-            ..Default::default()
-        });
-        proxy_mounts.push(VolumeMount {
-            name: "server-identity".into(),
-            mount_path: IDENTITY_DIR.into(),
-            read_only: Some(true),
-            ..Default::default()
-        });
-    }
+        },
+    ];
 
     let mut executor_args: Vec<String> = [
         "serve",
         "--config",
         &config_path,
-        "--proxy-socket",
-        &socket,
+        "--proxy-url",
+        &super::binding_proxy::proxy_url(proxy_ip),
+        "--proxy-token-file",
+        &format!("{PROXY_TOKEN_DIR}/token"),
         "--grpc-listen",
         &format!("0.0.0.0:{GRPC_PORT}"),
         "--mcp-listen",
@@ -294,10 +246,11 @@ pub fn build(
     .map(|s| s.to_string())
     .collect();
     if token_review {
-        executor_args.push("--token-review-audience".into());
-        executor_args.push(audience(&name, &ns));
-        // Who may execute, and the operator (which may only list tools, for McpServer status), are in
-        // the config's `callers`.
+        // The binding proxy reviews callers' tokens for the policy's audience (the executor pod cannot
+        // reach the API server) and checks them again for each execution. Who may execute, and the
+        // operator (which may only list tools, for McpServer status), are in the config's `callers`,
+        // which both enforce.
+        executor_args.push("--caller-review-via-proxy".into());
     } else {
         // Only where the admin allowed it (checked above): the NetworkPolicy alone guards the port.
         executor_args.push("--insecure-no-auth".into());
@@ -333,25 +286,13 @@ pub fn build(
         volume_mounts: Some(executor_mounts),
         ..Default::default()
     };
-    let proxy = Container {
-        name: PROXY_CONTAINER.into(),
-        // The container with the Secrets always runs the operator's image, whatever the policy says.
-        image: Some(settings.executor_image.clone()),
-        image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(vec!["proxy".into(), "--config".into(), config_path, "--socket".into(), socket]),
-        resources: Some(
-            spec.executor.proxy_resources.clone().unwrap_or_else(|| resources("50m", "64Mi", "256Mi")),
-        ),
-        security_context: Some(restricted_security_context()),
-        volume_mounts: Some(proxy_mounts),
-        ..Default::default()
-    };
     let mut annotations = BTreeMap::new();
     annotations.insert(super::CONFIG_HASH_ANNOTATION.to_string(), config_hash.clone());
     let deployment = Deployment {
         metadata: meta(&child, &ns, labels.clone(), owner),
         spec: Some(DeploymentSpec {
-            replicas: Some(spec.executor.replicas),
+            // With an autoscaler, it owns the replica count.
+            replicas: if spec.executor.autoscaling.is_some() { None } else { Some(spec.executor.replicas) },
             selector: selector(executor_selector_labels(&name)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -374,7 +315,7 @@ pub fn build(
                         }),
                         ..Default::default()
                     }),
-                    containers: vec![executor, proxy],
+                    containers: vec![executor],
                     volumes: Some(volumes),
                     ..Default::default()
                 }),
@@ -407,7 +348,34 @@ pub fn build(
         }),
         ..Default::default()
     };
-    let pdb = (spec.executor.replicas > 1).then(|| PodDisruptionBudget {
+    let min_replicas = spec.executor.autoscaling.as_ref().map_or(spec.executor.replicas, |a| a.min_replicas);
+    let hpa = spec.executor.autoscaling.as_ref().map(|a| HorizontalPodAutoscaler {
+        metadata: meta(&child, &ns, labels.clone(), owner),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: child.clone(),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(a.target_cpu_utilization_percentage),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
+            behavior: None,
+        }),
+        ..Default::default()
+    });
+    let pdb = (min_replicas > 1).then(|| PodDisruptionBudget {
         metadata: meta(&child, &ns, labels, owner),
         spec: Some(PodDisruptionBudgetSpec {
             min_available: Some(IntOrString::Int(1)),
@@ -416,10 +384,10 @@ pub fn build(
         }),
         ..Default::default()
     });
-    Ok(ExecutorObjects { config_map, service_account, deployment, service, pdb, config_hash })
+    Ok(ExecutorObjects { config_map, service_account, deployment, service, pdb, hpa, config_hash })
 }
 
-/// The ClusterRoleBinding that lets a policy's executor call TokenReview (see [`super::token_review`]).
+/// The ClusterRoleBinding that lets a policy's binding proxy call TokenReview (see [`super::token_review`]).
 pub fn token_review_binding(policy: &McpGuardPolicy, uid: &str, settings: &Settings) -> ClusterRoleBinding {
     let name = policy.metadata.name.as_deref().unwrap_or_default();
     let ns = policy.metadata.namespace.as_deref().unwrap_or_default();

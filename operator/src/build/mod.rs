@@ -1,6 +1,7 @@
 //! Pure builders: from a spec (and what the reconciler dereferenced) to the Kubernetes objects the
 //! operator applies. No client here, so every builder is unit-tested from YAML fixtures.
 
+pub mod binding_proxy;
 pub mod config;
 pub mod deployed_server;
 pub mod executor;

@@ -1,7 +1,9 @@
-//! NetworkPolicies: an executor pod may reach DNS, its bound servers and (for TokenReview) the
-//! Kubernetes API, nothing else; only allowed callers reach its API ports. A deployed server admits only
-//! the executor pods of policies that bind it. With TokenReview auth, the operator's own pods reach an
-//! executor's gRPC port (for tool discovery; the executor lets the operator list tools, never execute).
+//! NetworkPolicies. An executor pod (where untrusted code runs) may reach its own policy's binding-proxy
+//! pods on the proxy port and nothing else: no DNS, no API server, no upstream. Only allowed callers
+//! (and the operator, for tool discovery: the executor lets it list tools, never execute) reach its API
+//! ports. A binding-proxy pod admits only its own policy's executor pods, and may reach DNS, its bound
+//! servers and the Kubernetes API (TokenReview). A deployed server admits only the binding-proxy pods of
+//! policies that bind it.
 
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -11,8 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, OwnerReference,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpServer};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
 
+use super::binding_proxy::{PROXY_APP, PROXY_PORT, proxy_name, proxy_selector_labels};
 use super::config::ResolvedServer;
 use super::deployed_server::{gate_port, server_name, server_selector_labels};
 use super::executor::{GRPC_PORT, MCP_PORT, executor_name, executor_selector_labels};
@@ -103,11 +106,10 @@ pub fn remote_egress(
     if errors.is_empty() { Ok(out) } else { Err(Invalid(errors)) }
 }
 
-/// The executor NetworkPolicy of a policy. `Invalid` when a bound remote server's egress breaks the
-/// admin's rules ([`remote_egress`]).
+/// The executor NetworkPolicy of a policy. `Invalid` when the caller selector would admit every
+/// namespace.
 pub fn executor_policy(
     policy: &McpGuardPolicy,
-    servers: &[ResolvedServer<'_>],
     settings: &Settings,
     owner: &OwnerReference,
 ) -> Result<NetworkPolicy, Invalid> {
@@ -161,7 +163,37 @@ pub fn executor_policy(
         });
     }
 
-    // Egress: DNS in kube-system, each bound server, and the Kubernetes API for TokenReview.
+    // Egress: the policy's own binding-proxy pods on the proxy port, nothing else.
+    let egress = vec![NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(selector(proxy_selector_labels(&name))),
+            ..Default::default()
+        }]),
+        ports: Some(vec![tcp(PROXY_PORT)]),
+    }];
+    if !errors.is_empty() {
+        return Err(Invalid(errors));
+    }
+    let mut l = executor_selector_labels(&name);
+    l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
+    Ok(NetworkPolicy {
+        metadata: meta(&executor_name(&name), &ns, l, owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector(executor_selector_labels(&name))),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(ingress),
+            egress: Some(egress),
+        }),
+    })
+}
+
+/// The egress of a binding proxy: DNS in kube-system, each bound server, and the Kubernetes API for
+/// TokenReview. Errors name each bound remote server whose egress breaks the admin's rules.
+fn proxy_egress(
+    servers: &[ResolvedServer<'_>],
+    settings: &Settings,
+    errors: &mut Vec<String>,
+) -> Vec<NetworkPolicyEgressRule> {
     let mut egress = vec![NetworkPolicyEgressRule {
         to: Some(vec![NetworkPolicyPeer {
             namespace_selector: Some(namespaces(vec!["kube-system".into()])),
@@ -190,28 +222,48 @@ pub fn executor_policy(
             }
         }
     }
-    if callers.auth == CallerAuth::ServiceAccountToken {
-        for (ip, port) in &settings.api_server {
-            let cidr = if ip.contains(':') { format!("{ip}/128") } else { format!("{ip}/32") };
-            egress.push(NetworkPolicyEgressRule {
-                to: Some(vec![NetworkPolicyPeer {
-                    ip_block: Some(IPBlock { cidr, except: None }),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp(*port)]),
-            });
-        }
+    for (ip, port) in &settings.api_server {
+        let cidr = if ip.contains(':') { format!("{ip}/128") } else { format!("{ip}/32") };
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock { cidr, except: None }),
+                ..Default::default()
+            }]),
+            ports: Some(vec![tcp(*port)]),
+        });
     }
+    egress
+}
 
+/// The binding-proxy NetworkPolicy of a policy: ingress only from the policy's executor pods on the
+/// proxy port; egress per [`proxy_egress`]. `Invalid` when a bound remote server's egress breaks the
+/// admin's rules.
+pub fn proxy_policy(
+    policy: &McpGuardPolicy,
+    servers: &[ResolvedServer<'_>],
+    settings: &Settings,
+    owner: &OwnerReference,
+) -> Result<NetworkPolicy, Invalid> {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let ns = policy.metadata.namespace.clone().unwrap_or_default();
+    let mut errors = Vec::new();
+    let egress = proxy_egress(servers, settings, &mut errors);
     if !errors.is_empty() {
         return Err(Invalid(errors));
     }
-    let mut l = executor_selector_labels(&name);
+    let ingress = vec![NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(selector(executor_selector_labels(&name))),
+            ..Default::default()
+        }]),
+        ports: Some(vec![tcp(PROXY_PORT)]),
+    }];
+    let mut l = proxy_selector_labels(&name);
     l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
     Ok(NetworkPolicy {
-        metadata: meta(&executor_name(&name), &ns, l, owner),
+        metadata: meta(&proxy_name(&name), &ns, l, owner),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(executor_selector_labels(&name))),
+            pod_selector: Some(selector(proxy_selector_labels(&name))),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(ingress),
             egress: Some(egress),
@@ -219,9 +271,9 @@ pub fn executor_policy(
     })
 }
 
-/// The NetworkPolicy of a deployed server: only executor pods whose policy binds it, on the gate's port
-/// (`gate_port`); the server's own port is closed to every other pod. The labels only narrow who may
-/// knock: the gate admits a request only with a token the operator gave those pods' binding proxies.
+/// The NetworkPolicy of a deployed server: only binding-proxy pods whose policy binds it, on the gate's
+/// port (`gate_port`); the server's own port is closed to every other pod. The labels only narrow who
+/// may knock: the gate admits a request only with a token the operator gave those binding proxies.
 pub fn server_policy(server: &McpServer, gate_port: i32, owner: &OwnerReference) -> NetworkPolicy {
     let name = server.metadata.name.clone().unwrap_or_default();
     let ns = server.metadata.namespace.clone().unwrap_or_default();
@@ -235,7 +287,7 @@ pub fn server_policy(server: &McpServer, gate_port: i32, owner: &OwnerReference)
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
                     pod_selector: Some(selector(labels(&[
-                        ("app.kubernetes.io/name", "mcp-guard-executor"),
+                        ("app.kubernetes.io/name", PROXY_APP),
                         (&format!("{BIND_LABEL_PREFIX}{name}"), "true"),
                     ]))),
                     ..Default::default()

@@ -1,5 +1,6 @@
-//! ClusterRoleBindings that let one workload the operator runs call TokenReview: a policy's executor
-//! (to authenticate its callers) and a deployed server's gate (to authenticate binding proxies). Each
+//! ClusterRoleBindings that let one workload the operator runs call TokenReview: a policy's binding
+//! proxy (to authenticate its executor and the executor's callers) and a deployed server's gate (to
+//! authenticate binding proxies). Each
 //! binds one ServiceAccount to the ClusterRole that allows `tokenreviews: create` and nothing else
 //! ([`Settings::token_review_role`]).
 //!
@@ -16,7 +17,7 @@ use super::{MANAGER, POLICY_LABEL, SERVER_LABEL, Settings, labels};
 /// What a binding is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerKind {
-    /// A policy's executor.
+    /// A policy's binding proxy.
     Policy,
     /// A deployed server's gate.
     Server,
@@ -34,8 +35,17 @@ impl OwnerKind {
     /// The ServiceAccount the owner's workload runs as.
     pub fn service_account(self, name: &str) -> String {
         match self {
-            OwnerKind::Policy => super::executor::executor_name(name),
+            OwnerKind::Policy => super::binding_proxy::proxy_name(name),
             OwnerKind::Server => super::deployed_server::server_name(name),
+        }
+    }
+
+    /// The account older operator versions bound (a policy's executor, before its binding proxy had
+    /// pods of its own): a binding with it is still the owner's, to be patched or removed.
+    fn former_service_account(self, name: &str) -> Option<String> {
+        match self {
+            OwnerKind::Policy => Some(super::executor::executor_name(name)),
+            OwnerKind::Server => None,
         }
     }
 }
@@ -99,7 +109,8 @@ pub fn belongs_to(binding: &ClusterRoleBinding, owner: Owner<'_>) -> bool {
     let subject_ok = binding.subjects.as_deref().is_some_and(|s| {
         s.len() == 1
             && s[0].kind == "ServiceAccount"
-            && s[0].name == owner.kind.service_account(owner.name)
+            && (s[0].name == owner.kind.service_account(owner.name)
+                || owner.kind.former_service_account(owner.name).is_some_and(|f| s[0].name == f))
             && s[0].namespace.as_deref() == Some(owner.namespace)
     });
     label("app.kubernetes.io/managed-by") == Some(MANAGER)

@@ -1,12 +1,16 @@
-//! `McpGuardPolicy` → ConfigMap, ServiceAccount, Deployment, Service, NetworkPolicy, PodDisruptionBudget.
+//! `McpGuardPolicy` → for the executor and for the binding proxy each: ServiceAccount, Deployment,
+//! Service, NetworkPolicy, PodDisruptionBudget (with more than one replica); a shared ConfigMap; the
+//! executor's HorizontalPodAutoscaler (optional); the binding proxy's TokenReview binding.
 //!
-//! One function per step, as `pipeline` reads: [`dereference`] → `validate` → `build` → `apply_children`
-//! → `status`. Only dereference and apply talk to the API server; validate and build are pure.
+//! One function per step, as `pipeline` reads: [`dereference`] → `validate` → `proxy_address` → `build`
+//! → `apply_children` → `status`. Only dereference, proxy_address and apply talk to the API server;
+//! validate and build are pure.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
@@ -14,12 +18,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
-use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy, McpGuardPolicyStatus, McpServer};
+use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpGuardPolicyStatus, McpServer};
 use tracing::{info, instrument};
 
 use super::{
     Conditioned, RECHECK, Run, apply, apply_token_review_binding, delete_owned, remove_binding_if_ours,
 };
+use crate::build::binding_proxy::{self, ProxyObjects};
 use crate::build::config::{Rendered, ResolvedServer, render};
 use crate::build::executor::ExecutorObjects;
 use crate::build::{Invalid, Settings, executor, network};
@@ -133,19 +138,36 @@ async fn pipeline(run: &Run<'_, McpGuardPolicy>, policy: &McpGuardPolicy) -> Res
         return unresolved(run, reason, message).await;
     }
     let owner = policy.controller_owner_ref(&()).ok_or(Error::MissingField("metadata.uid"))?;
-    let built = match validate(policy, &refs, &run.ctx.settings).and_then(|valid| build(run, valid, &owner)) {
+    // Everything is built once before the binding proxy's Service is applied (with a placeholder for
+    // its address), so a spec that cannot be rendered creates nothing.
+    let valid = validate(policy, &refs, &run.ctx.settings)
+        .and_then(|valid| build(run, &valid, PLACEHOLDER_IP, &owner).map(|_| valid));
+    let valid = match valid {
+        Ok(valid) => valid,
+        Err(Invalid(errors)) => {
+            let message = format!("the policy cannot be rendered: {}", errors.join("; "));
+            return run.invalid_spec(vec![resolved(run)], message).await;
+        }
+    };
+    let proxy_ip = match proxy_address(run, &owner).await {
+        Ok(Some(ip)) => ip,
+        Ok(None) => return Ok(Action::requeue(std::time::Duration::from_secs(2))),
+        Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![resolved(run)], &e).await,
+        Err(e) => return Err(e),
+    };
+    let built = match build(run, &valid, &proxy_ip, &owner) {
         Ok(built) => built,
         Err(Invalid(errors)) => {
             let message = format!("the policy cannot be rendered: {}", errors.join("; "));
             return run.invalid_spec(vec![resolved(run)], message).await;
         }
     };
-    let deployment = match apply_children(run, &built, &owner.uid).await {
-        Ok(deployment) => deployment,
+    let deployments = match apply_children(run, &built, &owner.uid).await {
+        Ok(deployments) => deployments,
         Err(e @ Error::NotOwned { .. }) => return run.not_owned(vec![resolved(run)], &e).await,
         Err(e) => return Err(e),
     };
-    status(run, &built, &deployment).await
+    status(run, &built, &deployments.0, &deployments.1).await
 }
 
 /// The `ResolvedRefs` condition once every reference exists.
@@ -161,6 +183,19 @@ async fn unresolved(run: &Run<'_, McpGuardPolicy>, reason: &str, message: &str) 
     let status = McpGuardPolicyStatus::with_conditions(conditions, run.stamp.generation);
     run.report(&status, &ready).await?;
     Ok(Action::requeue(RECHECK))
+}
+
+/// The binding proxy's address in the build that only validates.
+const PLACEHOLDER_IP: &str = "192.0.2.1";
+
+/// Apply the binding proxy's Service and return its cluster IP (the executor dials it: executor pods
+/// have no DNS). `None` until the API server has assigned one.
+async fn proxy_address(
+    run: &Run<'_, McpGuardPolicy>,
+    owner: &OwnerReference,
+) -> Result<Option<String>, Error> {
+    let service = apply(&run.ctx.client, &binding_proxy::service(run.obj, owner)).await?;
+    Ok(service.spec.and_then(|s| s.cluster_ip).filter(|ip| !ip.is_empty() && ip != "None"))
 }
 
 /// A policy whose references all resolved, with its config rendered and validated.
@@ -195,68 +230,93 @@ fn validate<'a>(
 struct Built {
     objects: ExecutorObjects,
     network: NetworkPolicy,
+    proxy: ProxyObjects,
+    proxy_network: NetworkPolicy,
     /// What the user should know, for the Ready message.
     notes: Vec<String>,
     /// The names sandboxed code calls the bound servers by.
     sandbox_names: Vec<String>,
 }
 
-/// Build (pure): the executor's objects and its NetworkPolicy.
-fn build(run: &Run<'_, McpGuardPolicy>, valid: Valid<'_>, owner: &OwnerReference) -> Result<Built, Invalid> {
+/// Build (pure): the executor's and the binding proxy's objects and NetworkPolicies.
+fn build(
+    run: &Run<'_, McpGuardPolicy>,
+    valid: &Valid<'_>,
+    proxy_ip: &str,
+    owner: &OwnerReference,
+) -> Result<Built, Invalid> {
     let (policy, settings) = (run.obj, &run.ctx.settings);
     let bound: Vec<String> = valid.servers.iter().map(|r| r.binding.name.clone()).collect();
-    let objects = executor::build(policy, &valid.rendered, &bound, settings, owner);
-    let network = network::executor_policy(policy, &valid.servers, settings, owner);
-    let (objects, network) = match (objects, network) {
-        (Ok(o), Ok(n)) => (o, n),
-        (o, n) => {
-            let errors = [o.err(), n.err()].into_iter().flatten().flat_map(|Invalid(e)| e).collect();
+    let objects = executor::build(policy, &valid.rendered, proxy_ip, settings, owner);
+    let hash = executor::config_hash(&valid.rendered.yaml);
+    let proxy = binding_proxy::build(policy, &valid.rendered, &bound, &hash, settings, owner);
+    let network = network::executor_policy(policy, settings, owner);
+    let proxy_network = network::proxy_policy(policy, &valid.servers, settings, owner);
+    let (objects, proxy, network, proxy_network) = match (objects, proxy, network, proxy_network) {
+        (Ok(o), Ok(p), Ok(n), Ok(pn)) => (o, p, n, pn),
+        (o, p, n, pn) => {
+            let errors = [o.err(), p.err(), n.err(), pn.err()]
+                .into_iter()
+                .flatten()
+                .flat_map(|Invalid(e)| e)
+                .collect();
             return Err(Invalid(errors));
         }
     };
     Ok(Built {
         objects,
         network,
-        notes: valid.rendered.notes,
+        proxy,
+        proxy_network,
+        notes: valid.rendered.notes.clone(),
         sandbox_names: valid.servers.iter().map(|r| r.sandbox_name().to_string()).collect(),
     })
 }
 
-/// Apply every child, and remove the optional ones the spec no longer asks for. Returns the Deployment
-/// as applied, for its ready replicas.
+/// Apply every child, and remove the optional ones the spec no longer asks for. Returns the executor's
+/// and the binding proxy's Deployments as applied, for their ready replicas.
 async fn apply_children(
     run: &Run<'_, McpGuardPolicy>,
     built: &Built,
     uid: &str,
-) -> Result<Deployment, Error> {
+) -> Result<(Deployment, Deployment), Error> {
     let (client, policy, objects) = (&run.ctx.client, run.obj, &built.objects);
     let name = policy.name_any();
     apply(client, &objects.config_map).await?;
-    apply(client, &objects.service_account).await?;
+    // The NetworkPolicies first: no pod of this policy runs a moment without them.
     apply(client, &built.network).await?;
+    apply(client, &built.proxy_network).await?;
+    // The binding proxy checks every executor token (and callers' tokens) with TokenReview, whatever
+    // the caller auth mode.
+    apply_token_review_binding(client, executor::policy_owner(&run.ns, &name, Some(uid)), &run.ctx.settings)
+        .await?;
+    remove_legacy_binding(client, &run.ns, &name).await?;
+    apply(client, &built.proxy.service_account).await?;
+    let proxy_deployment = apply(client, &built.proxy.deployment).await?;
+    let proxy_name = binding_proxy::proxy_name(&name);
+    match &built.proxy.pdb {
+        Some(pdb) => {
+            apply(client, pdb).await?;
+        }
+        None => delete_owned::<PodDisruptionBudget>(client, &run.ns, &proxy_name, uid).await?,
+    }
+    apply(client, &objects.service_account).await?;
     apply(client, &objects.service).await?;
     let deployment = apply(client, &objects.deployment).await?;
+    let executor_name = executor::executor_name(&name);
     match &objects.pdb {
         Some(pdb) => {
             apply(client, pdb).await?;
         }
-        None => {
-            delete_owned::<PodDisruptionBudget>(client, &run.ns, &executor::executor_name(&name), uid).await?
+        None => delete_owned::<PodDisruptionBudget>(client, &run.ns, &executor_name, uid).await?,
+    }
+    match &objects.hpa {
+        Some(hpa) => {
+            apply(client, hpa).await?;
         }
+        None => delete_owned::<HorizontalPodAutoscaler>(client, &run.ns, &executor_name, uid).await?,
     }
-    // TokenReview needs a cluster-scoped binding; without that auth mode, none may linger.
-    if policy.spec.callers.auth == CallerAuth::ServiceAccountToken {
-        apply_token_review_binding(
-            client,
-            executor::policy_owner(&run.ns, &name, Some(uid)),
-            &run.ctx.settings,
-        )
-        .await?;
-        remove_legacy_binding(client, &run.ns, &name).await?;
-    } else {
-        remove_token_review_bindings(client, &run.ns, &name, uid).await?;
-    }
-    Ok(deployment)
+    Ok((deployment, proxy_deployment))
 }
 
 /// Status: Ready once enough executor pods are; the endpoint, the bound servers and the config hash the
@@ -265,10 +325,16 @@ async fn status(
     run: &Run<'_, McpGuardPolicy>,
     built: &Built,
     deployment: &Deployment,
+    proxy_deployment: &Deployment,
 ) -> Result<Action, Error> {
     let ready_replicas = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-    let available_cond = run.available(ready_replicas, run.obj.spec.executor.replicas, "executor");
-    let available = available_cond.status == "True";
+    let proxies_ready = proxy_deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    let executor = &run.obj.spec.executor;
+    let wanted = executor.autoscaling.as_ref().map_or(executor.replicas, |a| a.min_replicas);
+    let available_cond = run.available(ready_replicas, wanted, "executor");
+    // Serving needs a binding proxy too (an executor is not Ready without one, so this mostly holds
+    // already; the status says which is missing).
+    let available = available_cond.status == "True" && proxies_ready > 0;
     // Credentials: only the binding proxy can see whether a Secret (or key) it is given exists. Asked
     // once a pod runs: an executor whose proxy cannot connect a server is not Ready (so not available).
     let running = ready_replicas > 0 || deployment.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0;
@@ -276,6 +342,8 @@ async fn status(
     let (resolved_cond, ready, requeue) = if missing.is_empty() {
         let mut ready_message = if available {
             "the executor is serving".to_string()
+        } else if proxies_ready == 0 {
+            "waiting for binding-proxy pods".into()
         } else {
             "waiting for executor pods".into()
         };

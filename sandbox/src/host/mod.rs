@@ -44,6 +44,20 @@ pub struct ExecutionInfo {
     pub caller: String,
     /// sha256 of the submitted code, hex.
     pub code_sha256: String,
+    /// The caller's bearer token, for a binding proxy that authenticates callers itself. Never
+    /// serialised: it does not travel to an isolate host.
+    #[serde(skip)]
+    pub caller_token: Option<CallerToken>,
+}
+
+/// A caller's bearer token; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerToken(pub String);
+
+impl std::fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallerToken(..)")
+    }
 }
 
 impl ExecutionInfo {
@@ -54,6 +68,7 @@ impl ExecutionInfo {
             id: uuid::Uuid::new_v4().to_string(),
             caller: caller.to_string(),
             code_sha256: hex::encode(sha2::Sha256::digest(code.as_bytes())),
+            caller_token: None,
         }
     }
 }

@@ -79,8 +79,18 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = match args.first().map(String::as_str) {
         Some("execute") if args.len() >= 3 => run(&args).await,
+        Some("proxy-probe") if args.len() >= 2 => {
+            let labelled: Vec<(String, Option<String>)> = args[2..]
+                .iter()
+                .map(|a| match a.split_once('=') {
+                    Some((label, token)) => (label.to_string(), Some(token.to_string())),
+                    None => (a.clone(), None),
+                })
+                .collect();
+            proxy_probe(&args[1], &labelled).await
+        }
         _ => {
-            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N] [--fail-on-error]"})
+            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N] [--fail-on-error] | e2e-agent proxy-probe URL LABEL[=TOKEN]..."})
         }
     };
     println!("{out}");
@@ -110,4 +120,35 @@ async fn run(args: &[String]) -> Value {
         Ok(v) => v,
         Err(_) => json!({"status": "error", "code": "timeout", "message": "no answer"}),
     }
+}
+
+/// Calls the binding proxy's internal ListTools at `url` once per `(label, token)` (no token: no
+/// `authorization`), the way an executor would; answers `{"status": "ok", "results": {label: code}}`
+/// with `OK` or the gRPC code, or `connect-failed` when the proxy cannot be reached.
+async fn proxy_probe(url: &str, probes: &[(String, Option<String>)]) -> Value {
+    use mcp_guard_proto::internal::{ListToolsRequest, binding_proxy_client::BindingProxyClient};
+    let endpoint = match tonic::transport::Endpoint::from_shared(url.to_string()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(4)).timeout(Duration::from_secs(10)),
+        Err(e) => return json!({"status": "error", "code": "bad-endpoint", "message": e.to_string()}),
+    };
+    let mut results = serde_json::Map::new();
+    for (label, token) in probes {
+        let code = match endpoint.connect().await {
+            Err(_) => "connect-failed".to_string(),
+            Ok(channel) => {
+                let mut request = tonic::Request::new(ListToolsRequest {});
+                if let Some(t) = token
+                    && let Ok(v) = format!("Bearer {}", t.trim()).parse()
+                {
+                    request.metadata_mut().insert("authorization", v);
+                }
+                match BindingProxyClient::new(channel).list_tools(request).await {
+                    Ok(_) => "OK".to_string(),
+                    Err(s) => format!("{:?}", s.code()),
+                }
+            }
+        };
+        results.insert(label.clone(), json!(code));
+    }
+    json!({"status": "ok", "results": results})
 }

@@ -134,6 +134,7 @@ async fn warm_up(engine: &QuickJsEngine) {
             id: "isolate-host-warm-up".into(),
             caller: "isolate-host".into(),
             code_sha256: String::new(),
+            caller_token: None,
         }),
         events: None,
     };
