@@ -322,7 +322,7 @@ enum Backend {
     /// The API server.
     Api { config: TokenReviewConfig, client: reqwest::Client },
     /// The binding proxy (which asks the API server).
-    Proxy(mcp_guard_binding_client::ProxyToolHost),
+    Proxy(Box<mcp_guard_binding_client::ProxyToolHost>),
 }
 
 /// The answer of [`TokenReview::review`].
@@ -355,7 +355,7 @@ impl TokenReview {
     }
 
     fn via_proxy(proxy: mcp_guard_binding_client::ProxyToolHost) -> Self {
-        Self::with_backend(Duration::from_secs(30), Backend::Proxy(proxy))
+        Self::with_backend(Duration::from_secs(30), Backend::Proxy(Box::new(proxy)))
     }
 
     fn with_backend(cache_ttl: Duration, backend: Backend) -> Self {

@@ -571,7 +571,8 @@ type Probes = std::collections::BTreeMap<String, String>;
 /// A shell script that prints `<label>=open|blocked` for each TCP target (busybox `nc -w 3`: a connect
 /// that does not complete in 3 s ends with status 1; a connected `nc` is stopped by `timeout`), and
 /// `dns-udp=resolved|failed` for lookups of a name carrying `marker` (CoreDNS logs each query it gets)
-/// and of the API server's Service name.
+/// and of the API server's Service name (resolved: an answer line with its cluster IP, not the server's
+/// own `Address:` line, which names the resolver).
 fn net_script(t: &Targets, marker: &str) -> String {
     let tcp = |label: &str, ip: &str, port: u16| {
         format!(
@@ -587,7 +588,7 @@ fn net_script(t: &Targets, marker: &str) -> String {
         tcp("proxy", &t.proxy, 9443),
         format!(
             "timeout 8 nslookup {marker}.e2e-guard.svc.cluster.local {dns} >/dev/null 2>&1; \
-             if timeout 8 nslookup kubernetes.default.svc.cluster.local {dns} 2>&1 | grep -q '{api}'; \
+             if timeout 8 nslookup kubernetes.default.svc.cluster.local {dns} 2>&1 | grep -qE '^Address:[[:space:]]+{api}$'; \
              then echo dns-udp=resolved; else echo dns-udp=failed; fi; ",
             dns = t.dns,
             api = t.api
@@ -603,9 +604,11 @@ fn parse_probes(out: &str) -> Probes {
         .collect()
 }
 
+/// Whether CoreDNS logged a query for the name [`net_script`] looks up with `marker` (the whole name:
+/// one marker may be a prefix of another).
 fn coredns_saw(marker: &str) -> R<bool> {
     let log = kubectl(&["-n", "kube-system", "logs", "deployment/coredns", "--since=15m"])?;
-    Ok(log.contains(marker))
+    Ok(log.contains(&format!("{marker}.e2e-guard.svc.cluster.local")))
 }
 
 /// The binding proxy's answers to ListTools from inside the executor pod (an ephemeral e2e-agent
@@ -753,8 +756,12 @@ fn executor_pod_has_no_egress() -> R {
     let result = (|| -> R {
         kubectl(&["-n", GUARD, "delete", "networkpolicy", CHILD, "--wait=true"])?;
         let open_marker = format!("{marker}open");
+        // The deployed server stays closed: its own NetworkPolicy admits binding-proxy pods only (the
+        // second wall, on the server's side).
         let got = net_until(&pod, "net-open", &t, &open_marker, |m| {
-            is(m, &CLOSED, "open") && is(m, &["dns-udp"], "resolved")
+            is(m, &["unbound", "api-server", "dns-tcp"], "open")
+                && is(m, &["dns-udp"], "resolved")
+                && is(m, &["bound-server"], "blocked")
         })?;
         println!("   without the NetworkPolicy: {got:?}");
         // The second layer: with the network open, the pod of the namespace the policy does not allow
