@@ -146,3 +146,42 @@ mod tests {
         assert_eq!(backoff_delay(40), Duration::from_secs(300));
     }
 }
+
+/// Where pods reach the Kubernetes API: the `kubernetes` Service and its endpoints (NetworkPolicy is
+/// applied after Service address translation on most CNIs, so both are allowed).
+pub async fn api_server_addresses(client: &kube::Client) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), "default");
+    if let Ok(svc) = services.get("kubernetes").await
+        && let Some(spec) = svc.spec
+        && let Some(ip) = spec.cluster_ip
+    {
+        for p in spec.ports.unwrap_or_default() {
+            out.push((ip.clone(), p.port));
+        }
+    }
+    let slices: kube::Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        kube::Api::namespaced(client.clone(), "default");
+    match slices.list(&kube::api::ListParams::default().labels("kubernetes.io/service-name=kubernetes")).await
+    {
+        Ok(list) => {
+            for slice in list.items {
+                let ports: Vec<i32> = slice.ports.unwrap_or_default().iter().filter_map(|p| p.port).collect();
+                for ep in slice.endpoints {
+                    for addr in ep.addresses {
+                        for port in &ports {
+                            out.push((addr.clone(), *port));
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the API server's endpoints; TokenReview egress may be blocked")
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::ListParams;
 use kube::{Api, Client};
 use mcp_guard_operator::build::{EgressRules, OperatorIdentity, Settings, parse_labels};
 use mcp_guard_operator::context::{Context, Metrics};
@@ -109,42 +106,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Where pods reach the Kubernetes API: the `kubernetes` Service and its endpoints (NetworkPolicy is
-/// applied after Service address translation on most CNIs, so both are allowed).
-async fn api_server_addresses(client: &Client) -> Vec<(String, i32)> {
-    let mut out = Vec::new();
-    let services: Api<Service> = Api::namespaced(client.clone(), "default");
-    if let Ok(svc) = services.get("kubernetes").await
-        && let Some(spec) = svc.spec
-        && let Some(ip) = spec.cluster_ip
-    {
-        for p in spec.ports.unwrap_or_default() {
-            out.push((ip.clone(), p.port));
-        }
-    }
-    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
-    match slices.list(&ListParams::default().labels("kubernetes.io/service-name=kubernetes")).await {
-        Ok(list) => {
-            for slice in list.items {
-                let ports: Vec<i32> = slice.ports.unwrap_or_default().iter().filter_map(|p| p.port).collect();
-                for ep in slice.endpoints {
-                    for addr in ep.addresses {
-                        for port in &ports {
-                            out.push((addr.clone(), *port));
-                        }
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot list the API server's endpoints; TokenReview egress may be blocked")
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let operator_pod_labels =
         parse_labels(&args.operator_pod_labels).map_err(|e| anyhow::anyhow!("--operator-pod-labels: {e}"))?;
@@ -172,7 +133,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None
     };
 
-    let api_server = api_server_addresses(&client).await;
+    let api_server = mcp_guard_operator::context::api_server_addresses(&client).await;
     info!(?api_server, image = %args.executor_image, "starting controllers");
     let operator = OperatorIdentity::new(args.operator_namespace, args.operator_service_account);
     match &operator {

@@ -144,17 +144,28 @@ fn image_tag() -> String {
 
 /// Run both controllers in this test's runtime.
 fn start_operator(client: &Client) -> tokio::task::JoinHandle<()> {
+    let client = client.clone();
+    tokio::spawn(async move {
+        // Binding proxies reach the API server (TokenReview of their executor's token), as the operator
+        // binary finds it.
+        let api_server = mcp_guard_operator::context::api_server_addresses(&client).await;
+        assert!(!api_server.is_empty(), "the API server's addresses");
+        start_operator_with(&client, api_server).await
+    })
+}
+
+async fn start_operator_with(client: &Client, api_server: Vec<(String, i32)>) {
     let settings = Settings {
         // The image e2e/images.sh imported (a deployed server's gate runs it).
         executor_image: format!("mcp-guard.local/mcp-guard:{}", image_tag()),
-        api_server: vec![],
+        api_server,
         allowed_server_images: vec!["mcp-guard.local/".into()],
         // These tests run executors without authentication (`auth: none`), as a cluster admin may allow.
         allow_unauthenticated: true,
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), settings, Metrics::new().unwrap()));
-    tokio::spawn(mcp_guard_operator::controllers::run(client.clone(), ctx))
+    mcp_guard_operator::controllers::run(client.clone(), ctx).await
 }
 
 fn condition(
@@ -768,8 +779,8 @@ async fn the_operator_converges_after_being_killed_and_an_api_server_outage() {
         .await;
         assert_eq!(
             children_of(&ns, name).await,
-            [1, 1, 1, 1],
-            "{name}: one Deployment, ConfigMap, Service, NetworkPolicy"
+            [2, 1, 2, 2],
+            "{name}: two Deployments (executor, binding proxy), one ConfigMap, two Services and NetworkPolicies"
         );
     }
     ns.delete().await;
