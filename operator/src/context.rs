@@ -135,18 +135,6 @@ pub fn backoff_delay(failures: u32) -> Duration {
     Duration::from_secs(secs.min(300))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff_delay(1), Duration::from_secs(5));
-        assert_eq!(backoff_delay(3), Duration::from_secs(20));
-        assert_eq!(backoff_delay(40), Duration::from_secs(300));
-    }
-}
-
 /// Where pods reach the Kubernetes API: the `kubernetes` Service and its endpoints (NetworkPolicy is
 /// applied after Service address translation on most CNIs, so both are allowed).
 pub async fn api_server_addresses(client: &kube::Client) -> Vec<(String, i32)> {
@@ -184,4 +172,16 @@ pub async fn api_server_addresses(client: &kube::Client) -> Vec<(String, i32)> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_delay(1), Duration::from_secs(5));
+        assert_eq!(backoff_delay(3), Duration::from_secs(20));
+        assert_eq!(backoff_delay(40), Duration::from_secs(300));
+    }
 }
