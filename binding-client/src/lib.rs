@@ -37,11 +37,16 @@ pub struct ProxyToolHost {
 /// at least ten minutes before it expires).
 const TOKEN_REREAD: Duration = Duration::from_secs(30);
 
-/// A token in a file, re-read every [`TOKEN_REREAD`].
-#[derive(Debug)]
+/// A token in a file, re-read every [`TOKEN_REREAD`]. `Debug` shows the path, never the token.
 struct TokenFile {
     path: PathBuf,
     cached: Mutex<Option<(tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Instant)>>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 impl TokenFile {
@@ -55,9 +60,12 @@ impl TokenFile {
         let token = std::fs::read_to_string(&self.path).map_err(|e| {
             tonic::Status::unavailable(format!("cannot read the proxy token {}: {e}", self.path.display()))
         })?;
-        let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
-            tonic::Status::unavailable(format!("the proxy token in {} is not ASCII", self.path.display()))
-        })?;
+        let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+            format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                tonic::Status::unavailable(format!("the proxy token in {} is not ASCII", self.path.display()))
+            })?;
+        // Never indexed by HPACK, never shown by `Debug`.
+        value.set_sensitive(true);
         *cached = Some((Clone::clone(&value), Instant::now()));
         Ok(value)
     }
@@ -90,8 +98,8 @@ impl ProxyToolHost {
     }
 
     /// Over TCP, drop the connection and dial again on the next request. The proxy's answers are all
-    /// gRPC; anything else (a connection that reached another server while the pod's network was
-    /// still being set up, say) is not retried on the same connection.
+    /// gRPC; a non-gRPC answer (an HTTP 404 from a server the connection reached while the pod's
+    /// network was still being set up, say) is not retried on the same connection.
     fn reconnect(&self, status: &tonic::Status) {
         let Some(endpoint) = &self.endpoint else { return };
         if matches!(

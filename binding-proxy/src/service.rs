@@ -85,9 +85,11 @@ impl BindingProxyApi for ProxyService {
         request: Request<pb::BeginExecutionRequest>,
     ) -> Result<Response<pb::BeginExecutionResponse>, Status> {
         self.admit(&request).await?;
+        let executor = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
         // A proxy that authenticates callers trusts no caller name from the executor: the token must
-        // name that caller, and the caller must be one that may execute.
+        // name that caller, and the caller must be one that may execute. Failed reviews count against
+        // the executor pod that asked (see `review_caller`).
         if let Some(auth) = self.auth.as_ref().filter(|a| a.reviews_callers()) {
             let token = r.caller_token.trim();
             if token.is_empty() {
@@ -95,7 +97,7 @@ impl BindingProxyApi for ProxyService {
                     "this binding proxy authenticates callers: caller_token is required",
                 ));
             }
-            match auth.caller(token, None).await {
+            match auth.caller(token, executor).await {
                 None => {}
                 Some(Err(status)) => return Err(status),
                 Some(Ok((_, true))) => {
@@ -160,12 +162,19 @@ impl BindingProxyApi for ProxyService {
         request: Request<pb::ReviewCallerRequest>,
     ) -> Result<Response<pb::ReviewCallerResponse>, Status> {
         self.admit(&request).await?;
+        // The budget of failed reviews is the asking executor pod's (its connection's address), not the
+        // caller address it claims: a compromised executor could otherwise claim a new address per
+        // garbage token, flood the API server with reviews from the proxy's account and fill the table
+        // of tracked peers. The executor limits each caller address itself before it asks.
+        let executor = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
         let Some(auth) = &self.auth else {
             return Err(Status::failed_precondition("this binding proxy does not authenticate callers"));
         };
-        let peer = r.peer.parse::<IpAddr>().ok();
-        match auth.caller(&r.token, peer).await {
+        if !r.peer.is_empty() {
+            tracing::debug!(caller_address = %r.peer, "reviewing a caller's token");
+        }
+        match auth.caller(&r.token, executor).await {
             None => Err(Status::failed_precondition("this binding proxy does not authenticate callers")),
             Some(Err(status)) => Err(status),
             Some(Ok((caller, discovery_only))) => {

@@ -1155,6 +1155,14 @@ fn rate_limits_smaller_than_the_proxy_replicas_are_refused() {
     let args = container(&proxy_pod(&p), PROXY_CONTAINER).args.clone().unwrap().join(" ");
     assert!(args.contains("--replicas 60"), "{args}");
     assert!(p.pdb.is_some());
+    // Never more proxies than replicas while rolling (a surge pod would add a share of the limits).
+    let strategy = p.deployment.spec.clone().unwrap().strategy.unwrap();
+    let rolling = strategy.rolling_update.unwrap();
+    assert_eq!(rolling.max_surge, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)));
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
     // perTool too, and both at once.
     let mut w = world("policy.yaml");
     w.policy.spec.binding.rate_limits.per_tool =

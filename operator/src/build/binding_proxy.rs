@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     ProjectedVolumeSource, SeccompProfile, SecretVolumeSource, Service, ServiceAccount,
@@ -267,6 +267,15 @@ pub fn build(
         metadata: meta(&child, &ns, labels.clone(), owner),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
+            // Never more proxies than `replicas`, even while rolling: each enforces a 1/replicas share
+            // of the rate limits, and a surge pod would add a share.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(0)),
+                    max_unavailable: Some(IntOrString::Int(1)),
+                }),
+            }),
             selector: selector(proxy_selector_labels(&name)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
