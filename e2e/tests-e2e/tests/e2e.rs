@@ -229,6 +229,17 @@ fn run_agent(ns: &str, pod: &str, sa: &str, token: bool, code: &str, extra: &[&s
     serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))
 }
 
+/// Waits until the ephemeral container `name` of `pod` has terminated.
+fn wait_ephemeral(pod: &str, name: &str) -> R {
+    wait_for(&format!("ephemeral container {name}"), Duration::from_secs(90), || {
+        let p = get_json(&["-n", GUARD, "pod", pod])?;
+        let done = p["status"]["ephemeralContainerStatuses"]
+            .as_array()
+            .and_then(|v| v.iter().find(|c| c["name"] == name).map(|c| !c["state"]["terminated"].is_null()));
+        Ok(done.unwrap_or(false).then_some(()))
+    })
+}
+
 /// Runs a shell script in an ephemeral busybox container of `pod` (same network namespace; with
 /// `target`, the same process namespace as that container) and returns its output.
 fn debug_script(pod: &str, name: &str, target: Option<&str>, script: &str) -> R<String> {
@@ -242,13 +253,7 @@ fn debug_script(pod: &str, name: &str, target: Option<&str>, script: &str) -> R<
     }
     args.extend(["--", "sh", "-c", script]);
     kubectl(&args)?;
-    wait_for(&format!("ephemeral container {name}"), Duration::from_secs(90), || {
-        let p = get_json(&["-n", GUARD, "pod", pod])?;
-        let done = p["status"]["ephemeralContainerStatuses"]
-            .as_array()
-            .and_then(|v| v.iter().find(|c| c["name"] == name).map(|c| !c["state"]["terminated"].is_null()));
-        Ok(done.unwrap_or(false).then_some(()))
-    })?;
+    wait_ephemeral(pod, name)?;
     kubectl(&["-n", GUARD, "logs", pod, "-c", name])
 }
 
@@ -641,13 +646,7 @@ fn proxy_probes(pod: &str, name: &str, t: &Targets, tokens: &[(&str, Option<&str
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     kubectl(&args)?;
-    wait_for(&format!("ephemeral container {name}"), Duration::from_secs(90), || {
-        let p = get_json(&["-n", GUARD, "pod", pod])?;
-        let done = p["status"]["ephemeralContainerStatuses"]
-            .as_array()
-            .and_then(|v| v.iter().find(|c| c["name"] == name).map(|c| !c["state"]["terminated"].is_null()));
-        Ok(done.unwrap_or(false).then_some(()))
-    })?;
+    wait_ephemeral(pod, name)?;
     let log = kubectl(&["-n", GUARD, "logs", pod, "-c", name])?;
     let line =
         log.lines().rev().find(|l| l.starts_with('{')).ok_or(format!("no JSON from the probe: {log}"))?;
@@ -810,15 +809,7 @@ fn deployed_server_admits_only_binding_proxies() -> R {
         "jsonpath={.items[0].status.podIP}",
     ])?;
     let audience = format!("mcpguard.io/server/{GUARD}/{SERVER}");
-    let token = |sa: &str, aud: Option<&str>| -> R<String> {
-        let mut args = vec!["-n", GUARD, "create", "token", sa, "--duration=10m"];
-        let a;
-        if let Some(aud) = aud {
-            a = format!("--audience={aud}");
-            args.push(&a);
-        }
-        Ok(kubectl(&args)?.trim().to_string())
-    };
+    let token = create_token;
     let right = token(PROXY, Some(&audience))?;
     let executor_account = token(CHILD, Some(&audience))?;
     let api_audience = token(PROXY, None)?;

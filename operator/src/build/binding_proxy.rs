@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, SeccompProfile, SecretVolumeSource, Service, ServiceAccount,
-    ServiceAccountTokenProjection, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
-    VolumeProjection,
+    ConfigMapVolumeSource, Container, KeyToPath, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    SecretVolumeSource, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort, ServiceSpec,
+    TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -28,8 +27,6 @@ use super::{Invalid, Settings, meta, restricted_security_context, selector};
 /// The port the binding proxy serves the internal API on.
 pub const PROXY_PORT: i32 = 9443;
 pub const PROXY_CONTAINER: &str = "binding-proxy";
-/// The user every container runs as (the distroless `nonroot` user).
-const NONROOT: i64 = 65532;
 
 /// Every binding-proxy object of a policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,17 +284,7 @@ pub fn build(
                     service_account_name: Some(child.clone()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(NONROOT),
-                        run_as_group: Some(NONROOT),
-                        fs_group: Some(NONROOT),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(super::restricted_pod_security_context()),
                     containers: vec![container],
                     volumes: Some(volumes),
                     ..Default::default()

@@ -12,10 +12,10 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIProjection,
-    DownwardAPIVolumeFile, EmptyDirVolumeSource, GRPCAction, KeyToPath, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, Service, ServiceAccount, ServiceAccountTokenProjection, ServicePort, ServiceSpec,
-    TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    DownwardAPIVolumeFile, EmptyDirVolumeSource, GRPCAction, KeyToPath, ObjectFieldSelector, PodSpec,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, Service, ServiceAccount,
+    ServiceAccountTokenProjection, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -36,8 +36,6 @@ pub const CONFIG_DIR: &str = "/etc/mcp-guard";
 pub const CONFIG_FILE: &str = "config.yaml";
 pub const SA_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 pub const EXECUTOR_CONTAINER: &str = "executor";
-/// The user every container runs as (the distroless `nonroot` user).
-const NONROOT: i64 = 65532;
 
 /// Everything one policy runs as.
 #[derive(Debug, Clone, PartialEq)]
@@ -304,17 +302,7 @@ pub fn build(
                     service_account_name: Some(child.clone()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(NONROOT),
-                        run_as_group: Some(NONROOT),
-                        fs_group: Some(NONROOT),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(super::restricted_pod_security_context()),
                     containers: vec![executor],
                     volumes: Some(volumes),
                     ..Default::default()

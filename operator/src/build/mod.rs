@@ -185,6 +185,22 @@ pub(crate) fn meta(
     }
 }
 
+/// The user every container of the operator's pods runs as (the distroless `nonroot` user).
+pub(crate) const NONROOT: i64 = 65532;
+
+/// The pod security context of executor and binding-proxy pods: non-root as [`NONROOT`], seccomp
+/// RuntimeDefault.
+pub(crate) fn restricted_pod_security_context() -> k8s_openapi::api::core::v1::PodSecurityContext {
+    k8s_openapi::api::core::v1::PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NONROOT),
+        run_as_group: Some(NONROOT),
+        fs_group: Some(NONROOT),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
 /// The restricted container security context: non-root, read-only root filesystem, no capabilities,
 /// no privilege escalation, seccomp RuntimeDefault.
 pub(crate) fn restricted_security_context() -> SecurityContext {
