@@ -25,7 +25,9 @@ use mcp_guard_operator::build::Settings;
 use mcp_guard_operator::context::{Context, Metrics};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(60);
+/// How long a condition may take: a policy's status now waits for two pods (the executor and its binding
+/// proxy) to start, on a node that may be unpacking their image for the first time.
+const WAIT: Duration = Duration::from_secs(120);
 
 async fn client() -> Client {
     Client::try_default().await.expect("KUBECONFIG must point at a cluster")

@@ -352,7 +352,11 @@ async fn status(
             ready_message.push_str(note);
         }
         let reason = if available { REASON_READY } else { REASON_PENDING };
-        (resolved(run), run.condition(READY, available, reason, ready_message), RECHECK)
+        // Not serving yet: look again soon. A pod that runs but never becomes Ready (its binding proxy
+        // cannot connect a server, say) changes no Deployment status again, so no watch would bring
+        // the policy back before the periodic recheck.
+        let requeue = if available { RECHECK } else { DISCOVERY_RETRY };
+        (resolved(run), run.condition(READY, available, reason, ready_message), requeue)
     } else {
         let message = discovery::missing_message(&run.ns, &missing);
         (
