@@ -33,8 +33,24 @@ async fn client() -> Client {
     Client::try_default().await.expect("KUBECONFIG must point at a cluster")
 }
 
-/// Apply the generated CRDs and wait until they are served.
+/// The tests' own TokenReview ClusterRole (the chart's is `mcp-guard-tokenreview`, installed later by
+/// the e2e suite, which must find no object of that name it does not own).
+const TOKEN_REVIEW_ROLE: &str = "mcp-guard-tests-tokenreview";
+
+/// Apply the generated CRDs and wait until they are served; and a TokenReview ClusterRole
+/// (`tokenreviews: create` only) like the chart's, which the operator binds each binding proxy to: a
+/// proxy reviews its executor's token on every request, whatever the policy's caller auth.
 async fn install_crds(client: &Client) {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let role: ClusterRole = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": TOKEN_REVIEW_ROLE},
+        "rules": [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+    }))
+    .unwrap();
+    let name = role.metadata.name.clone().unwrap();
+    roles.patch(&name, &PatchParams::apply("mcp-guard-tests").force(), &Patch::Apply(&role)).await.unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (_, crd) in mcp_guard_crds::crd_yaml::crds() {
         let crd = crd.unwrap();
@@ -161,6 +177,7 @@ async fn start_operator_with(client: &Client, api_server: Vec<(String, i32)>) {
         // The image e2e/images.sh imported (a deployed server's gate runs it).
         executor_image: format!("mcp-guard.local/mcp-guard:{}", image_tag()),
         api_server,
+        token_review_role: TOKEN_REVIEW_ROLE.into(),
         allowed_server_images: vec!["mcp-guard.local/".into()],
         // These tests run executors without authentication (`auth: none`), as a cluster admin may allow.
         allow_unauthenticated: true,
@@ -627,7 +644,7 @@ async fn token_review_bindings_live_and_die_with_their_own_policy_only() {
     for (p, ns, executor) in [(&p1, &first.name, "a-x-binding-proxy"), (&p2, &second.name, "x-binding-proxy")]
     {
         let crb = wait_for("the ClusterRoleBinding", || async { crbs.get(&name_of(p)).await.ok() }).await;
-        assert_eq!(crb.role_ref.name, "mcp-guard-tokenreview", "tokenreviews: create only");
+        assert_eq!(crb.role_ref.name, TOKEN_REVIEW_ROLE, "tokenreviews: create only");
         let subjects = crb.subjects.unwrap();
         assert_eq!(subjects.len(), 1);
         assert_eq!((subjects[0].name.as_str(), subjects[0].namespace.as_ref()), (executor, Some(ns)));
