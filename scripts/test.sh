@@ -60,6 +60,7 @@ phase "cluster: up" e2e/cluster/up.sh
 phase "cluster: smoke (pods, services, NetworkPolicy enforcement)" e2e/cluster/smoke.sh
 # The images first: the operator's tests run deployed servers, whose gate is the mcp-guard image.
 phase "e2e: static binaries packed into images, imported into the cluster" e2e/images.sh
-phase "operator against the real cluster" cargo test -p mcp-guard-operator --locked --test cluster -- --ignored --test-threads=1
+# HELM: the approval tests render the chart's admission policy with `helm template`.
+phase "operator against the real cluster" env HELM="$HELM" cargo test -p mcp-guard-operator --locked --test cluster -- --ignored --test-threads=1
 phase "helm lint" "$HELM" lint charts/mcp-guard
 phase "e2e: CRDs, helm install, the end-to-end suite" e2e/run.sh

@@ -33,6 +33,10 @@ pub struct GuardConfig {
     /// identity, never joined into a command line.
     #[serde(default, skip_serializing_if = "Callers::is_empty")]
     pub callers: Callers,
+    /// Approvals of the tools listed in a server's `tools.requireApproval`. Required when any server
+    /// lists one: without it such calls could only be refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<crate::approvals::ApprovalSettings>,
 }
 
 /// Identities allowed to call, by name: exact, or `prefix*` by prefix.
@@ -82,6 +86,7 @@ impl Default for GuardConfig {
             servers: Vec::new(),
             binding: BindingSettings::default(),
             callers: Callers::default(),
+            approvals: None,
         }
     }
 }
@@ -126,6 +131,18 @@ impl GuardConfig {
         crate::server_config::validate_servers(&self.servers, &mut errors);
         self.binding.validate(&mut errors);
         self.callers.validate(&mut errors);
+        match &self.approvals {
+            Some(a) => a.validate(&mut errors),
+            None => {
+                for (i, s) in self.servers.iter().enumerate() {
+                    if !s.tools.require_approval.is_empty() {
+                        errors.push(format!(
+                            "servers[{i}].tools.requireApproval: approvals are not configured: add an `approvals` section (a store and approvers)"
+                        ));
+                    }
+                }
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }

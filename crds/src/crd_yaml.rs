@@ -5,7 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::v1alpha1::{McpGuardPolicy, McpServer};
+use crate::v1alpha1::{McpApproval, McpApprovalJournal, McpGuardPolicy, McpServer};
 
 /// Where the generated files live: `crds/yaml/` and the Helm chart's `crds/`.
 pub fn output_dirs() -> Vec<std::path::PathBuf> {
@@ -19,6 +19,8 @@ pub fn crds() -> Vec<(&'static str, Result<CustomResourceDefinition, String>)> {
     vec![
         ("mcpservers.mcpguard.io.yaml", reflowed(McpServer::crd())),
         ("mcpguardpolicies.mcpguard.io.yaml", reflowed(McpGuardPolicy::crd())),
+        ("mcpapprovals.mcpguard.io.yaml", reflowed(McpApproval::crd())),
+        ("mcpapprovaljournals.mcpguard.io.yaml", reflowed(McpApprovalJournal::crd())),
     ]
 }
 

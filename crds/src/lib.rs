@@ -3,6 +3,7 @@
 //! Kubernetes custom resources ([`v1alpha1`]). One place for each fact: every limit's default and range lives in
 //! [`limits`].
 
+pub mod approvals;
 pub mod binding;
 pub mod config;
 pub mod crd_yaml;
@@ -12,6 +13,7 @@ pub mod quantity;
 pub mod server_config;
 pub mod v1alpha1;
 
+pub use approvals::{ApprovalSettings, ApprovalStoreConfig, Approvers, KubernetesApprovalStore};
 pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
 pub use config::{Callers, ConfigError, GuardConfig};
 pub use limits::{LimitKind, Limits};

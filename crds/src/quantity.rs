@@ -135,9 +135,31 @@ impl FromStr for DurationSpec {
     }
 }
 
+/// Written like `1h 30m`, `250ms`: hours and smaller units only (`48h`, never `2days`), the units the
+/// CRDs' schema pattern and CEL's `duration()` read, so a duration written back parses everywhere.
 impl fmt::Display for DurationSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        let (secs, nanos) = (self.0.as_secs(), u64::from(self.0.subsec_nanos()));
+        if secs == 0 && nanos == 0 {
+            return f.write_str("0s");
+        }
+        let parts = [
+            (secs / 3600, "h"),
+            (secs / 60 % 60, "m"),
+            (secs % 60, "s"),
+            (nanos / 1_000_000, "ms"),
+            (nanos / 1000 % 1000, "us"),
+            (nanos % 1000, "ns"),
+        ];
+        let mut first = true;
+        for (value, unit) in parts.into_iter().filter(|(v, _)| *v > 0) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{value}{unit}")?;
+            first = false;
+        }
+        Ok(())
     }
 }
 
@@ -189,5 +211,20 @@ mod tests {
         assert_eq!("250ms".parse::<DurationSpec>().unwrap(), DurationSpec::millis(250));
         assert_eq!("1m30s".parse::<DurationSpec>().unwrap(), DurationSpec::secs(90));
         assert!("soon".parse::<DurationSpec>().unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn durations_are_written_in_hours_and_smaller_units() {
+        for (d, text) in [
+            (DurationSpec::secs(24 * 3600), "24h"),
+            (DurationSpec::secs(3 * 86400 + 3661), "73h 1m 1s"),
+            (DurationSpec::millis(1500), "1s 500ms"),
+            (DurationSpec(Duration::from_nanos(2_003_004)), "2ms 3us 4ns"),
+            (DurationSpec::secs(600), "10m"),
+            (DurationSpec::secs(0), "0s"),
+        ] {
+            assert_eq!(d.to_string(), text);
+            assert_eq!(text.parse::<DurationSpec>().unwrap(), d, "{text} reads back");
+        }
     }
 }

@@ -95,6 +95,11 @@ pub struct ToolFilter {
     /// These tools are never bound.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Bound tools whose every call waits for a person's approval: the binding proxy pauses the
+    /// execution and resumes it once an approver decided. Needs `approvals` (on Kubernetes, the
+    /// `spec.approvals` of each McpGuardPolicy binding the server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require_approval: Vec<String>,
 }
 
 fn matches(pattern: &str, name: &str) -> bool {
@@ -108,6 +113,11 @@ impl ToolFilter {
     pub fn allows(&self, tool: &str) -> bool {
         let allowed = self.allow.is_empty() || self.allow.iter().any(|p| matches(p, tool));
         allowed && !self.deny.iter().any(|p| matches(p, tool))
+    }
+
+    /// Whether a call of `tool` waits for approval.
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.require_approval.iter().any(|p| matches(p, tool))
     }
 }
 
@@ -220,7 +230,11 @@ impl ServerConfig {
                 }
             }
         }
-        for (list, entries) in [("allow", &self.tools.allow), ("deny", &self.tools.deny)] {
+        for (list, entries) in [
+            ("allow", &self.tools.allow),
+            ("deny", &self.tools.deny),
+            ("requireApproval", &self.tools.require_approval),
+        ] {
             if entries.iter().any(|e| e.is_empty()) {
                 errors.push(format!("{at}.tools.{list}: entries must not be empty"));
             }
@@ -249,7 +263,11 @@ mod tests {
 
     #[test]
     fn filters_allow_deny_and_prefixes() {
-        let f = ToolFilter { allow: vec!["get_*".into(), "echo".into()], deny: vec!["get_secret".into()] };
+        let f = ToolFilter {
+            allow: vec!["get_*".into(), "echo".into()],
+            deny: vec!["get_secret".into()],
+            require_approval: Vec::new(),
+        };
         assert!(f.allows("get_issue") && f.allows("echo"));
         assert!(!f.allows("get_secret") && !f.allows("delete_repo") && !f.allows("echoes"));
         assert!(ToolFilter::default().allows("anything"));

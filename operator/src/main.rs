@@ -70,6 +70,10 @@ struct Args {
     /// The ClusterRole (tokenreviews: create only) executors' ServiceAccounts are bound to.
     #[arg(long, default_value = "mcp-guard-tokenreview")]
     token_review_cluster_role: String,
+    /// The ClusterRole (McpApprovals and their journals) a policy's binding-proxy ServiceAccount is
+    /// bound to, in the policy's namespace, when the policy has `approvals`.
+    #[arg(long, default_value = "mcp-guard-approvals-proxy")]
+    approvals_cluster_role: String,
     /// Watch and write only in these namespaces (comma-separated); default: every namespace.
     #[arg(long, value_delimiter = ',')]
     watch_namespaces: Vec<String>,
@@ -154,6 +158,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         allow_unauthenticated: args.allow_unauthenticated_executors,
         token_review_role: args.token_review_cluster_role,
+        approvals_role: args.approvals_cluster_role,
         reserved_namespaces: args.reserved_namespaces,
         api_server,
         operator,

@@ -15,7 +15,7 @@ use mcp_guard_operator::build::binding_proxy::{self, PROXY_CONTAINER, PROXY_PORT
 use mcp_guard_operator::build::config::{ResolvedServer, render};
 use mcp_guard_operator::build::executor::{self, EXECUTOR_CONTAINER, PROXY_TOKEN_DIR, SA_TOKEN_DIR};
 use mcp_guard_operator::build::token_review;
-use mcp_guard_operator::build::{Invalid, OperatorIdentity, Settings, deployed_server, network};
+use mcp_guard_operator::build::{Invalid, OperatorIdentity, Settings, approvals, deployed_server, network};
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -182,13 +182,16 @@ fn the_rendered_config_is_what_the_executor_reads() {
     );
     assert_eq!(auth.prefix, "Bearer ");
     assert_eq!(gh.headers[1].value.as_deref(), Some("team-a"));
-    // Server and policy deny lists add up; approval-required tools are not bound (fail closed).
+    // Server and policy deny lists add up; approval-required tools are bound, and wait for approval.
     assert!(gh.tools.allows("get_issue"));
     assert!(!gh.tools.allows("delete_repo") && !gh.tools.allows("get_secret_scanning_alert"));
-    assert!(!gh.tools.allows("get_admin_token"));
     assert!(!gh.tools.allows("create_issue"));
+    assert!(gh.tools.allows("get_admin_token") && gh.tools.needs_approval("get_admin_token"));
+    assert_eq!(gh.tools.require_approval, ["get_admin_token"]);
+    assert!(!gh.tools.deny.iter().any(|d| d == "get_admin_token"), "not denied: {:?}", gh.tools.deny);
+    assert!(!gh.tools.needs_approval("get_issue"));
     assert!(!gh.allow_private_endpoint);
-    assert!(rendered.notes.iter().any(|n| n.contains("get_admin_token")), "{:?}", rendered.notes);
+    assert!(rendered.notes.is_empty(), "{:?}", rendered.notes);
     // The alias is the sandbox name; a deployed server is reached on its private Service address.
     let clock = &parsed.servers[1];
     assert_eq!(clock.name, "clock");
@@ -204,6 +207,121 @@ fn the_rendered_config_is_what_the_executor_reads() {
     let config = proxy.volumes.iter().flatten().find(|v| v.name == "config").unwrap();
     assert_eq!(config.config_map.as_ref().unwrap().name, "agents-mcp-guard");
     assert_eq!(executor_objects(&w).config_map.metadata.name.as_deref(), Some("agents-mcp-guard"));
+}
+
+#[test]
+fn approvals_render_the_kubernetes_store_with_qualified_approvers_and_the_key_file() {
+    let w = world("policy.yaml");
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
+    let parsed = GuardConfig::from_yaml(&rendered.yaml, "configmap").unwrap();
+    let a = parsed.approvals.unwrap();
+    let store = a.store.kubernetes.unwrap();
+    assert_eq!((store.namespace.as_str(), store.policy.as_str()), ("team-a", "agents"));
+    assert!(a.store.directory.is_none());
+    assert_eq!(a.ttl.duration(), std::time::Duration::from_secs(30 * 60));
+    assert_eq!(a.retention.duration(), std::time::Duration::from_secs(24 * 3600), "the default");
+    assert!(!a.allow_self_approval);
+    assert_eq!(a.approvers.users, ["alice"]);
+    assert_eq!(a.approvers.groups, ["sre"]);
+    // A bare name is the policy's namespace's; each approval carries namespace/name.
+    assert_eq!(a.approvers.service_accounts, ["team-a/reviewer", "ops/oncall"]);
+    assert_eq!(a.journal_key_file.as_deref(), Some("/var/run/secrets/mcpguard.io/approvals/key"));
+    assert_eq!(rendered.journal_key, Some(("agents-journal-key".into(), "key".into())));
+    // Without approvals there is nothing to render, and no key.
+    let w = world("policy-open.yaml");
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
+    assert!(rendered.config.approvals.is_none() && rendered.journal_key.is_none());
+    assert!(!rendered.yaml.contains("approvals"), "{}", rendered.yaml);
+}
+
+#[test]
+fn approval_required_tools_need_approvals_with_an_approver() {
+    let mut w = world("policy.yaml");
+    w.policy.spec.approvals = None;
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.servers[0]: tools [\"get_admin_token\"] of `github` require approval"),
+        "{err}"
+    );
+    assert!(err.contains("add spec.approvals"), "{err}");
+    let mut w = world("policy.yaml");
+    w.policy.spec.approvals.as_mut().unwrap().approvers = Default::default();
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("spec.approvals.approvers: name at least one approver"), "{err}");
+    let mut w = world("policy.yaml");
+    w.policy.spec.approvals.as_mut().unwrap().approvers.service_accounts = vec!["a/b/c".into(), "x:y".into()];
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("serviceAccounts[0]: `a/b/c` is neither"), "{err}");
+    assert!(err.contains("serviceAccounts[1]: `x:y` is neither"), "{err}");
+    let mut w = world("policy.yaml");
+    w.policy.spec.approvals.as_mut().unwrap().retention = "10m".parse().unwrap();
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("spec.approvals.retention: 10m is shorter than spec.approvals.ttl (30m)"), "{err}");
+    let mut w = world("policy.yaml");
+    w.policy.spec.approvals.as_mut().unwrap().journal_key.key = "..data".into();
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("spec.approvals.journalKey.key: `..data` is not a file name"), "{err}");
+    // Approval the McpServer itself requires counts as much as the policy's, and needs approvals too.
+    let mut w = world("policy-open.yaml");
+    w.time.spec.tools.require_approval = vec!["set_*".into()];
+    let err = render(&w.policy, &w.resolved(), &settings()).unwrap_err().to_string();
+    assert!(err.contains("tools [\"set_*\"] of `time` require approval"), "{err}");
+    let mut w = world("policy.yaml");
+    w.time.spec.tools.require_approval = vec!["set_*".into()];
+    let rendered = render(&w.policy, &w.resolved(), &settings()).unwrap();
+    assert_eq!(rendered.config.servers[1].tools.require_approval, ["set_*"]);
+}
+
+#[test]
+fn the_journal_key_is_mounted_into_the_binding_proxy_only() {
+    let w = world("policy.yaml");
+    let pod = proxy_pod(&proxy_objects(&w));
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == "approvals-key").unwrap();
+    let secret = volume.secret.clone().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("agents-journal-key"));
+    let items = secret.items.unwrap();
+    assert_eq!(items.iter().map(|i| (i.key.as_str(), i.path.as_str())).collect::<Vec<_>>(), [("key", "key")]);
+    assert_eq!(secret.optional, Some(true));
+    assert_eq!(secret.default_mode, Some(0o440));
+    let proxy = container(&pod, PROXY_CONTAINER);
+    let mount = proxy.volume_mounts.iter().flatten().find(|m| m.name == "approvals-key").unwrap();
+    assert_eq!(mount.mount_path, "/var/run/secrets/mcpguard.io/approvals");
+    assert_eq!(mount.read_only, Some(true));
+    assert!(mount.sub_path.is_none(), "a directory mount, so a rotated key arrives");
+    // The executor pod gets nothing of it (what it may hold is checked in full elsewhere).
+    let executor = pod_of(&executor_objects(&w).deployment);
+    assert!(executor.volumes.iter().flatten().all(|v| v.name != "approvals-key" && v.secret.is_none()));
+    assert_executor_holds_no_credential(&executor_objects(&w), PROXY_AUDIENCE);
+    // Without approvals, no such volume.
+    let open = proxy_pod(&proxy_objects(&world("policy-open.yaml")));
+    assert!(open.volumes.iter().flatten().all(|v| v.name != "approvals-key"));
+}
+
+#[test]
+fn approvals_bind_the_binding_proxy_to_the_approvals_role_in_its_namespace() {
+    let w = world("policy.yaml");
+    let owner = w.policy.controller_owner_ref(&()).unwrap();
+    let settings = Settings { approvals_role: "mcp-guard-approvals-proxy".into(), ..settings() };
+    let rb = approvals::role_binding(&w.policy, &settings, &owner).unwrap();
+    assert_eq!(rb.metadata.name.as_deref(), Some("agents-binding-proxy-approvals"));
+    assert_eq!(approvals::binding_name("agents"), "agents-binding-proxy-approvals");
+    assert_eq!(rb.metadata.namespace.as_deref(), Some("team-a"));
+    assert_eq!(rb.metadata.owner_references, Some(vec![owner.clone()]), "garbage-collected with the policy");
+    let labels = rb.metadata.labels.clone().unwrap();
+    assert_eq!(labels.get("app.kubernetes.io/managed-by").map(String::as_str), Some("mcp-guard-operator"));
+    assert_eq!(
+        (rb.role_ref.api_group.as_str(), rb.role_ref.kind.as_str(), rb.role_ref.name.as_str()),
+        ("rbac.authorization.k8s.io", "ClusterRole", "mcp-guard-approvals-proxy")
+    );
+    let subjects = rb.subjects.unwrap();
+    assert_eq!(subjects.len(), 1, "the binding proxy alone, never the executor");
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+        ("ServiceAccount", "agents-binding-proxy", Some("team-a"))
+    );
+    let open = world("policy-open.yaml");
+    let owner = open.policy.controller_owner_ref(&()).unwrap();
+    assert!(approvals::role_binding(&open.policy, &settings, &owner).is_none());
 }
 
 #[test]
@@ -288,7 +406,7 @@ fn the_binding_proxy_holds_the_secrets() {
     assert_eq!(pod.containers.len(), 1);
     let secret_volumes: Vec<&str> =
         pod.volumes.iter().flatten().filter(|v| v.secret.is_some()).map(|v| v.name.as_str()).collect();
-    assert_eq!(secret_volumes.len(), 2, "one volume per referenced Secret");
+    assert_eq!(secret_volumes.len(), 3, "one volume per referenced Secret, and the approvals' journal key");
     let proxy = container(&pod, PROXY_CONTAINER);
     let proxy_mounts: Vec<&str> = proxy.volume_mounts.iter().flatten().map(|m| m.name.as_str()).collect();
     for v in &secret_volumes {
@@ -436,7 +554,7 @@ fn the_pod_template_hash_follows_the_config_and_secret_volumes_are_optional() {
     // reports the missing file), and a rotated one reaches the proxy without a roll.
     let secret_volumes: Vec<_> =
         proxy_pod(&p).volumes.unwrap().into_iter().filter_map(|v| v.secret).collect();
-    assert_eq!(secret_volumes.len(), 2);
+    assert_eq!(secret_volumes.len(), 3, "two referenced Secrets and the journal key");
     assert!(secret_volumes.iter().all(|s| s.optional == Some(true)), "{secret_volumes:?}");
     assert!(secret_volumes.iter().all(|s| s.default_mode == Some(0o440)), "{secret_volumes:?}");
     let mut w2 = world("policy.yaml");

@@ -8,6 +8,9 @@
 //!
 //! Each test works in its own namespace (labelled `mcpguard.io/test`), deleted when the test passes; a
 //! failing test leaves it for inspection (`kubectl get all,mcps,mgp,netpol,events -n mcpg-<test>-<pid>`).
+//!
+//! The approval tests also need `helm` (`$HELM`, `PATH`, or `~/.cache/mcp-guard/cluster/helm-*/bin`):
+//! they install the chart's approval admission policy as `helm template` renders it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
@@ -20,7 +23,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer};
+use mcp_guard_crds::v1alpha1::{ApprovalPhase, McpApproval, McpApprovalJournal, McpGuardPolicy, McpServer};
 use mcp_guard_operator::build::Settings;
 use mcp_guard_operator::context::{Context, Metrics};
 use serde_json::json;
@@ -247,27 +250,50 @@ async fn cel_rejects_bad_specs_with_their_messages() {
         "limits.toolCalls must be between 0 and 10000",
         "limits.cpuTime must not be longer than limits.wallTime",
         "every tool in requireApproval must be an allowed tool",
+        "tools in requireApproval need spec.approvals with at least one approver",
     ] {
         assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
     }
-    // Callers: one identity per entry (no comma smuggling a second one), and no empty selector.
+    // Approvals: someone must be able to decide, a request must wait a while, approvers are names.
     let bad: McpGuardPolicy = serde_json::from_value(json!({
-        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "callers"},
-        "spec": {"callers": {
-            "serviceAccounts": [{"namespace": "agents", "name": "a,system:serviceaccount:*"},
-                                {"namespace": "Bad NS", "name": "b"}],
-            "namespaceSelector": {}
-        }}
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "approvals"},
+        "spec": {
+            "servers": [{"name": "a", "tools": {"requireApproval": ["delete_repo"]}}],
+            "approvals": {"approvers": {"serviceAccounts": ["a/b/c"]}, "ttl": "0s",
+                          "journalKey": {"secretName": "k"}}
+        }
     }))
     .unwrap();
     let msg = api_error(policies.create(&PostParams::default(), &bad).await.unwrap_err());
-    for expected in [
-        "spec.callers.serviceAccounts[0].name",
-        "spec.callers.serviceAccounts[1].namespace",
-        "callers.namespaceSelector must select something",
-    ] {
+    for expected in
+        ["approvals.ttl must be longer than zero", "approvals.approvers.serviceAccounts: each entry"]
+    {
         assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
     }
+    // Kept at least as long as a decided approval can be resumed.
+    let short: McpGuardPolicy = serde_json::from_value(json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "short"},
+        "spec": {"approvals": {"approvers": {"users": ["alice"]}, "ttl": "2h", "retention": "1h 30m",
+                               "journalKey": {"secretName": "k"}}}
+    }))
+    .unwrap();
+    let msg = api_error(policies.create(&PostParams::default(), &short).await.unwrap_err());
+    assert!(msg.contains("approvals.retention must not be shorter than approvals.ttl"), "{msg}");
+    // McpApproval: its schema, then (on an otherwise valid object) its rules.
+    let approvals = ns.api::<McpApproval>();
+    let mut bad = approval_json("bad", "agents", false);
+    bad["spec"]["calls"][0]["argumentsSha256"] = json!("not-hex");
+    bad["spec"]["expiresAt"] = json!("tomorrow");
+    let bad: McpApproval = serde_json::from_value(bad).unwrap();
+    let msg = api_error(approvals.create(&PostParams::default(), &bad).await.unwrap_err());
+    for expected in ["spec.calls[0].argumentsSha256", "spec.expiresAt in body must be of type date-time"] {
+        assert!(msg.contains(expected), "missing `{expected}` in: {msg}");
+    }
+    let mut bad = approval_json("bad", "agents", false);
+    bad["spec"]["approvers"]["serviceAccounts"] = json!(["reviewer"]);
+    let bad: McpApproval = serde_json::from_value(bad).unwrap();
+    let msg = api_error(approvals.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert!(msg.contains("spec.approvers.serviceAccounts: each entry is namespace/name"), "{msg}");
     // Defaults apply.
     let ok: McpGuardPolicy = serde_json::from_value(json!({
         "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "ok"},
@@ -804,4 +830,488 @@ async fn the_operator_converges_after_being_killed_and_an_api_server_outage() {
     }
     ns.delete().await;
     operator.abort();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Approvals: the chart's admission policy and the operator's approval controller.
+// ---------------------------------------------------------------------------------------------------
+
+/// The release name the approval tests render the chart with: its objects (`mcp-guard-tests-*`) never
+/// collide with the e2e suite's install of the chart (`mcp-guard-*`).
+const TEST_RELEASE: &str = "mcp-guard-tests";
+/// The operator identity in the tests' rendering of the chart: the one of the e2e suite's install
+/// (release namespace `mcp-guard-system`, ServiceAccount `mcp-guard`), so that the tests hold whether
+/// or not that install's own admission policy is on the cluster too.
+const TEST_OPERATOR: &str = "system:serviceaccount:mcp-guard-system:mcp-guard";
+/// The label value of the approval tests' namespaces; the tests' admission binding applies to them only.
+const APPROVALS_TEST: &str = "approvals";
+
+/// `helm`: `$HELM`, `PATH`, or the test cluster's cache (`$MCP_GUARD_CACHE`, default
+/// `~/.cache/mcp-guard`: `cluster/helm-*/bin`).
+fn helm() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Ok(h) = std::env::var("HELM") {
+        return PathBuf::from(h);
+    }
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("helm")).find(|p| p.is_file()));
+    on_path
+        .or_else(|| {
+            let cache = std::env::var_os("MCP_GUARD_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mcp-guard")))?;
+            let mut found: Vec<PathBuf> = std::fs::read_dir(cache.join("cluster"))
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("bin/helm"))
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            found.pop()
+        })
+        .expect("helm: set $HELM, put it on PATH, or build it with e2e/cluster/build.sh helm")
+}
+
+/// The chart's approval admission policy (`templates/approvals.yaml`, rendered by `helm template`), its
+/// binding narrowed to the approval tests' namespaces so that it never stands in the way of anything
+/// else on the cluster. The API server's admission picks a policy up a moment after it is stored, so a
+/// previous run's policy is deleted first and seen to be gone, and the new one is then seen to be
+/// enforced: each probe is an approval created by the cluster admin (not a binding proxy). Where the
+/// e2e suite's install of the chart is on the cluster too, its own policy (the same rules, the same
+/// operator identity) may be the one that answers: the API server names only the first policy that
+/// refuses.
+async fn install_approval_admission(client: &Client, probe_ns: &TestNs) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/mcp-guard");
+    let out = std::process::Command::new(helm())
+        .args(["template", TEST_RELEASE, chart, "--namespace", "mcp-guard-system"])
+        .args([
+            "--set",
+            &format!("fullnameOverride={TEST_RELEASE}"),
+            "--set",
+            "serviceAccount.name=mcp-guard",
+        ])
+        .args(["--show-only", "templates/approvals.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let name = format!("{TEST_RELEASE}-approval-decisions");
+    // Which approval admission policy refused the probe: `Some("")` when none did.
+    let refused_by = || async {
+        let approvals = probe_ns.api::<McpApproval>();
+        let probe: McpApproval = serde_json::from_value(approval_json("probe", "agents", false)).unwrap();
+        match approvals.create(&PostParams::default(), &probe).await {
+            Err(kube::Error::Api(s)) if s.message.contains("only the binding proxy") => {
+                Some(s.message.split('\'').nth(1).unwrap_or_default().to_string())
+            }
+            Ok(_) => {
+                approvals.delete("probe", &DeleteParams::default()).await.ok()?;
+                Some(String::new())
+            }
+            Err(_) => None,
+        }
+    };
+    let _ = bindings.delete(&name, &DeleteParams::default()).await;
+    let _ = policies.delete(&name, &DeleteParams::default()).await;
+    wait_for("a previous approval admission policy gone", || async {
+        (refused_by().await? != name).then_some(())
+    })
+    .await;
+    let pp = PatchParams::apply("mcp-guard-tests").force();
+    for mut doc in docs.into_iter().filter(|d| d.is_object()) {
+        match doc["kind"].as_str() {
+            Some("ValidatingAdmissionPolicy") => {
+                let policy: ValidatingAdmissionPolicy = serde_json::from_value(doc).unwrap();
+                policies.patch(&name, &pp, &Patch::Apply(&policy)).await.unwrap();
+            }
+            Some("ValidatingAdmissionPolicyBinding") => {
+                doc["spec"]["matchResources"] =
+                    json!({"namespaceSelector": {"matchLabels": {"mcpguard.io/test": APPROVALS_TEST}}});
+                let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(doc).unwrap();
+                bindings.patch(&name, &pp, &Patch::Apply(&binding)).await.unwrap();
+            }
+            other => panic!("unexpected {other:?} in templates/approvals.yaml"),
+        }
+    }
+    wait_for("the approval admission policy enforced", || async {
+        refused_by().await?.ends_with("-approval-decisions").then_some(())
+    })
+    .await;
+    // The API server type-checks every expression against the McpApproval schema (the
+    // kube-controller-manager writes the result into the policy's status): none may be off.
+    let status = wait_for("the approval admission policy type-checked", || async {
+        let p = policies.get(&name).await.ok()?;
+        let status = p.status?;
+        (status.observed_generation == p.metadata.generation).then_some(status)
+    })
+    .await;
+    let warnings = status.type_checking.and_then(|t| t.expression_warnings).unwrap_or_default();
+    assert!(warnings.is_empty(), "type-checking warnings: {warnings:?}");
+}
+
+/// An approval as the binding proxy of `policy` would create it, expiring in an hour.
+fn approval_json(name: &str, policy: &str, allow_self: bool) -> serde_json::Value {
+    approval_expiring(name, policy, allow_self, 3600)
+}
+
+fn approval_expiring(name: &str, policy: &str, allow_self: bool, in_secs: i64) -> serde_json::Value {
+    let expires =
+        k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second() + in_secs)
+            .unwrap()
+            .to_string();
+    json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpApproval", "metadata": {"name": name},
+        "spec": {
+            "policy": policy, "executionId": format!("exec-{name}"),
+            "requester": "system:serviceaccount:agents:bot",
+            "summary": "github.delete_repo", "expiresAt": expires, "allowSelfApproval": allow_self,
+            "calls": [{"sequence": 1, "server": "github", "tool": "delete_repo",
+                       "arguments": {"repo": "team/app", "options": {"force": true}},
+                       "argumentsSha256": "ab".repeat(32)}],
+            "approvers": {"users": ["alice"], "groups": ["mcpg-approvers"],
+                          "serviceAccounts": ["agents/reviewer", "agents/bot"]}
+        }
+    })
+}
+
+/// A client of the cluster in `KUBECONFIG` acting as `user` (with `groups`): the cluster admin
+/// impersonating them.
+async fn acting_as(user: &str, groups: &[&str]) -> Client {
+    let mut config = kube::Config::infer().await.unwrap();
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups =
+        (!groups.is_empty()).then(|| groups.iter().map(|g| g.to_string()).collect());
+    Client::try_from(config).unwrap()
+}
+
+/// RBAC in `ns` for the identities the approval tests act as, so that what refuses them is admission and
+/// not RBAC: `rules` for each of `users` and service accounts (`namespace/name`).
+async fn grant(ns: &TestNs, name: &str, rules: serde_json::Value, users: &[&str], service_accounts: &[&str]) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let role: Role = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules
+    }))
+    .unwrap();
+    ns.api::<Role>().create(&PostParams::default(), &role).await.unwrap();
+    let mut subjects: Vec<serde_json::Value> = users
+        .iter()
+        .map(|u| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u}))
+        .collect();
+    for sa in service_accounts {
+        let (sa_ns, sa_name) = sa.split_once('/').unwrap();
+        subjects.push(json!({"kind": "ServiceAccount", "namespace": sa_ns, "name": sa_name}));
+    }
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": subjects
+    }))
+    .unwrap();
+    ns.api::<RoleBinding>().create(&PostParams::default(), &binding).await.unwrap();
+}
+
+fn decision(verdict: &str, by: &str) -> Patch<serde_json::Value> {
+    Patch::Merge(json!({"spec": {"decision": {"verdict": verdict, "by": by, "reason": "checked the repo"}}}))
+}
+
+/// What the API server says to a write that must be refused.
+fn refused<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> String {
+    match result {
+        Ok(v) => panic!("admitted, but should have been refused: {v:?}"),
+        Err(e) => api_error(e),
+    }
+}
+
+/// Who may create, decide and update approvals, as the API server enforces it (the chart's admission
+/// policy and the CRD's rules), each refusal with its reason: only the policy's binding proxy creates
+/// them, undecided; only an approver decides (a user of the list, a member of a group of it, one of its
+/// service accounts), in their own name, not on their own request unless the policy allows it, not once
+/// expired, and only once; only the binding proxy and the operator write status; the request is
+/// immutable.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn approval_decisions_are_admitted_from_approvers_only() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, APPROVALS_TEST).await;
+    install_approval_admission(&client, &ns).await;
+    let n = ns.name.clone();
+    let sa = |name: &str| format!("system:serviceaccount:{n}:{name}");
+    let proxy_user = sa("agents-binding-proxy");
+    let requester = "system:serviceaccount:agents:bot";
+    grant(
+        &ns,
+        "approvals-everyone",
+        json!([{"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals", "mcpapprovals/status"],
+                "verbs": ["create", "get", "list", "watch", "update", "patch"]}]),
+        &["alice", "carol", "mallory"],
+        &[
+            &format!("{n}/agents-binding-proxy"),
+            &format!("{n}/other-binding-proxy"),
+            "agents/reviewer",
+            "agents/bot",
+            "mcp-guard-system/mcp-guard",
+        ],
+    )
+    .await;
+    let api_as = |c: Client| Api::<McpApproval>::namespaced(c, &n);
+    let proxy = api_as(acting_as(&proxy_user, &[]).await);
+    let other_proxy = api_as(acting_as(&sa("other-binding-proxy"), &[]).await);
+    let operator = api_as(acting_as(TEST_OPERATOR, &[]).await);
+    let alice = api_as(acting_as("alice", &[]).await);
+    let carol = api_as(acting_as("carol", &["mcpg-approvers"]).await);
+    let mallory = api_as(acting_as("mallory", &["developers"]).await);
+    let reviewer = api_as(acting_as("system:serviceaccount:agents:reviewer", &[]).await);
+    let bot = api_as(acting_as(requester, &[]).await);
+    let pp = PatchParams::default();
+    let new = |name: &str, allow_self: bool| -> McpApproval {
+        serde_json::from_value(approval_json(name, "agents", allow_self)).unwrap()
+    };
+
+    // Creation: the binding proxy of the policy the approval names, and nobody else.
+    let msg = refused(mallory.create(&PostParams::default(), &new("a0", false)).await);
+    assert!(
+        msg.contains(&format!("only the binding proxy of McpGuardPolicy agents ({proxy_user})")),
+        "{msg}"
+    );
+    assert!(msg.contains("not mallory"), "{msg}");
+    let msg = refused(other_proxy.create(&PostParams::default(), &new("a0", false)).await);
+    assert!(msg.contains("only the binding proxy of McpGuardPolicy agents"), "{msg}");
+    let mut decided = new("a0", false);
+    decided.spec.decision =
+        Some(serde_json::from_value(json!({"verdict": "Approved", "by": "alice"})).unwrap());
+    let msg = refused(proxy.create(&PostParams::default(), &decided).await);
+    assert!(msg.contains("an approval is created undecided"), "{msg}");
+    for name in ["a1", "a2", "a3", "a4", "a5"] {
+        proxy.create(&PostParams::default(), &new(name, name == "a5")).await.unwrap();
+    }
+
+    // Status: the binding proxy and the operator, nobody else (not even an approver).
+    let pending = Patch::Merge(json!({"status": {"phase": "Pending", "message": "waiting"}}));
+    for who in [&mallory, &alice] {
+        let msg = refused(who.patch_status("a1", &pp, &pending).await);
+        assert!(msg.contains("may write its status"), "{msg}");
+    }
+    proxy.patch_status("a1", &pp, &pending).await.unwrap();
+    operator.patch_status("a1", &pp, &pending).await.unwrap();
+
+    // Decisions refused: not an approver; the requester itself (an approver by its service account,
+    // but the policy does not allow self-approval); an approver in someone else's name.
+    let msg = refused(mallory.patch("a1", &pp, &decision("Approved", "mallory")).await);
+    assert!(msg.contains("mallory is not an approver of McpGuardPolicy agents"), "{msg}");
+    assert!(msg.contains("users [alice], groups [mcpg-approvers]"), "{msg}");
+    let msg = refused(bot.patch("a1", &pp, &decision("Approved", requester)).await);
+    assert!(msg.contains(&format!("{requester} made this request and may not decide it")), "{msg}");
+    let msg = refused(alice.patch("a1", &pp, &decision("Approved", "carol")).await);
+    assert!(msg.contains("spec.decision.by must be your own user name, alice, not carol"), "{msg}");
+    // Nobody may edit the request.
+    let msg = refused(alice.patch("a1", &pp, &Patch::Merge(json!({"spec": {"summary": "harmless"}}))).await);
+    assert!(msg.contains("immutable"), "{msg}");
+    let msg = refused(
+        alice
+            .patch("a1", &pp, &Patch::Merge(json!({"spec": {"approvers": {"users": ["alice", "mallory"]}}})))
+            .await,
+    );
+    assert!(msg.contains("immutable"), "{msg}");
+    assert!(ns.api::<McpApproval>().get("a1").await.unwrap().spec.decision.is_none());
+
+    // Decisions admitted: a member of an approver group, an approver service account, an approver user;
+    // the requester where the policy allows self-approval.
+    let a1 = carol.patch("a1", &pp, &decision("Approved", "carol")).await.unwrap();
+    assert_eq!(a1.spec.decision.unwrap().by, "carol");
+    reviewer.patch("a2", &pp, &decision("Denied", "system:serviceaccount:agents:reviewer")).await.unwrap();
+    alice.patch("a3", &pp, &decision("Approved", "alice")).await.unwrap();
+    bot.patch("a5", &pp, &decision("Approved", requester)).await.unwrap();
+
+    // A decision is final: neither a second one nor withdrawing it.
+    let msg = refused(alice.patch("a1", &pp, &decision("Denied", "alice")).await);
+    assert!(msg.contains("already decided"), "{msg}");
+    let msg = refused(carol.patch("a1", &pp, &Patch::Merge(json!({"spec": {"decision": null}}))).await);
+    assert!(msg.contains("already decided"), "{msg}");
+
+    // Expired (as the operator marks it): too late to decide.
+    operator.patch_status("a4", &pp, &Patch::Merge(json!({"status": {"phase": "Expired"}}))).await.unwrap();
+    let msg = refused(alice.patch("a4", &pp, &decision("Approved", "alice")).await);
+    assert!(msg.contains("expired at") && msg.contains("can no longer be decided"), "{msg}");
+    ns.delete().await;
+}
+
+/// The operator's approval controller, acting as the operator's own identity (so through the admission
+/// policy, like the real one): a decision becomes the status (who, when), an undecided request expires
+/// and loses its journal, and approvals past the policy's retention are deleted.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn approvals_are_decided_expired_and_collected_by_the_operator() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns =
+        TestNs::named(&client, APPROVALS_TEST, &format!("mcpg-approvals-gc-{}", std::process::id())).await;
+    install_approval_admission(&client, &ns).await;
+    let n = ns.name.clone();
+    let proxy_user = format!("system:serviceaccount:{n}:agents-binding-proxy");
+    // What the chart's ClusterRoles give the binding proxy and the operator, here.
+    grant(
+        &ns,
+        "approvals-proxy",
+        json!([{"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals"], "verbs": ["create", "get", "list", "watch"]},
+               {"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals/status"], "verbs": ["get", "update", "patch"]},
+               {"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovaljournals"], "verbs": ["create", "get"]}]),
+        &[],
+        &[&format!("{n}/agents-binding-proxy")],
+    )
+    .await;
+    grant(
+        &ns,
+        "approvals-operator",
+        json!([{"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals"], "verbs": ["get", "list", "watch", "delete"]},
+               {"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals/status"], "verbs": ["get", "update"]},
+               {"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovaljournals"], "verbs": ["list", "delete"]},
+               {"apiGroups": ["mcpguard.io"], "resources": ["mcpguardpolicies"], "verbs": ["get", "list", "watch"]},
+               {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}]),
+        &["alice"],
+        &["mcp-guard-system/mcp-guard"],
+    )
+    .await;
+    grant(
+        &ns,
+        "approvals-alice",
+        json!([{"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals"], "verbs": ["get", "patch"]}]),
+        &["alice"],
+        &[],
+    )
+    .await;
+    // The policy sets the retention: 2 s (at least its ttl, which the binding proxy alone uses).
+    let _: McpGuardPolicy = ns
+        .create(json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "agents"},
+                       "spec": {"approvals": {"approvers": {"users": ["alice"]}, "ttl": "1s", "retention": "2s",
+                                              "journalKey": {"secretName": "agents-journal-key"}}}}))
+        .await;
+    let operator = acting_as(TEST_OPERATOR, &[]).await;
+    let ctx = Arc::new(Context::new(operator.clone(), Settings::default(), Metrics::new().unwrap()));
+    let controller =
+        tokio::spawn(mcp_guard_operator::controllers::run_approvals(operator, ctx, Some(n.clone())));
+
+    let proxy_client = acting_as(&proxy_user, &[]).await;
+    let proxy = Api::<McpApproval>::namespaced(proxy_client.clone(), &n);
+    let journals = Api::<McpApprovalJournal>::namespaced(proxy_client, &n);
+    let create = |name: &str, in_secs: i64| {
+        let proxy = proxy.clone();
+        let a: McpApproval =
+            serde_json::from_value(approval_expiring(name, "agents", false, in_secs)).unwrap();
+        async move { proxy.create(&PostParams::default(), &a).await.unwrap() }
+    };
+    let journal_of = |a: &McpApproval| -> McpApprovalJournal {
+        serde_json::from_value(json!({
+            "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpApprovalJournal",
+            "metadata": {"name": a.metadata.name, "ownerReferences": [{
+                "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpApproval",
+                "name": a.metadata.name, "uid": a.metadata.uid}]},
+            "spec": {"approval": a.metadata.name, "sealed": "c2VhbGVk"}
+        }))
+        .unwrap()
+    };
+    let approvals = ns.api::<McpApproval>();
+    let phase_of = |name: &'static str| {
+        let approvals = approvals.clone();
+        async move { approvals.get(name).await.ok()?.status?.phase }
+    };
+
+    // Pending at once; Approved once alice decides, with who and when.
+    let decided = create("decided", 30).await;
+    journals.create(&PostParams::default(), &journal_of(&decided)).await.unwrap();
+    wait_for("decided: Pending", || async {
+        (phase_of("decided").await? == ApprovalPhase::Pending).then_some(())
+    })
+    .await;
+    let alice = Api::<McpApproval>::namespaced(acting_as("alice", &[]).await, &n);
+    alice.patch("decided", &PatchParams::default(), &decision("Approved", "alice")).await.unwrap();
+    let status = wait_for("decided: Approved", || async {
+        let s = approvals.get("decided").await.ok()?.status?;
+        (s.phase? == ApprovalPhase::Approved).then_some(s)
+    })
+    .await;
+    assert_eq!(status.decided_by.as_deref(), Some("alice"));
+    assert!(status.decided_at.is_some());
+    assert!(journals.get_opt("decided").await.unwrap().is_some(), "an approved execution keeps its journal");
+
+    // Undecided past its expiry: Expired, and its journal is deleted.
+    let late = create("late", 3).await;
+    journals.create(&PostParams::default(), &journal_of(&late)).await.unwrap();
+    let status = wait_for("late: Expired", || async {
+        let s = approvals.get("late").await.ok()?.status?;
+        (s.phase? == ApprovalPhase::Expired).then_some(s)
+    })
+    .await;
+    assert!(status.message.unwrap().contains("without a decision"));
+    wait_for("late: journal deleted", || async {
+        journals.get_opt("late").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    // Retention (2 s after the last of decision, use and expiry): both approvals are deleted.
+    for name in ["decided", "late"] {
+        wait_for(&format!("{name}: deleted"), || async {
+            approvals.get_opt(name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+    controller.abort();
+    ns.delete().await;
+}
+
+/// A policy with `approvals` gets a RoleBinding of its binding proxy to the approvals ClusterRole, and
+/// the rendered config the Kubernetes store and the journal key's path; without `approvals` the
+/// RoleBinding goes.
+#[tokio::test]
+#[ignore = "needs a cluster: set KUBECONFIG (e2e/cluster/up.sh)"]
+async fn a_policy_with_approvals_binds_its_proxy_to_the_approvals_role() {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = TestNs::new(&client, "approvals-rbac").await;
+    start_operator(&client);
+    let _: McpGuardPolicy = ns
+        .create(json!({"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": "agents"},
+                       "spec": {"callers": {"auth": "none"}, "executor": {"replicas": 0},
+                                "approvals": {"approvers": {"users": ["alice"], "serviceAccounts": ["reviewer"]},
+                                              "journalKey": {"secretName": "agents-journal-key"}}}}))
+        .await;
+    let rb = wait_for("the approvals RoleBinding", || async {
+        ns.api::<RoleBinding>().get("agents-binding-proxy-approvals").await.ok()
+    })
+    .await;
+    assert_eq!(
+        (rb.role_ref.kind.as_str(), rb.role_ref.name.as_str()),
+        ("ClusterRole", "mcp-guard-approvals-proxy")
+    );
+    let subjects = rb.subjects.unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+        ("agents-binding-proxy", Some(ns.name.as_str()))
+    );
+    let cm = wait_for("the ConfigMap", || async { ns.api::<ConfigMap>().get("agents-mcp-guard").await.ok() })
+        .await;
+    let config =
+        mcp_guard_crds::GuardConfig::from_yaml(&cm.data.unwrap()["config.yaml"], "configmap").unwrap();
+    let approvals = config.approvals.unwrap();
+    assert_eq!(approvals.store.kubernetes.unwrap().namespace, ns.name);
+    assert_eq!(approvals.approvers.service_accounts, [format!("{}/reviewer", ns.name)]);
+    assert_eq!(approvals.journal_key_file.as_deref(), Some("/var/run/secrets/mcpguard.io/approvals/key"));
+
+    ns.api::<McpGuardPolicy>()
+        .patch("agents", &PatchParams::default(), &Patch::Merge(json!({"spec": {"approvals": null}})))
+        .await
+        .unwrap();
+    wait_for("the approvals RoleBinding gone", || async {
+        ns.api::<RoleBinding>().get_opt("agents-binding-proxy-approvals").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    ns.delete().await;
 }

@@ -154,6 +154,43 @@ async fn a_missing_server_sets_ready_false_with_the_reason_and_an_event() {
 /// replica. One replica each: no PodDisruptionBudget (a stale one of its own would be removed), and no
 /// autoscaler. Returns the ConfigMap, the executor's and the binding proxy's Deployments as applied.
 async fn open_children_applied(api: &mut ApiServer) -> (Value, Value, Value) {
+    open_children_applied_with(api, Approvals::None).await
+}
+
+const ROLE_BINDING: &str =
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings/open-binding-proxy-approvals";
+
+/// The binding proxy's RoleBinding for McpApprovals, as a reconcile of policy `open` finds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Approvals {
+    /// The policy has no approvals, and there is no binding.
+    None,
+    /// The policy has no approvals (any more), and its binding is still there: it is deleted.
+    Dropped,
+    /// The policy has approvals and no binding yet: it is made.
+    New,
+    /// The policy has approvals, and its binding names another role (the chart renamed it): the
+    /// binding is deleted and made anew (a binding's role cannot change).
+    OtherRole,
+}
+
+/// The RoleBinding the operator made for policy `open`, to `role`.
+fn open_role_binding(role: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+           "metadata": {"name": "open-binding-proxy-approvals", "namespace": "team-a",
+                        "labels": {"app.kubernetes.io/managed-by": "mcp-guard-operator"},
+                        "ownerReferences": [{"apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy",
+                                             "name": "open", "uid": OPEN_UID, "controller": true}]},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"kind": "ServiceAccount", "name": "open-binding-proxy", "namespace": "team-a"}]})
+}
+
+fn deleted() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+}
+
+/// [`open_children_applied`], with the approvals RoleBinding as `approvals` says.
+async fn open_children_applied_with(api: &mut ApiServer, approvals: Approvals) -> (Value, Value, Value) {
     api.create(
         "/api/v1/namespaces/team-a/services/open-binding-proxy",
         json!({"spec": {"clusterIP": "10.96.0.77"}}),
@@ -168,6 +205,29 @@ async fn open_children_applied(api: &mut ApiServer) -> (Value, Value, Value) {
     assert_eq!(crb["subjects"][0]["name"], "open-binding-proxy");
     api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
     api.create("/api/v1/namespaces/team-a/serviceaccounts/open-binding-proxy", json!({})).await;
+    match approvals {
+        Approvals::None => api.not_found(Method::GET, ROLE_BINDING).await,
+        Approvals::Dropped => {
+            api.expect(Method::GET, ROLE_BINDING, 200, |_| open_role_binding("mcp-guard-approvals-proxy"))
+                .await;
+            api.expect(Method::DELETE, ROLE_BINDING, 200, |_| deleted()).await;
+        }
+        Approvals::New | Approvals::OtherRole => {
+            if approvals == Approvals::New {
+                api.not_found(Method::GET, ROLE_BINDING).await;
+            } else {
+                api.expect(Method::GET, ROLE_BINDING, 200, |_| open_role_binding("an-old-name")).await;
+                api.expect(Method::DELETE, ROLE_BINDING, 200, |_| deleted()).await;
+            }
+            let rb = api.apply(ROLE_BINDING, json!({})).await;
+            assert_eq!(rb["roleRef"]["name"], "mcp-guard-approvals-proxy");
+            assert_eq!(
+                rb["subjects"],
+                json!([{"kind": "ServiceAccount", "name": "open-binding-proxy", "namespace": "team-a"}])
+            );
+            assert_eq!(rb["metadata"]["ownerReferences"][0]["uid"], OPEN_UID);
+        }
+    }
     let proxy = api
         .create(
             "/apis/apps/v1/namespaces/team-a/deployments/open-binding-proxy",
@@ -302,6 +362,51 @@ async fn a_resolved_policy_applies_every_child_then_reports_ready() {
     assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Normal"), Some("Ready")));
     api.done().await;
     task.await.unwrap().unwrap();
+}
+
+/// With `approvals`, the binding proxy gets its RoleBinding for McpApprovals before it runs (made anew
+/// when it names another role); without, a binding left from before is deleted.
+#[tokio::test]
+async fn approvals_bind_the_proxy_before_it_runs_and_unbind_it_when_dropped() {
+    for approvals in [Approvals::New, Approvals::OtherRole, Approvals::Dropped] {
+        let (ctx, handle) = context();
+        let mut policy: McpGuardPolicy = fixture("policy-open.yaml");
+        if approvals != Approvals::Dropped {
+            policy.spec.approvals = Some(
+                serde_json::from_value(json!({"approvers": {"users": ["alice"]},
+                                              "journalKey": {"secretName": "open-journal-key"}}))
+                .unwrap(),
+            );
+        }
+        let time: McpServer = fixture("server-deployed.yaml");
+        let task = tokio::spawn(policy::reconcile(Arc::new(policy), ctx));
+        let mut api = ApiServer(handle);
+        api.expect(Method::GET, &format!("{SERVERS}/time"), 200, |_| serde_json::to_value(&time).unwrap())
+            .await;
+        let (cm, _, proxy) = open_children_applied_with(&mut api, approvals).await;
+        let config =
+            mcp_guard_crds::GuardConfig::from_yaml(cm["data"]["config.yaml"].as_str().unwrap(), "cm")
+                .unwrap();
+        let volumes = proxy["spec"]["template"]["spec"]["volumes"].to_string();
+        if approvals == Approvals::Dropped {
+            assert!(config.approvals.is_none());
+            assert!(!volumes.contains("approvals-key"), "{volumes}");
+        } else {
+            assert_eq!(config.approvals.unwrap().approvers.users, ["alice"]);
+            assert!(volumes.contains("open-journal-key"), "{volumes}");
+        }
+        api.expect(
+            Method::GET,
+            "/api/v1/namespaces/team-a/pods",
+            200,
+            |_| json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+        )
+        .await;
+        api.status(&format!("{POLICIES}/open/status")).await;
+        api.event("team-a").await;
+        api.done().await;
+        task.await.unwrap().unwrap();
+    }
 }
 
 #[tokio::test]
@@ -791,6 +896,7 @@ async fn an_object_the_operator_did_not_make_is_not_adopted() {
     api.create(&format!("{CRBS}/mcp-guard-tokenreview-{OPEN_UID}"), json!({})).await;
     api.not_found(Method::GET, &format!("{CRBS}/mcp-guard-tokenreview-team-a-open")).await;
     api.create("/api/v1/namespaces/team-a/serviceaccounts/open-binding-proxy", json!({})).await;
+    api.not_found(Method::GET, ROLE_BINDING).await;
     api.create("/apis/apps/v1/namespaces/team-a/deployments/open-binding-proxy", json!({})).await;
     api.not_found(Method::GET, "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets/open-binding-proxy")
         .await;

@@ -44,6 +44,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-tokenreview" (include "mcp-guard.fullname" .) -}}
 {{- end -}}
 
+{{/* The ClusterRole the operator binds, per policy with approvals, each binding proxy's ServiceAccount to (in the policy's namespace). */}}
+{{- define "mcp-guard.approvalsRole" -}}
+{{- printf "%s-approvals-proxy" (include "mcp-guard.fullname" .) -}}
+{{- end -}}
+
 {{/*
 The operator's namespaced rules: in its ClusterRole, or (watchNamespaces set) in a Role per watched
 namespace. templates/rbac.yaml says why each is needed.
@@ -79,6 +84,18 @@ namespace. templates/rbac.yaml says why each is needed.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+- apiGroups: [mcpguard.io]
+  resources: [mcpapprovals]
+  verbs: [get, list, watch, delete]
+- apiGroups: [mcpguard.io]
+  resources: [mcpapprovals/status]
+  verbs: [get, update]
+- apiGroups: [mcpguard.io]
+  resources: [mcpapprovaljournals]
+  verbs: [list, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}
 
 {{/*

@@ -7,6 +7,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::approvals::Approvers;
+use crate::quantity::DurationSpec;
 use crate::{binding::BindingSettings, limits::Limits};
 
 /// A sandbox policy: the servers whose tools are bound, the limits of every execution, rate limits and
@@ -30,10 +32,16 @@ use crate::{binding::BindingSettings, limits::Limits};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.servers.all(s, self.servers.exists_one(o, (has(o.alias) ? o.alias : o.name) == (has(s.alias) ? s.alias : s.name)))",
-    "message": "every bound server needs a distinct name in the sandbox: give one of them an alias"
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.servers.all(s, self.servers.exists_one(o, (has(o.alias) ? o.alias : o.name) == (has(s.alias) ? s.alias : s.name)))",
+        "message": "every bound server needs a distinct name in the sandbox: give one of them an alias"
+    },
+    {
+        "rule": "!self.servers.exists(s, has(s.tools) && has(s.tools.requireApproval) && size(s.tools.requireApproval) > 0) || (has(self.approvals) && has(self.approvals.journalKey) && has(self.approvals.approvers) && ((has(self.approvals.approvers.users) && size(self.approvals.approvers.users) > 0) || (has(self.approvals.approvers.groups) && size(self.approvals.approvers.groups) > 0) || (has(self.approvals.approvers.serviceAccounts) && size(self.approvals.approvers.serviceAccounts) > 0)))",
+        "message": "tools in requireApproval need spec.approvals with at least one approver (approvers.users, groups or serviceAccounts) and a journalKey"
+    }
+]))]
 pub struct McpGuardPolicySpec {
     /// The McpServers (in this namespace) whose tools sandboxed code may call, as
     /// `mcp.<alias or name>.<tool>(...)`.
@@ -60,6 +68,89 @@ pub struct McpGuardPolicySpec {
     /// How the binding proxy runs: replicas and resources.
     #[serde(default)]
     pub binding_proxy: BindingProxySettings,
+    /// Approvals of the tools listed in `servers[].tools.requireApproval`: who may decide, how long a
+    /// request waits, how long decided ones are kept. Required when any server lists such a tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<PolicyApprovals>,
+}
+
+/// How calls of `requireApproval` tools are approved. The binding proxy pauses the execution and
+/// records an `McpApproval` in the policy's namespace (`kubectl get mga`); an approver decides with
+/// `kubectl patch`, which the API server admits only from the approvers listed here; the execution then
+/// resumes (or the call is refused). The paused execution's state is kept, sealed with `journalKey`, in
+/// an `McpApprovalJournal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "duration(self.ttl.replace(' ', '')) > duration('0s')",
+        "message": "approvals.ttl must be longer than zero"
+    },
+    {
+        "rule": "duration(self.retention.replace(' ', '')) >= duration(self.ttl.replace(' ', ''))",
+        "message": "approvals.retention must not be shorter than approvals.ttl: a decided approval can be resumed for one more ttl"
+    },
+    {
+        "rule": "!has(self.approvers.serviceAccounts) || self.approvers.serviceAccounts.all(s, s.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-.a-z0-9]*[a-z0-9])?$'))",
+        "message": "approvals.approvers.serviceAccounts: each entry is a service account name (in the policy's namespace) or namespace/name"
+    }
+]))]
+pub struct PolicyApprovals {
+    /// Who may decide: user names (`users`), members of `groups`, and `serviceAccounts` (a name in the
+    /// policy's namespace, or `namespace/name`). The API server checks the deciding user against this
+    /// list, as each McpApproval carries it.
+    #[serde(default)]
+    pub approvers: Approvers,
+    /// How long a request waits for a decision; then it is `Expired` and the call is refused.
+    #[serde(default = "default_approval_ttl")]
+    #[schemars(extend("default" = "1h"))]
+    pub ttl: DurationSpec,
+    /// How long decided, expired and used approvals are kept before the operator deletes them (counted
+    /// from the last of the decision, the use and the expiry). At least `ttl`: a decided approval can be
+    /// resumed for one more `ttl`.
+    #[serde(default = "default_approval_retention")]
+    #[schemars(extend("default" = "24h"))]
+    pub retention: DurationSpec,
+    /// Let the requester decide its own request. Off by default: an agent must not be able to approve
+    /// what its own code asked for.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+    /// The Secret key (32 bytes as 64 hex digits) that seals the paused executions' journals. Mounted
+    /// into the binding proxy only; create it before the policy, for example with
+    /// `kubectl create secret generic <name> --from-literal=key=$(openssl rand -hex 32)`.
+    pub journal_key: JournalKeyRef,
+}
+
+fn default_approval_ttl() -> DurationSpec {
+    DurationSpec::secs(3600)
+}
+
+fn default_approval_retention() -> DurationSpec {
+    DurationSpec::secs(24 * 3600)
+}
+
+/// A key of a Secret in the policy's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.key != '.' && !self.key.startsWith('..')",
+    "message": "journalKey.key must be a file name: not `.`, and not starting with `..`"
+}]))]
+pub struct JournalKeyRef {
+    /// The Secret's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: String,
+    /// The key within the Secret.
+    #[serde(default = "default_journal_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_journal_key() -> String {
+    "key".into()
 }
 
 /// How the binding proxy runs. It always runs the operator's image.
@@ -139,8 +230,9 @@ pub struct ToolRules {
     #[serde(default)]
     #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
     pub deny: Vec<String>,
-    /// Tools that need a human's approval for each call. Until the executor supports approvals they are
-    /// not bound at all (fail closed), and the policy's Ready condition says so.
+    /// Tools whose every call waits for a person's approval: the binding proxy pauses the execution,
+    /// records an McpApproval and resumes once an approver (`spec.approvals`) decided; a denied or
+    /// expired request refuses the call. Each must be an allowed tool; needs `spec.approvals`.
     #[serde(default)]
     #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
     pub require_approval: Vec<String>,

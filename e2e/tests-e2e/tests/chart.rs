@@ -8,8 +8,10 @@
 //! explains (an allowlist of group/resource/verbs: a new permission must be added here on purpose);
 //! no wildcard anywhere; no role the chart creates can touch a Secret (RBAC has no "metadata only", so
 //! any Secret verb would read every value); `bind` only on the TokenReview ClusterRole, which grants
-//! `tokenreviews: create` and nothing else; with `watchNamespaces`, namespaced rules only in a Role per
-//! watched namespace; the admission policies present exactly when `admission.enabled`.
+//! `tokenreviews: create` and nothing else, and on the approvals ClusterRole of binding proxies, which
+//! grants McpApprovals and their journals and nothing else; with `watchNamespaces`, namespaced rules only
+//! in a Role per watched namespace; the admission policies present exactly when `admission.enabled`,
+//! but for the one that says who may decide an approval, which is always there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
@@ -24,6 +26,7 @@ const NS: &str = "mcp-guard-system";
 /// The release's full name (`mcp-guard` contains the chart name, so no suffix).
 const FULLNAME: &str = "mcp-guard";
 const TOKEN_REVIEW_ROLE: &str = "mcp-guard-tokenreview";
+const APPROVALS_ROLE: &str = "mcp-guard-approvals-proxy";
 /// The oldest Kubernetes the chart supports (`kubeVersion` in Chart.yaml).
 const KUBE_VERSION: &str = "1.31.0";
 
@@ -151,6 +154,12 @@ const OPERATOR_MAY: &[(&str, &str, &[&str])] = &[
     ("discovery.k8s.io", "endpointslices", &["list"]),
     ("rbac.authorization.k8s.io", "clusterrolebindings", &["get", "create", "patch", "delete"]),
     ("rbac.authorization.k8s.io", "clusterroles", &["bind"]),
+    // Approvals: decisions into status, expiry, retention; the journals of expired ones; the binding
+    // proxies' RoleBindings to the approvals role. Never an approval's spec: the operator cannot decide.
+    ("mcpguard.io", "mcpapprovals", &["get", "list", "watch", "delete"]),
+    ("mcpguard.io", "mcpapprovals/status", &["get", "update"]),
+    ("mcpguard.io", "mcpapprovaljournals", &["list", "delete"]),
+    ("rbac.authorization.k8s.io", "rolebindings", &["get", "list", "watch", "create", "patch", "delete"]),
     ("", "serviceaccounts/token", &["create"]),
     ("coordination.k8s.io", "leases", &["create", "get", "update"]),
 ];
@@ -168,6 +177,10 @@ const WATCHED: &[&str] = &[
     "horizontalpodautoscalers",
     "pods",
     "events",
+    "mcpapprovals",
+    "mcpapprovals/status",
+    "mcpapprovaljournals",
+    "rolebindings",
 ];
 
 /// Checks that hold for every role the chart renders, and the operator's rules against [`OPERATOR_MAY`].
@@ -192,8 +205,8 @@ fn check_rbac(objs: &[Value]) {
             if resources.iter().any(|r| *r == "clusterroles" || *r == "roles") && verbs.contains(&"bind") {
                 assert_eq!(
                     strings(&rule["resourceNames"]),
-                    [TOKEN_REVIEW_ROLE],
-                    "{who}: bind on roles other than {TOKEN_REVIEW_ROLE}: {rule}"
+                    [TOKEN_REVIEW_ROLE, APPROVALS_ROLE],
+                    "{who}: bind on roles other than {TOKEN_REVIEW_ROLE} and {APPROVALS_ROLE}: {rule}"
                 );
             }
         }
@@ -206,6 +219,25 @@ fn check_rbac(objs: &[Value]) {
     assert_eq!(strings(&rules[0]["resources"]), ["tokenreviews"]);
     assert_eq!(strings(&rules[0]["verbs"]), ["create"]);
     assert!(rules[0]["resourceNames"].is_null(), "{TOKEN_REVIEW_ROLE}: {rules:?}");
+
+    // The binding proxies' approvals role: McpApprovals (never an update of one: no decision), their
+    // status, and their journals; nothing else.
+    let approvals = find_role(objs, "ClusterRole", "", APPROVALS_ROLE);
+    let granted: Vec<(Vec<&str>, Vec<&str>, Vec<&str>)> = approvals["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (strings(&r["apiGroups"]), strings(&r["resources"]), strings(&r["verbs"])))
+        .collect();
+    assert_eq!(
+        granted,
+        [
+            (vec!["mcpguard.io"], vec!["mcpapprovals"], vec!["create", "get", "list", "watch"]),
+            (vec!["mcpguard.io"], vec!["mcpapprovals/status"], vec!["get", "update", "patch"]),
+            (vec!["mcpguard.io"], vec!["mcpapprovaljournals"], vec!["create", "get"]),
+        ],
+        "{APPROVALS_ROLE}"
+    );
 
     // The operator's own rules: within the allowlist, with the resourceNames that make them narrow.
     for (kind, ns, role) in operator_roles(objs) {
@@ -225,7 +257,7 @@ fn check_rbac(objs: &[Value]) {
                         assert!(allowed.contains(&v), "{kind} {ns}/{role}: {v} on {g}/{res}: {rule}");
                     }
                     let must_name: Option<&[&str]> = match res {
-                        "clusterroles" => Some(&[TOKEN_REVIEW_ROLE]),
+                        "clusterroles" => Some(&[TOKEN_REVIEW_ROLE, APPROVALS_ROLE]),
                         "serviceaccounts/token" => Some(&[FULLNAME]),
                         _ => None,
                     };
@@ -311,10 +343,11 @@ fn rbac_with_watch_namespaces() {
 #[test]
 fn admission_policies_follow_admission_enabled() {
     let Some(helm) = helm_or_skip() else { return };
-    let want: BTreeSet<String> = ["references", "protected-workloads", "protected-tokens", "operator-scope"]
-        .iter()
-        .map(|p| format!("{FULLNAME}-{p}"))
-        .collect();
+    let want: BTreeSet<String> =
+        ["references", "protected-workloads", "protected-tokens", "operator-scope", "approval-decisions"]
+            .iter()
+            .map(|p| format!("{FULLNAME}-{p}"))
+            .collect();
     let objs = render(&helm, &[]);
     let policies: BTreeSet<String> =
         of_kind(&objs, "ValidatingAdmissionPolicy").iter().map(|p| name(p).to_string()).collect();
@@ -336,9 +369,22 @@ fn admission_policies_follow_admission_enabled() {
         .collect();
     assert_eq!(bindings, want);
 
+    // Who may decide an approval is admission's to enforce, whatever admission.enabled says: without
+    // it, anyone who may patch an McpApproval could approve it.
+    let decisions = format!("{FULLNAME}-approval-decisions");
     let off = render(&helm, &["admission.enabled=false"]);
-    assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
-    assert!(of_kind(&off, "ValidatingAdmissionPolicyBinding").is_empty());
+    assert_eq!(
+        of_kind(&off, "ValidatingAdmissionPolicy").iter().map(|p| name(p)).collect::<Vec<_>>(),
+        [&decisions]
+    );
+    assert_eq!(
+        of_kind(&off, "ValidatingAdmissionPolicyBinding").iter().map(|b| name(b)).collect::<Vec<_>>(),
+        [&decisions]
+    );
+    // The operator whose status writes it admits is the release's.
+    let policy =
+        of_kind(&objs, "ValidatingAdmissionPolicy").into_iter().find(|p| name(p) == decisions).unwrap();
+    assert!(policy.to_string().contains("system:serviceaccount:mcp-guard-system:mcp-guard"), "{policy}");
     // RBAC does not depend on it.
     assert!(of_kind(&off, "ClusterRole").iter().any(|r| name(r) == TOKEN_REVIEW_ROLE));
 }
@@ -370,6 +416,7 @@ fn values_reach_the_policies_and_the_operator_flags() {
         "--watch-namespaces=a,b",
         "--reserved-namespaces=kube-system,kube-public,kube-node-lease",
         "--token-review-cluster-role=mcp-guard-tokenreview",
+        "--approvals-cluster-role=mcp-guard-approvals-proxy",
     ] {
         assert!(args.contains(&want), "operator args lack {want}: {args:?}");
     }

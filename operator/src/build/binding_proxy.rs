@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use mcp_guard_crds::identity::server_audience;
 use mcp_guard_crds::v1alpha1::{CallerAuth, McpGuardPolicy};
 
-use super::config::{IDENTITY_DIR, Rendered, SECRETS_DIR};
+use super::config::{APPROVALS_KEY_DIR, IDENTITY_DIR, Rendered, SECRETS_DIR};
 use super::executor::{
     CONFIG_DIR, CONFIG_FILE, SA_TOKEN_DIR, audience, executor_name, kube_api_access, port, resources,
 };
@@ -49,7 +49,8 @@ pub fn proxy_selector_labels(policy: &str) -> BTreeMap<String, String> {
 /// `app.kubernetes.io/name` of binding-proxy pods.
 pub const PROXY_APP: &str = "mcp-guard-binding-proxy";
 
-fn common_labels(policy: &str) -> BTreeMap<String, String> {
+/// The labels of every binding-proxy object of a policy.
+pub(crate) fn common_labels(policy: &str) -> BTreeMap<String, String> {
     let mut l = proxy_selector_labels(policy);
     l.insert("app.kubernetes.io/instance".into(), policy.into());
     l.insert("app.kubernetes.io/managed-by".into(), super::MANAGER.into());
@@ -172,6 +173,27 @@ pub fn build(
         proxy_mounts.push(VolumeMount {
             name: vol,
             mount_path: format!("{SECRETS_DIR}/{secret}"),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    // The key that seals approval journals: one Secret key, in the binding proxy only (the executor
+    // never sees a journal in the clear). Optional like the other Secret volumes: the proxy reports a
+    // key it cannot read.
+    if let Some((secret, key)) = &rendered.journal_key {
+        volumes.push(Volume {
+            name: "approvals-key".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                items: Some(vec![KeyToPath { key: key.clone(), path: key.clone(), mode: None }]),
+                default_mode: Some(0o440),
+                optional: Some(true),
+            }),
+            ..Default::default()
+        });
+        proxy_mounts.push(VolumeMount {
+            name: "approvals-key".into(),
+            mount_path: APPROVALS_KEY_DIR.into(),
             read_only: Some(true),
             ..Default::default()
         });

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mcp_guard_crds::GuardConfig;
 use mcp_guard_crds::identity::SERVER_IDENTITY_HEADER;
 use mcp_guard_crds::server_config::{CredentialEntry, ServerConfig, ToolFilter, ValueSource};
 use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpServer, ServerBinding};
+use mcp_guard_crds::{ApprovalSettings, ApprovalStoreConfig, GuardConfig, KubernetesApprovalStore};
 
 use super::{Invalid, Settings};
 
@@ -15,6 +15,9 @@ pub const SECRETS_DIR: &str = "/var/run/secrets/mcp-guard";
 /// Where the binding-proxy container finds its token for each deployed server's gate
 /// (`<server>/token`, projected for the server's audience).
 pub const IDENTITY_DIR: &str = "/var/run/secrets/mcp-guard-identity";
+/// Where the binding-proxy container finds the key that seals approval journals
+/// (`spec.approvals.journalKey`).
+pub const APPROVALS_KEY_DIR: &str = "/var/run/secrets/mcpguard.io/approvals";
 
 /// A bound server, dereferenced: the binding in the policy and the McpServer it names.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +42,9 @@ pub struct Rendered {
     pub secrets: BTreeMap<String, BTreeSet<String>>,
     /// Deployed McpServers (by name): the binding proxy gets a token for each one's gate.
     pub identities: BTreeSet<String>,
+    /// The Secret and key sealing approval journals, `(secret, key)`, mounted into the binding proxy
+    /// only (at [`APPROVALS_KEY_DIR`]) when the policy has `approvals`.
+    pub journal_key: Option<(String, String)>,
     /// Things the user should know that do not stop the policy (shown in the Ready condition's message).
     pub notes: Vec<String>,
 }
@@ -122,13 +128,15 @@ pub fn render(
         }
         let tools = &r.binding.tools;
         let mut deny: Vec<String> = spec.tools.deny.iter().chain(&tools.deny).cloned().collect();
-        if !tools.require_approval.is_empty() {
-            notes.push(format!(
-                "tools {:?} of `{}` require approval, which the executor does not support yet: they are not bound",
-                tools.require_approval,
+        // Approval is required where either the McpServer or the policy asks for it.
+        let require_approval: Vec<String> =
+            dedup(spec.tools.require_approval.iter().chain(&tools.require_approval).cloned().collect());
+        if !require_approval.is_empty() && policy.spec.approvals.is_none() {
+            errors.push(format!(
+                "spec.servers[{i}]: tools {require_approval:?} of `{}` require approval: add spec.approvals \
+                 (approvers and a journalKey)",
                 r.sandbox_name()
             ));
-            deny.extend(tools.require_approval.iter().cloned());
         }
         let allow = intersect(&spec.tools.allow, &tools.allow);
         if allow.is_none() {
@@ -145,7 +153,7 @@ pub fn render(
             command: None,
             args: Vec::new(),
             env: Vec::new(),
-            tools: ToolFilter { allow: allow.unwrap_or_default(), deny: dedup(deny) },
+            tools: ToolFilter { allow: allow.unwrap_or_default(), deny: dedup(deny), require_approval },
             timeouts: spec.timeouts.clone(),
             // A deployed server lives on a pod or Service address, which is private by definition.
             allow_private_endpoint: spec.allow_private_endpoint || spec.deploy.is_some(),
@@ -153,12 +161,20 @@ pub fn render(
         });
     }
     let meta = &policy.metadata;
+    let wanted = out.iter().any(|s| !s.tools.require_approval.is_empty());
+    let approvals = approvals(policy, wanted, &mut errors);
+    let journal_key = policy
+        .spec
+        .approvals
+        .as_ref()
+        .map(|a| (a.journal_key.secret_name.clone(), a.journal_key.key.clone()));
     let config = GuardConfig {
         policy: key_of(meta.namespace.as_deref(), meta.name.as_deref()),
         limits: policy.spec.limits.clone(),
         servers: out,
         binding: policy.spec.binding.clone(),
         callers: super::executor::callers(policy, settings),
+        approvals,
     };
     if let Err(e) = config.validate() {
         errors.extend(e);
@@ -167,7 +183,60 @@ pub fn render(
         return Err(Invalid(errors));
     }
     let yaml = serde_saphyr::to_string(&config).map_err(|e| Invalid(vec![format!("cannot render: {e}")]))?;
-    Ok(Rendered { config, yaml, secrets, identities, notes })
+    Ok(Rendered { config, yaml, secrets, identities, journal_key, notes })
+}
+
+/// The binding proxy's approval settings from `spec.approvals`: McpApprovals in the policy's own
+/// namespace, service-account approvers as `namespace/name`, the journal key from its mounted Secret.
+/// `wanted`: some bound tool requires approval, so someone must be able to decide.
+fn approvals(policy: &McpGuardPolicy, wanted: bool, errors: &mut Vec<String>) -> Option<ApprovalSettings> {
+    let a = policy.spec.approvals.as_ref()?;
+    let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+    for (i, sa) in a.approvers.service_accounts.iter().enumerate() {
+        let parts: Vec<&str> = sa.split('/').collect();
+        if parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.contains(':')) {
+            errors.push(format!(
+                "spec.approvals.approvers.serviceAccounts[{i}]: `{}` is neither a service account name nor \
+                 namespace/name",
+                sa.escape_debug()
+            ));
+        }
+    }
+    let key = &a.journal_key.key;
+    if key.is_empty() || key == "." || key.starts_with("..") || key.contains('/') {
+        errors.push(format!(
+            "spec.approvals.journalKey.key: `{}` is not a file name the key could be mounted as",
+            key.escape_debug()
+        ));
+    }
+    if a.retention < a.ttl {
+        errors.push(format!(
+            "spec.approvals.retention: {} is shorter than spec.approvals.ttl ({}): a decided approval can be \
+             resumed for one more ttl, so it must be kept at least that long",
+            a.retention, a.ttl
+        ));
+    }
+    if wanted && a.approvers.is_empty() {
+        errors.push(
+            "spec.approvals.approvers: name at least one approver (users, groups or serviceAccounts): \
+             nobody could decide"
+                .into(),
+        );
+    }
+    Some(ApprovalSettings {
+        store: ApprovalStoreConfig {
+            directory: None,
+            kubernetes: Some(KubernetesApprovalStore {
+                namespace: namespace.clone(),
+                policy: policy.metadata.name.clone().unwrap_or_default(),
+            }),
+        },
+        ttl: a.ttl,
+        retention: a.retention,
+        allow_self_approval: a.allow_self_approval,
+        approvers: a.approvers.qualified(&namespace),
+        journal_key_file: Some(format!("{APPROVALS_KEY_DIR}/{}", a.journal_key.key)),
+    })
 }
 
 fn dedup(v: Vec<String>) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! Pure builders: from a spec (and what the reconciler dereferenced) to the Kubernetes objects the
 //! operator applies. No client here, so every builder is unit-tested from YAML fixtures.
 
+pub mod approvals;
 pub mod binding_proxy;
 pub mod config;
 pub mod deployed_server;
@@ -43,6 +44,9 @@ pub struct Settings {
     /// The ClusterRole (`tokenreviews: create` only) an executor's ServiceAccount is bound to for
     /// TokenReview auth.
     pub token_review_role: String,
+    /// The ClusterRole (McpApprovals and their journals, for the binding proxy) a policy's binding-proxy
+    /// ServiceAccount is bound to, in the policy's namespace, when the policy has `approvals`.
+    pub approvals_role: String,
     /// Namespaces the operator never creates anything in.
     pub reserved_namespaces: Vec<String>,
     /// Where pods reach the Kubernetes API (for TokenReview): the `kubernetes` Service's ClusterIP and
@@ -88,6 +92,7 @@ impl Default for Settings {
             egress: EgressRules::default(),
             allow_unauthenticated: false,
             token_review_role: "mcp-guard-tokenreview".into(),
+            approvals_role: "mcp-guard-approvals-proxy".into(),
             reserved_namespaces: ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec(),
             api_server: Vec::new(),
             operator: None,

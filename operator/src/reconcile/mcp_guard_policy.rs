@@ -1,6 +1,7 @@
 //! `McpGuardPolicy` → for the executor and for the binding proxy each: ServiceAccount, Deployment,
 //! Service, NetworkPolicy, PodDisruptionBudget (with more than one replica); a shared ConfigMap; the
-//! executor's HorizontalPodAutoscaler (optional); the binding proxy's TokenReview binding.
+//! executor's HorizontalPodAutoscaler (optional); the binding proxy's TokenReview binding and, with
+//! `approvals`, its RoleBinding for McpApprovals.
 //!
 //! One function per step, as `pipeline` reads: [`dereference`] → `validate` → `proxy_address` → `build`
 //! → `apply_children` → `status`. Only dereference, proxy_address and apply talk to the API server;
@@ -13,6 +14,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -22,12 +24,13 @@ use mcp_guard_crds::v1alpha1::{McpGuardPolicy, McpGuardPolicyStatus, McpServer};
 use tracing::{info, instrument};
 
 use super::{
-    Conditioned, RECHECK, Run, apply, apply_token_review_binding, delete_owned, remove_binding_if_ours,
+    Conditioned, RECHECK, Run, apply, apply_role_binding, apply_token_review_binding, delete_owned,
+    remove_binding_if_ours,
 };
 use crate::build::binding_proxy::{self, ProxyObjects};
 use crate::build::config::{Rendered, ResolvedServer, render};
 use crate::build::executor::ExecutorObjects;
-use crate::build::{Invalid, Settings, executor, network};
+use crate::build::{Invalid, Settings, approvals, executor, network};
 use crate::conditions::*;
 use crate::context::{Context, Error};
 use crate::discovery::{self, DISCOVERY_RETRY};
@@ -232,6 +235,8 @@ struct Built {
     network: NetworkPolicy,
     proxy: ProxyObjects,
     proxy_network: NetworkPolicy,
+    /// With `approvals`: the binding proxy's RoleBinding for McpApprovals.
+    approvals_binding: Option<RoleBinding>,
     /// What the user should know, for the Ready message.
     notes: Vec<String>,
     /// The names sandboxed code calls the bound servers by.
@@ -268,6 +273,7 @@ fn build(
         network,
         proxy,
         proxy_network,
+        approvals_binding: approvals::role_binding(policy, settings, owner),
         notes: valid.rendered.notes.clone(),
         sandbox_names: valid.servers.iter().map(|r| r.sandbox_name().to_string()).collect(),
     })
@@ -292,6 +298,11 @@ async fn apply_children(
         .await?;
     remove_legacy_binding(client, &run.ns, &name).await?;
     apply(client, &built.proxy.service_account).await?;
+    // Before the proxy runs: its rights on McpApprovals, or none once the policy has no approvals.
+    match &built.approvals_binding {
+        Some(binding) => apply_role_binding(client, binding).await?,
+        None => delete_owned::<RoleBinding>(client, &run.ns, &approvals::binding_name(&name), uid).await?,
+    }
     let proxy_deployment = apply(client, &built.proxy.deployment).await?;
     let proxy_name = binding_proxy::proxy_name(&name);
     match &built.proxy.pdb {

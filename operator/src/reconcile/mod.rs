@@ -2,6 +2,7 @@
 //! What the steps of both share is here: server-side apply, the typed status apply, the Ready Event, the
 //! one invalid-spec report, and [`Run`], the state of one reconcile.
 
+pub mod mcp_approval;
 pub mod mcp_guard_policy;
 pub mod mcp_server;
 
@@ -31,7 +32,7 @@ use crate::conditions::{
     REASON_RESERVED_NAMESPACE, REASON_UNAVAILABLE, condition, status_of,
 };
 use crate::context::{Context, Error};
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "mcp-guard";
@@ -173,6 +174,31 @@ pub async fn apply_token_review_binding(
         }
     }
     apply_cluster(client, &binding).await?;
+    Ok(())
+}
+
+/// Apply a namespaced RoleBinding child like [`apply`]. Its role is fixed once created, so a binding of
+/// this owner's to another role (the chart renamed it) is deleted first and made anew.
+pub async fn apply_role_binding(client: &Client, binding: &RoleBinding) -> Result<(), Error> {
+    let ns = binding.metadata.namespace.as_deref().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = binding.metadata.name.as_deref().ok_or(Error::MissingField("metadata.name"))?;
+    let api: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    if let Some(existing) = api.get_opt(name).await? {
+        let owner = binding.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+        let owner_uid =
+            owner.map(|o| o.uid.as_str()).ok_or(Error::MissingField("metadata.ownerReferences"))?;
+        if !owned_by(&existing.metadata, owner_uid) {
+            return Err(Error::NotOwned { kind: "RoleBinding".into(), name: name.to_string() });
+        }
+        if existing.role_ref != binding.role_ref {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(binding)).await?;
     Ok(())
 }
 
