@@ -58,6 +58,7 @@ pub fn outcome(execution: &ExecutionInfo, outcome: &Outcome) -> pb::Outcome {
             limit: limit.as_str().to_string(),
             message: message.clone(),
         }),
+        Status::ApprovalRequired { approval } => S::ApprovalRequired(approval_required(approval)),
     };
     pb::Outcome {
         status: Some(status),
@@ -125,6 +126,26 @@ pub fn server(state: &ServerState, tools: &[ToolEntry]) -> pb::Server {
         error: state.error.clone(),
         protocol_version: state.protocol_version.clone(),
         missing_credentials: state.missing_credentials.clone(),
+    }
+}
+
+/// A pending approval as the proto's `ApprovalRequired`.
+pub fn approval_required(a: &mcp_guard_sandbox::outcome::ApprovalRequest) -> pb::ApprovalRequired {
+    pb::ApprovalRequired {
+        id: a.id.clone(),
+        policy: a.policy.clone(),
+        requester: a.requester.clone(),
+        created_at: a.created_at.clone(),
+        expires_at: a.expires_at.clone(),
+        calls: a
+            .calls
+            .iter()
+            .map(|c| pb::ApprovalCall {
+                server: c.server.clone(),
+                tool: c.tool.clone(),
+                arguments_json: c.arguments.to_string(),
+            })
+            .collect(),
     }
 }
 

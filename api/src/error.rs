@@ -22,6 +22,9 @@ pub enum ApiError {
     /// Shutting down, or the binding proxy is unreachable.
     #[error("{0}")]
     Unavailable(String),
+    /// A resume that cannot run: unknown approval, undecided, expired or already resumed.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A bug in MCP Guard.
     #[error("{0}")]
     Internal(String),
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::ResourceExhausted(_) => "resource_exhausted",
             ApiError::DeadlineExceeded(_) => "deadline_exceeded",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::FailedPrecondition(_) => "failed_precondition",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -50,6 +54,7 @@ impl ApiError {
             ApiError::ResourceExhausted(_) => tonic::Status::resource_exhausted(message),
             ApiError::DeadlineExceeded(_) => tonic::Status::deadline_exceeded(message),
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
+            ApiError::FailedPrecondition(_) => tonic::Status::failed_precondition(message),
             ApiError::Internal(_) => tonic::Status::internal(message),
         }
     }
@@ -63,6 +68,7 @@ impl ApiError {
             ApiError::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::FailedPrecondition(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -102,6 +102,7 @@ impl pb::executor_server::Executor for ExecutorService {
             let run = Run {
                 caller: &caller,
                 code: &body.code,
+                resume: None,
                 overrides: overrides(body.limits.as_ref()),
                 deadline,
                 events: None,
@@ -136,6 +137,7 @@ impl pb::executor_server::Executor for ExecutorService {
             let run = state.execute(Run {
                 caller: &caller,
                 code: &body.code,
+                resume: None,
                 overrides,
                 deadline,
                 events: Some(events_tx),
@@ -172,6 +174,60 @@ impl pb::executor_server::Executor for ExecutorService {
             let _ = out_tx.send(last).await;
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out_rx)) as EventStream))
+    }
+
+    async fn resume(
+        &self,
+        request: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let started = Instant::now();
+        let caller = self.caller(&request).await?;
+        let id = metadata_request_id(&request);
+        let deadline = grpc_timeout(&request).map(|t| started + t);
+        let body = request.into_inner();
+        let state = self.state.clone();
+        // In its own task, like Execute: the approved call's side effects finish and are audited whole.
+        let run = tokio::spawn(async move {
+            let run = Run {
+                caller: &caller,
+                code: "",
+                resume: Some(&body.approval_id),
+                overrides: overrides(body.limits.as_ref()),
+                deadline,
+                events: None,
+                door: Door::Grpc,
+                request_id: &id,
+            };
+            state.execute(run).await
+        });
+        let (execution, outcome) =
+            run.await.map_err(|e| Status::internal(format!("the execution task failed: {e}")))??;
+        Ok(Response::new(pb::ExecuteResponse { outcome: Some(convert::outcome(&execution, &outcome)) }))
+    }
+
+    async fn list_approvals(
+        &self,
+        request: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let approvals = self.state.list_approvals(&caller).await?;
+        Ok(Response::new(pb::ListApprovalsResponse {
+            approvals: approvals
+                .into_iter()
+                .map(|a| {
+                    let (state, decided_by, reason) =
+                        (a.state.clone(), a.decided_by.clone(), a.reason.clone());
+                    pb::Approval {
+                        request: Some(convert::approval_required(
+                            &mcp_guard_binding_client::approval_from_pb(a),
+                        )),
+                        state,
+                        decided_by,
+                        reason,
+                    }
+                })
+                .collect(),
+        }))
     }
 
     async fn list_tools(

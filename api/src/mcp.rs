@@ -6,6 +6,8 @@
 //! - `search_tools`: find bound tools by words, at a chosen level of detail (names, summaries, or full
 //!   TypeScript declarations).
 //! - `describe_tools`: full declarations and schemas of named tools (or all).
+//! - `resume_execution`: resume an execution that ended as `approval_required`, once a person decided
+//!   its approval. `approval_required` itself is a normal result (not an error) that says what to do.
 //!
 //! Every HTTP request must carry `Authorization: Bearer <token>` (or come with a client certificate):
 //! 401 without or with bad credentials, 403 for a valid caller the policy does not allow.
@@ -142,7 +144,21 @@ fn tools(index: &ToolIndex) -> Vec<Tool> {
         })),
     );
     describe.annotations = Some(ToolAnnotations::default().read_only(true).open_world(false));
-    vec![execute, search, describe]
+    let mut resume = Tool::new(
+        "resume_execution",
+        "Resume an execution that ended with `approval_required`, after a person decided the approval.          The same code runs again from the start: tool calls that already completed are answered from a          record (not repeated), the approved call runs once, a denied one throws McpToolError with code          `approval_denied`. Fails while the approval is still pending, after it expired, or when it was          already resumed.",
+        schema(json!({
+            "type": "object",
+            "properties": {
+                "approvalId": { "type": "string", "description": "The `approval.id` of the approval_required result." },
+                "timeoutMs": { "type": "integer", "minimum": 1, "description": "Optional: a wall-time limit in milliseconds, tighter than the policy's." }
+            },
+            "required": ["approvalId"],
+            "additionalProperties": false
+        })),
+    );
+    resume.annotations = Some(ToolAnnotations::default().read_only(false).open_world(true));
+    vec![execute, search, describe, resume]
 }
 
 fn text_result(text: String, structured: Value, is_error: bool) -> CallToolResult {
@@ -174,6 +190,29 @@ impl FrontDoor {
         let Some(code) = string_arg(args, "code")? else {
             return Err(ErrorData::invalid_params("`code` is required", None));
         };
+        self.run(caller, id, args, code.to_string(), None).await
+    }
+
+    async fn resume_execution(
+        &self,
+        caller: &Caller,
+        id: &str,
+        args: &JsonObject,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(approval) = string_arg(args, "approvalId")? else {
+            return Err(ErrorData::invalid_params("`approvalId` is required", None));
+        };
+        self.run(caller, id, args, String::new(), Some(approval.to_string())).await
+    }
+
+    async fn run(
+        &self,
+        caller: &Caller,
+        id: &str,
+        args: &JsonObject,
+        code: String,
+        resume: Option<String>,
+    ) -> Result<CallToolResult, ErrorData> {
         let wall_time = match args.get("timeoutMs") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64().filter(|n| *n > 0) {
@@ -186,13 +225,13 @@ impl FrontDoor {
         let overrides = LimitOverrides { wall_time, ..Default::default() };
         let state = self.state.clone();
         let caller = caller.clone();
-        let code = code.to_string();
         let id = id.to_string();
         // In its own task, so that a client that goes away does not cut the execution short.
         let run = tokio::spawn(async move {
             let run = Run {
                 caller: &caller,
                 code: &code,
+                resume: resume.as_deref(),
                 overrides,
                 deadline: None,
                 events: None,
@@ -204,7 +243,23 @@ impl FrontDoor {
         match run.await {
             Ok(Ok((execution, outcome))) => {
                 let json = convert::outcome_json(&execution, &outcome);
-                let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+                let mut text = serde_json::to_string_pretty(&json).unwrap_or_default();
+                if let Status::ApprovalRequired { approval } = &outcome.status {
+                    // A normal result: the agent should wait for a person, then resume.
+                    let calls: Vec<String> =
+                        approval.calls.iter().map(|c| format!("{}.{}", c.server, c.tool)).collect();
+                    text = format!(
+                        "The execution paused: {} needs a person's approval (approval {}, policy {}, until {}). \
+                         Ask an approver to decide it, then call resume_execution with approvalId \"{}\"; \
+                         the code runs again and calls that already completed are not repeated.\n\n{text}",
+                        calls.join(", "),
+                        approval.id,
+                        approval.policy,
+                        approval.expires_at,
+                        approval.id
+                    );
+                    return Ok(text_result(text, json, false));
+                }
                 Ok(text_result(text, json, !matches!(outcome.status, Status::Completed { .. })))
             }
             Ok(Err(e)) => Ok(edge_error(&e)),
@@ -317,9 +372,12 @@ impl ServerHandler for FrontDoor {
             "execute_code" => self.execute_code(&caller, &id, &args).await?,
             "search_tools" => self.search_tools(&args)?,
             "describe_tools" => self.describe_tools(&args)?,
+            "resume_execution" => self.resume_execution(&caller, &id, &args).await?,
             other => {
                 return Err(ErrorData::invalid_params(
-                    format!("unknown tool `{other}`: use execute_code, search_tools or describe_tools"),
+                    format!(
+                        "unknown tool `{other}`: use execute_code, search_tools, describe_tools or resume_execution"
+                    ),
                     None,
                 ));
             }

@@ -34,7 +34,10 @@ use crate::{
 #[derive(Debug)]
 pub struct Run<'a> {
     pub caller: &'a Caller,
+    /// The code to run; empty for a resume.
     pub code: &'a str,
+    /// Resume the execution paused for this approval (instead of running `code`).
+    pub resume: Option<&'a str>,
     pub overrides: LimitOverrides,
     /// The caller's deadline: caps the queue wait and the execution's wall time.
     pub deadline: Option<Instant>,
@@ -193,6 +196,18 @@ impl ApiState {
         self.ready()
     }
 
+    /// The approvals `caller` asked for, newest first.
+    pub async fn list_approvals(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<mcp_guard_proto::internal::Approval>, ApiError> {
+        caller.may_execute()?;
+        let Some(proxy) = &self.proxy else { return Ok(Vec::new()) };
+        proxy.list_approvals(&caller.name, caller.token.as_ref().map(|t| t.0.as_str())).await.map_err(|s| {
+            ApiError::Unavailable(format!("the binding proxy cannot list approvals: {}", s.message()))
+        })
+    }
+
     /// Authenticate a caller from a bearer token and/or a verified client certificate's CN; `peer` is
     /// the caller's address when known (failed token reviews are limited per peer).
     pub async fn authenticate(
@@ -236,12 +251,16 @@ impl ApiState {
     }
 
     async fn execute_inner(&self, run: Run<'_>) -> Result<(Arc<ExecutionInfo>, Outcome), ApiError> {
-        let Run { caller, code, overrides, deadline, events, request_id, .. } = run;
+        let Run { caller, code, resume, overrides, deadline, events, request_id, .. } = run;
         caller.may_execute()?;
         if self.draining() {
             return Err(ApiError::Unavailable("the server is shutting down".into()));
         }
-        if code.trim().is_empty() {
+        if let Some(id) = resume {
+            if id.is_empty() || id.len() > 64 {
+                return Err(ApiError::InvalidArgument("approval_id must be 1 to 64 characters".into()));
+            }
+        } else if code.trim().is_empty() {
             return Err(ApiError::InvalidArgument("code is empty".into()));
         }
         let max_code = self.limits.code_size.as_usize();
@@ -275,17 +294,20 @@ impl ApiState {
         self.metrics.active.inc();
         let _active = scopeguard(|| self.metrics.active.dec());
         tracing::debug!(request_id, caller = %caller.name, "execution starts");
-        self.sandbox()
-            .run_with_events(&caller.name, caller.token.clone(), code, &limits, events)
-            .await
-            .map_err(|e| match e {
-                SandboxError::HostUnavailable(m) => {
-                    ApiError::Unavailable(format!("the binding proxy is unavailable: {m}"))
-                }
-                SandboxError::Refused(m) => {
-                    ApiError::PermissionDenied(format!("the binding proxy refused: {m}"))
-                }
-            })
+        let sandbox = self.sandbox();
+        let result = match resume {
+            Some(id) => {
+                sandbox.resume_with_events(&caller.name, caller.token.clone(), id, &limits, events).await
+            }
+            None => sandbox.run_with_events(&caller.name, caller.token.clone(), code, &limits, events).await,
+        };
+        result.map_err(|e| match e {
+            SandboxError::NotResumable(m) => ApiError::FailedPrecondition(m),
+            SandboxError::HostUnavailable(m) => {
+                ApiError::Unavailable(format!("the binding proxy is unavailable: {m}"))
+            }
+            SandboxError::Refused(m) => ApiError::PermissionDenied(format!("the binding proxy refused: {m}")),
+        })
     }
 }
 

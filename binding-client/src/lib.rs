@@ -16,8 +16,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use mcp_guard_proto::internal::{self as pb, MAX_MESSAGE_BYTES};
 use mcp_guard_sandbox::{
-    host::{ExecutionInfo, ToolError, ToolHost},
-    outcome::{Outcome, Status},
+    host::{ExecutionInfo, Resumed, ToolError, ToolHost},
+    outcome::{ApprovalCall, ApprovalRequest, Outcome, Status},
 };
 use mcp_guard_tools::{FailureKind, ServerTools};
 
@@ -162,44 +162,11 @@ impl ProxyToolHost {
         Ok(response.servers.into_iter().map(ServerTools::from).collect())
     }
 
-    /// Wait until the proxy answers, for at most `timeout`.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), tonic::Status> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.list_tools().await {
-                Ok(_) => return Ok(()),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl ToolHost for ProxyToolHost {
-    async fn begin(&self, execution: &ExecutionInfo) -> Result<(), ToolError> {
-        let request = pb::BeginExecutionRequest {
-            execution_id: execution.id.clone(),
-            caller: execution.caller.clone(),
-            code_sha256: execution.code_sha256.clone(),
-            caller_token: execution.caller_token.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
-        };
-        let request = self.request(request).map_err(|s| ToolError::unavailable(s.message()))?;
-        self.client().begin_execution(request).await.inspect_err(|e| self.reconnect(e)).map_err(
-            |s| match s.code() {
-                // The proxy refused this caller (not a failure of the proxy).
-                tonic::Code::PermissionDenied
-                | tonic::Code::Unauthenticated
-                | tonic::Code::InvalidArgument => ToolError::of(FailureKind::Denied, s.message()),
-                _ => ToolError::unavailable(s.message()),
-            },
-        )?;
-        Ok(())
-    }
-
-    async fn call(
+    /// One call; `sequence` is its position in issue order (what a resumed execution is matched by).
+    pub async fn call_with(
         &self,
         execution: &ExecutionInfo,
+        sequence: Option<u64>,
         server: &str,
         tool: &str,
         arguments: serde_json::Value,
@@ -209,6 +176,7 @@ impl ToolHost for ProxyToolHost {
             server: server.to_string(),
             tool: tool.to_string(),
             arguments_json: arguments.to_string(),
+            sequence: sequence.unwrap_or_default(),
         };
         let request = self.request(request).map_err(|s| ToolError::unavailable(s.message()))?;
         let response = self
@@ -230,24 +198,147 @@ impl ToolHost for ProxyToolHost {
         }
     }
 
-    async fn end(&self, execution: &ExecutionInfo, outcome: &Outcome) {
+    /// The approvals `caller` asked for, newest first (`caller_token` for a proxy that authenticates
+    /// callers). Each as the outcome shows it, plus its state (`pending`, `approved`, `denied`,
+    /// `expired`, `used`) and who decided.
+    pub async fn list_approvals(
+        &self,
+        caller: &str,
+        caller_token: Option<&str>,
+    ) -> Result<Vec<pb::Approval>, tonic::Status> {
+        let request = self.request(pb::ListApprovalsRequest {
+            caller: caller.to_string(),
+            caller_token: caller_token.unwrap_or_default().to_string(),
+        })?;
+        Ok(self
+            .client()
+            .list_approvals(request)
+            .await
+            .inspect_err(|e| self.reconnect(e))?
+            .into_inner()
+            .approvals)
+    }
+
+    /// Wait until the proxy answers, for at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), tonic::Status> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.list_tools().await {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ToolHost for ProxyToolHost {
+    async fn begin(&self, execution: &ExecutionInfo) -> Result<Option<Resumed>, ToolError> {
+        let request = pb::BeginExecutionRequest {
+            execution_id: execution.id.clone(),
+            caller: execution.caller.clone(),
+            code_sha256: execution.code_sha256.clone(),
+            caller_token: execution.caller_token.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+            seed: execution.seed,
+            clock_ms: execution.clock_ms as f64,
+            resume_approval_id: execution.resume.clone().unwrap_or_default(),
+        };
+        let request = self.request(request).map_err(|s| ToolError::unavailable(s.message()))?;
+        let response =
+            self.client().begin_execution(request).await.inspect_err(|e| self.reconnect(e)).map_err(|s| {
+                match s.code() {
+                    // The proxy refused this caller (not a failure of the proxy).
+                    tonic::Code::PermissionDenied
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::InvalidArgument => ToolError::of(FailureKind::Denied, s.message()),
+                    // A resume of an approval that is unknown, undecided, expired or used.
+                    tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+                        ToolError::of(FailureKind::ApprovalRequired, s.message())
+                    }
+                    _ => ToolError::unavailable(s.message()),
+                }
+            })?;
+        let r = response.into_inner();
+        Ok(execution.resume.is_some().then(|| Resumed {
+            code: r.code,
+            seed: r.seed,
+            clock_ms: r.clock_ms.max(0.0) as u64,
+        }))
+    }
+
+    async fn call(
+        &self,
+        execution: &ExecutionInfo,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError> {
+        self.call_with(execution, None, server, tool, arguments).await
+    }
+
+    async fn call_at(
+        &self,
+        execution: &ExecutionInfo,
+        sequence: u64,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError> {
+        self.call_with(execution, Some(sequence), server, tool, arguments).await
+    }
+
+    async fn end(
+        &self,
+        execution: &ExecutionInfo,
+        outcome: &Outcome,
+        code: &str,
+    ) -> Result<Option<ApprovalRequest>, ToolError> {
         let limit = match &outcome.status {
             Status::LimitExceeded { limit, .. } => limit.as_str().to_string(),
             _ => String::new(),
         };
+        let paused = matches!(outcome.status, Status::ApprovalRequired { .. });
         let request = pb::EndExecutionRequest {
             execution_id: execution.id.clone(),
             outcome: outcome.status.kind().to_string(),
             limit,
             wall_ms: outcome.metrics.wall_ms,
             cpu_ms: outcome.metrics.cpu_ms,
+            // The journal keeps the code for the resume; otherwise the proxy never needs it.
+            code: if paused { code.to_string() } else { String::new() },
         };
         let result = match self.request(request) {
-            Ok(request) => self.client().end_execution(request).await.map(|_| ()),
+            Ok(request) => self.client().end_execution(request).await.map(|r| r.into_inner()),
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            tracing::warn!(execution = %execution.id, error = %e.message(), "cannot close the execution at the binding proxy");
+        match result {
+            Ok(r) => Ok(r.approval.map(approval_from_pb)),
+            Err(e) => {
+                tracing::warn!(execution = %execution.id, error = %e.message(), "cannot close the execution at the binding proxy");
+                Err(ToolError::unavailable(e.message()))
+            }
         }
+    }
+}
+
+/// An approval as the outcome shows it.
+pub fn approval_from_pb(a: pb::Approval) -> ApprovalRequest {
+    ApprovalRequest {
+        id: a.id,
+        policy: a.policy,
+        requester: a.requester,
+        created_at: a.created_at,
+        expires_at: a.expires_at,
+        calls: a
+            .calls
+            .into_iter()
+            .map(|c| ApprovalCall {
+                server: c.server,
+                tool: c.tool,
+                arguments: serde_json::from_str(&c.arguments_json)
+                    .unwrap_or(serde_json::Value::String(c.arguments_json)),
+            })
+            .collect(),
     }
 }

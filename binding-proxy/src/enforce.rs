@@ -16,7 +16,13 @@ use mcp_guard_crds::Rate;
 use mcp_guard_tools::FailureKind as Kind;
 use serde_json::{Value, json};
 
-use crate::{BindingProxy, audit, convert, redact::Redactor, upstream::UpstreamError};
+use crate::{
+    BindingProxy,
+    approvals::{self, Entry, PendingCall, Recorded},
+    audit, convert,
+    redact::Redactor,
+    upstream::UpstreamError,
+};
 
 /// A refused or failed tool call, as the sandbox will see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +70,45 @@ impl BindingProxy {
         tool: &str,
         arguments_json: &str,
     ) -> Result<Value, Failure> {
+        self.call_at(execution_id, None, server, tool, arguments_json).await
+    }
+
+    /// Like [`BindingProxy::call`], for the `sequence`-th call of the execution in issue order: how a
+    /// resumed execution's calls are matched to its journal.
+    pub async fn call_at(
+        &self,
+        execution_id: &str,
+        sequence: Option<u64>,
+        server: &str,
+        tool: &str,
+        arguments_json: &str,
+    ) -> Result<Value, Failure> {
         let started = Instant::now();
         // Filled in by `call_checked` once the call is within its quota and budget: refused calls are
         // recorded without parsing their arguments, so they cannot flood the log.
-        let mut seen = SeenArguments::default();
+        let mut seen = SeenArguments { sequence, ..SeenArguments::default() };
         let (caller, mut result) =
             self.call_checked(execution_id, server, tool, arguments_json, &mut seen).await;
+        // The journal of an execution that may pause: every call that reached its upstream (or was
+        // answered from the journal of the run it resumes), with its result.
+        if let (Some(sequence), Some(digest), true) =
+            (sequence, &seen.digest, seen.reached || seen.replayed || seen.denied)
+            && self.approvals.is_some()
+        {
+            let recorded = match &result {
+                Ok((v, _)) => Recorded::Value(v.clone()),
+                Err(f) => Recorded::Failure { kind: f.kind, message: f.message.clone() },
+            };
+            if let Some(e) = self.executions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(execution_id) {
+                e.journal.push(Entry {
+                    sequence,
+                    server: server.to_string(),
+                    tool: tool.to_string(),
+                    arguments_sha256: digest.clone(),
+                    result: recorded,
+                });
+            }
+        }
         // Keys are bounded (and hashed when long) by `audit::shape`; redacted like everything else.
         if let Some(shape) = &mut seen.shape {
             self.redactor.redact_json(shape);
@@ -88,6 +127,12 @@ impl BindingProxy {
         });
         if let Some(args) = seen.arguments {
             record["arguments"] = args;
+        }
+        if seen.replayed {
+            record["replayed"] = json!(true);
+        }
+        if let Some(sequence) = sequence {
+            record["sequence"] = json!(sequence);
         }
         // Fail closed: a call that is not on record returns nothing to the sandbox (and while the log
         // cannot be written, `call_checked` refuses calls before they reach an upstream).
@@ -172,6 +217,13 @@ impl BindingProxy {
                 seen.arguments = Some(value.clone());
             }
         }
+        // 1b. Approvals: a resumed execution's calls are answered from its journal, or are the decided
+        //     ones; a call of a tool that needs approval pauses the execution.
+        if let Some(failure_or_value) =
+            self.approval_step(execution_id, server, tool, &arguments, arguments_json, seen)
+        {
+            return (caller, failure_or_value);
+        }
         // 2. Rate limits, per caller and per tool.
         for (limiter, key, what) in [
             (&self.per_caller, caller.clone(), format!("caller {caller}")),
@@ -238,6 +290,7 @@ impl BindingProxy {
         if remaining.is_zero() {
             return (caller, Err(Failure::new(Kind::Timeout, "the execution has no time left")));
         }
+        seen.reached = true;
         let result = match upstream.call(tool, arguments, remaining).await {
             Ok(r) => r,
             Err(e) => return (caller, Err(upstream_failure(e, &self.redactor))),
@@ -276,9 +329,146 @@ impl BindingProxy {
     }
 }
 
+impl BindingProxy {
+    /// The approval step of a call within quota and budget. `Some` answers the call here: from the
+    /// journal of a resumed run, refused as diverged or denied, or paused for approval. `None`: go on
+    /// (no approvals, a free tool, or the approved call of a resume).
+    fn approval_step(
+        &self,
+        execution_id: &str,
+        server: &str,
+        tool: &str,
+        arguments: &Result<Value, serde_json::Error>,
+        arguments_json: &str,
+        seen: &mut SeenArguments,
+    ) -> Option<Result<(Value, u64), Failure>> {
+        self.approvals.as_ref()?;
+        let digest = match arguments {
+            Ok(v) => approvals::digest(v),
+            Err(_) => approvals::digest(&Value::String(arguments_json.to_string())),
+        };
+        seen.digest = Some(digest.clone());
+        let needs_approval = self.upstream(server).is_some_and(|u| u.config.tools.needs_approval(tool));
+        let Some(sequence) = seen.sequence else {
+            // Without its position a call cannot pause (or be matched): fail closed.
+            return needs_approval.then(|| {
+                Err(Failure::new(
+                    Kind::Denied,
+                    format!(
+                        "{server}.{tool} needs approval, and the executor did not give the call's position"
+                    ),
+                ))
+            });
+        };
+        let mut executions = self.executions.lock().unwrap_or_else(|p| p.into_inner());
+        let e = executions.get_mut(execution_id)?;
+        if let Some(replay) = &mut e.replay {
+            let describe =
+                |s: &str, t: &str, d: &str| format!("{s}.{t} (arguments sha256:{})", &d[..d.len().min(12)]);
+            let diverged = |expected: String| {
+                Failure::new(
+                    Kind::ReplayDiverged,
+                    format!(
+                        "call #{sequence} of the resumed run is {}, but call #{sequence} of the first run was {expected}: the code took another path (is it deterministic?); nothing was sent upstream",
+                        describe(server, tool, &digest)
+                    ),
+                )
+            };
+            if let Some(entry) = replay.entries.get(&sequence) {
+                if entry.server != server || entry.tool != tool || entry.arguments_sha256 != digest {
+                    let f = diverged(describe(&entry.server, &entry.tool, &entry.arguments_sha256));
+                    self.record_divergence(execution_id, &e.caller, &replay.approval, sequence, &f.message);
+                    return Some(Err(f));
+                }
+                seen.replayed = true;
+                return Some(match &entry.result {
+                    Recorded::Value(v) => {
+                        let bytes = v.to_string().len() as u64;
+                        e.result_bytes += bytes;
+                        Ok((v.clone(), bytes))
+                    }
+                    Recorded::Failure { kind, message } => Err(Failure::new(*kind, message.clone())),
+                });
+            }
+            if let Some((s, t, d)) = replay.decided.get(&sequence) {
+                if s != server || t != tool || *d != digest {
+                    let f = diverged(describe(s, t, d));
+                    self.record_divergence(execution_id, &e.caller, &replay.approval, sequence, &f.message);
+                    return Some(Err(f));
+                }
+                // Decided calls are taken once: the same position again is a new call.
+                replay.decided.remove(&sequence);
+                return match replay.verdict {
+                    Some(approvals::Verdict::Approved) => None,
+                    _ => {
+                        // Journaled too: a later pause of this run must not ask for it again.
+                        seen.denied = true;
+                        let reason = if replay.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", replay.reason)
+                        };
+                        Some(Err(Failure::new(
+                            Kind::ApprovalDenied,
+                            format!(
+                                "the call of {server}.{tool} was denied by {}{reason}",
+                                replay.decided_by
+                            ),
+                        )))
+                    }
+                };
+            }
+        }
+        if !needs_approval {
+            return None;
+        }
+        let mut shown =
+            arguments.as_ref().cloned().unwrap_or_else(|_| Value::String(arguments_json.to_string()));
+        self.redactor.redact_json(&mut shown);
+        e.paused.push(PendingCall {
+            sequence,
+            server: server.to_string(),
+            tool: tool.to_string(),
+            arguments: shown,
+            arguments_sha256: digest,
+        });
+        Some(Err(Failure::new(
+            Kind::ApprovalRequired,
+            format!(
+                "{server}.{tool} needs approval under policy {}: the execution pauses",
+                self.config.policy
+            ),
+        )))
+    }
+
+    fn record_divergence(
+        &self,
+        execution_id: &str,
+        caller: &str,
+        approval: &str,
+        sequence: u64,
+        message: &str,
+    ) {
+        let _ = self.audit.record(
+            "replay_diverged",
+            json!({ "execution": execution_id, "caller": caller, "policy": self.config.policy, "approval": approval, "sequence": sequence, "error": message }),
+        );
+    }
+}
+
 /// What the audit record of a call may say about its arguments.
 #[derive(Default)]
 struct SeenArguments {
+    /// The call's position in issue order, when the executor said.
+    sequence: Option<u64>,
+    /// The argument digest, when approvals are configured.
+    digest: Option<String>,
+    /// The call was sent upstream.
+    reached: bool,
+    /// The call was answered from a resumed run's journal.
+    replayed: bool,
+    /// The call was refused by a denied approval.
+    denied: bool,
     /// The bounded shape, for calls within quota and budget whose arguments parse.
     shape: Option<Value>,
     /// The values, when the policy records them (`includeArguments: true`).

@@ -5,7 +5,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::BindingProxy;
+use crate::{
+    BindingProxy,
+    approvals::{
+        ApprovalRecord, ApprovalState, Entry, Journal, PendingCall, Replay, ResumeError, StoreError, Verdict,
+        new_id, rfc3339,
+    },
+};
+
+/// Sealed journals larger than this are not kept: a Kubernetes object holds at most about 1.5 MiB, and
+/// the sealed bytes travel base64-encoded.
+pub const MAX_SEALED_JOURNAL_BYTES: usize = 1024 * 1024;
+
+/// What a resumed execution runs: the first run's code, seed and clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumedRun {
+    pub code: String,
+    pub seed: u64,
+    pub clock_ms: u64,
+}
 
 /// An open execution and what it has used.
 #[derive(Debug)]
@@ -16,6 +34,15 @@ pub(crate) struct Execution {
     pub(crate) calls: u32,
     pub(crate) argument_bytes: u64,
     pub(crate) result_bytes: u64,
+    /// Seed and clock of the isolate (recorded in the journal of an approval).
+    pub(crate) seed: u64,
+    pub(crate) clock_ms: u64,
+    /// The calls that reached an upstream, with their results (only when approvals are configured).
+    pub(crate) journal: Vec<Entry>,
+    /// Calls refused for approval, to gather into one approval when the execution ends.
+    pub(crate) paused: Vec<PendingCall>,
+    /// A resumed execution's journal and decision.
+    pub(crate) replay: Option<Replay>,
 }
 
 /// How long after its wall-time limit an execution that was never ended is closed as abandoned.
@@ -50,6 +77,18 @@ pub struct ExecutionEnd {
 impl BindingProxy {
     /// Open an execution; its audit record is written before this returns.
     pub fn begin(&self, execution_id: &str, caller: &str, code_sha256: &str) -> Result<(), ExecutionError> {
+        self.begin_with(execution_id, caller, code_sha256, 0, 0)
+    }
+
+    /// Open an execution whose isolate uses `seed` and starts its clock at `clock_ms`.
+    pub fn begin_with(
+        &self,
+        execution_id: &str,
+        caller: &str,
+        code_sha256: &str,
+        seed: u64,
+        clock_ms: u64,
+    ) -> Result<(), ExecutionError> {
         if execution_id.is_empty() || execution_id.len() > 128 {
             return Err(ExecutionError::InvalidId);
         }
@@ -68,6 +107,11 @@ impl BindingProxy {
                 calls: 0,
                 argument_bytes: 0,
                 result_bytes: 0,
+                seed,
+                clock_ms,
+                journal: Vec::new(),
+                paused: Vec::new(),
+                replay: None,
             },
         );
         // Fail closed: an execution that is not on record is not opened.
@@ -102,6 +146,249 @@ impl BindingProxy {
                 }),
             )
             .map_err(|_| ExecutionError::AuditFailed)
+    }
+
+    /// Resume the execution paused for `approval_id` as `execution_id`: only for the caller that asked,
+    /// once it is decided, and once (the store marks it used atomically). The execution is open when
+    /// this returns, with the journal to replay.
+    pub async fn resume(
+        &self,
+        execution_id: &str,
+        caller: &str,
+        approval_id: &str,
+    ) -> Result<ResumedRun, ResumeError> {
+        let refuse = |reason: &str, error: ResumeError| {
+            let _ = self.audit.record(
+                "approval_resume_refused",
+                json!({ "approval": approval_id, "execution": execution_id, "caller": caller, "policy": self.config.policy, "reason": reason, "error": error.to_string() }),
+            );
+            error
+        };
+        let Some(approvals) = &self.approvals else {
+            return Err(ResumeError::NotFound(format!(
+                "{approval_id} (policy {} keeps no approvals)",
+                self.config.policy
+            )));
+        };
+        let store = approvals.store().map_err(ResumeError::Unavailable)?;
+        let record = match store.get(approval_id).await {
+            Ok(r) if r.policy == self.config.policy => r,
+            Ok(_) | Err(StoreError::NotFound(_)) => {
+                return Err(ResumeError::NotFound(approval_id.to_string()));
+            }
+            Err(e) => return Err(ResumeError::Unavailable(e.to_string())),
+        };
+        if record.requester != caller {
+            return Err(refuse("another caller", ResumeError::OtherCaller(approval_id.to_string())));
+        }
+        let now = std::time::SystemTime::now();
+        match &record.state {
+            ApprovalState::Pending if record.expired_at(now) => {}
+            ApprovalState::Pending => {
+                return Err(ResumeError::NotResumable(format!(
+                    "approval {approval_id} is waiting for a decision (it can be decided until {})",
+                    record.expires_at
+                )));
+            }
+            ApprovalState::Used { execution, .. } => {
+                return Err(refuse(
+                    "already used",
+                    ResumeError::NotResumable(format!(
+                        "approval {approval_id} was already resumed by execution {execution}"
+                    )),
+                ));
+            }
+            ApprovalState::Expired | ApprovalState::Approved { .. } | ApprovalState::Denied { .. } => {}
+        }
+        if matches!(record.state, ApprovalState::Pending | ApprovalState::Expired) {
+            let _ = self.audit.record(
+                "approval_expired",
+                json!({ "approval": approval_id, "caller": caller, "policy": self.config.policy, "expiresAt": record.expires_at }),
+            );
+            return Err(ResumeError::NotResumable(format!(
+                "approval {approval_id} expired at {} without a decision; run the code again to ask anew",
+                record.expires_at
+            )));
+        }
+        if record.resumable_until().is_none_or(|until| now > until) {
+            return Err(refuse(
+                "too late",
+                ResumeError::NotResumable(format!(
+                    "approval {approval_id} was decided, but it is too late to resume it (resumes are taken for one time-to-live after {})",
+                    record.expires_at
+                )),
+            ));
+        }
+        let sealed = store.journal(approval_id).await.map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        let journal: Journal = approvals
+            .sealer()
+            .and_then(|s| s.open(approval_id, &self.config.policy, &sealed))
+            .and_then(|plain| {
+                serde_json::from_slice(&plain).map_err(|e| format!("the journal is malformed: {e}"))
+            })
+            .map_err(|e| refuse("journal", ResumeError::Unavailable(e)))?;
+        if journal.approval != approval_id || journal.caller != caller {
+            return Err(refuse(
+                "journal",
+                ResumeError::Unavailable(format!(
+                    "the journal of approval {approval_id} does not belong to it"
+                )),
+            ));
+        }
+        self.begin_with(execution_id, caller, &journal.code_sha256, journal.seed, journal.clock_ms)
+            .map_err(|e| ResumeError::Unavailable(e.to_string()))?;
+        // Used exactly once: of concurrent resumes, one gets here.
+        let decided = match store.mark_used(approval_id, execution_id).await {
+            Ok(state) => state,
+            Err(e) => {
+                self.executions.lock().unwrap_or_else(|p| p.into_inner()).remove(execution_id);
+                let _ = self.audit.record(
+                    "execution_ended",
+                    json!({ "execution": execution_id, "caller": caller, "policy": self.config.policy, "codeSha256": journal.code_sha256, "outcome": "resume_refused", "approval": approval_id }),
+                );
+                return Err(match e {
+                    StoreError::Conflict(m) => refuse("already used", ResumeError::NotResumable(m)),
+                    other => ResumeError::Unavailable(other.to_string()),
+                });
+            }
+        };
+        let (verdict, by, reason) = match &decided {
+            ApprovalState::Approved { by } => (Verdict::Approved, by.clone(), String::new()),
+            ApprovalState::Denied { by, reason } => (Verdict::Denied, by.clone(), reason.clone()),
+            _ => (Verdict::Denied, String::new(), "the approval was not decided".into()),
+        };
+        let replay = Replay {
+            approval: approval_id.to_string(),
+            entries: journal.entries.iter().map(|e| (e.sequence, e.clone())).collect(),
+            decided: journal
+                .paused
+                .iter()
+                .map(|(seq, s, t, d)| (*seq, (s.clone(), t.clone(), d.clone())))
+                .collect(),
+            verdict: Some(verdict),
+            decided_by: by.clone(),
+            reason,
+        };
+        if let Some(e) = self.executions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(execution_id) {
+            e.replay = Some(replay);
+        }
+        let _ = self.audit.record(
+            "approval_resumed",
+            json!({ "approval": approval_id, "execution": execution_id, "caller": caller, "policy": self.config.policy,
+                    "verdict": verdict, "decidedBy": by, "journaledCalls": journal.entries.len() }),
+        );
+        Ok(ResumedRun { code: journal.code, seed: journal.seed, clock_ms: journal.clock_ms })
+    }
+
+    /// Close an execution that ended as `approval_required`: record one approval for the calls it
+    /// paused, with its sealed journal (which keeps `code` for the resume). Nothing is recorded unless
+    /// the execution really paused calls, and `code` is the code it opened with.
+    pub async fn end_paused(&self, req: &ExecutionEnd, code: &str) -> Result<ApprovalRecord, String> {
+        let execution = self.executions.lock().unwrap_or_else(|p| p.into_inner()).remove(&req.execution_id);
+        let Some(execution) = execution else {
+            return Err(ExecutionError::NotOpen(req.execution_id.clone()).to_string());
+        };
+        let result = self.record_approval(req, &execution, code).await;
+        let (outcome, approval, error) = match &result {
+            Ok(r) => ("approval_required", Some(r.id.clone()), None),
+            Err(e) => ("approval_failed", None, Some(e.clone())),
+        };
+        self.audit
+            .record(
+                "execution_ended",
+                json!({
+                    "execution": req.execution_id, "caller": execution.caller, "policy": self.config.policy,
+                    "codeSha256": execution.code_sha256, "outcome": outcome, "approval": approval, "error": error,
+                    "wallMs": req.wall_ms, "cpuMs": req.cpu_ms, "toolCalls": execution.calls,
+                    "argumentBytes": execution.argument_bytes, "resultBytes": execution.result_bytes,
+                }),
+            )
+            .map_err(|_| ExecutionError::AuditFailed.to_string())?;
+        result
+    }
+
+    async fn record_approval(
+        &self,
+        req: &ExecutionEnd,
+        execution: &Execution,
+        code: &str,
+    ) -> Result<ApprovalRecord, String> {
+        use sha2::Digest;
+        let Some(approvals) = &self.approvals else {
+            return Err(format!("policy {} has no approvals configured", self.config.policy));
+        };
+        if execution.paused.is_empty() {
+            return Err("the execution paused no call for approval".into());
+        }
+        if hex::encode(sha2::Sha256::digest(code.as_bytes())) != execution.code_sha256 {
+            return Err("the code is not the code the execution began with".into());
+        }
+        let store = approvals.store()?;
+        let sealer = approvals.sealer()?;
+        let mut paused = execution.paused.clone();
+        paused.sort_by_key(|p| p.sequence);
+        let now = std::time::SystemTime::now();
+        let id = new_id();
+        let record = ApprovalRecord {
+            id: id.clone(),
+            policy: self.config.policy.clone(),
+            execution_id: req.execution_id.clone(),
+            requester: execution.caller.clone(),
+            calls: paused,
+            created_at: rfc3339(now),
+            expires_at: rfc3339(now + approvals.ttl()),
+            allow_self_approval: approvals.settings.allow_self_approval,
+            approvers: approvals.settings.approvers.clone(),
+            state: ApprovalState::Pending,
+        };
+        let journal = Journal {
+            approval: id.clone(),
+            policy: self.config.policy.clone(),
+            caller: execution.caller.clone(),
+            code: code.to_string(),
+            code_sha256: execution.code_sha256.clone(),
+            seed: execution.seed,
+            clock_ms: execution.clock_ms,
+            entries: execution.journal.clone(),
+            paused: execution
+                .paused
+                .iter()
+                .map(|p| (p.sequence, p.server.clone(), p.tool.clone(), p.arguments_sha256.clone()))
+                .collect(),
+        };
+        let plain =
+            serde_json::to_vec(&journal).map_err(|e| format!("the journal cannot be written: {e}"))?;
+        let sealed = sealer.seal(&id, &self.config.policy, &plain)?;
+        if sealed.len() > MAX_SEALED_JOURNAL_BYTES {
+            return Err(format!(
+                "the execution's journal is {} bytes, over the {} an approval can keep: return less data from the tools called before the one that needs approval",
+                sealed.len(),
+                MAX_SEALED_JOURNAL_BYTES
+            ));
+        }
+        store.create(&record, &sealed).await.map_err(|e| e.to_string())?;
+        let calls: Vec<_> = record
+            .calls
+            .iter()
+            .map(|c| json!({ "sequence": c.sequence, "server": c.server, "tool": c.tool, "argumentsSha256": c.arguments_sha256 }))
+            .collect();
+        self.audit
+            .record(
+                "approval_requested",
+                json!({ "approval": id, "execution": req.execution_id, "caller": execution.caller, "policy": self.config.policy,
+                        "calls": calls, "expiresAt": record.expires_at, "journaledCalls": journal.entries.len() }),
+            )
+            .map_err(|_| "the binding proxy cannot write its audit log".to_string())?;
+        Ok(record)
+    }
+
+    /// The approvals `caller` asked for, newest first.
+    pub async fn list_approvals(&self, caller: &str) -> Result<Vec<ApprovalRecord>, String> {
+        let Some(approvals) = &self.approvals else { return Ok(Vec::new()) };
+        let store = approvals.store()?;
+        let mut records = store.list(Some(caller)).await.map_err(|e| e.to_string())?;
+        records.retain(|r| r.policy == self.config.policy);
+        Ok(records)
     }
 
     pub(crate) fn close_abandoned(&self) {

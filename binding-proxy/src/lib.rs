@@ -9,6 +9,7 @@
 //!
 //! No crate that runs guest code or faces agents depends on this one (a workspace test checks it).
 
+pub mod approvals;
 pub mod audit;
 pub mod convert;
 pub mod credentials;

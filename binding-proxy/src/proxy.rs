@@ -28,6 +28,8 @@ pub struct BindingProxy {
     pub(crate) executions: Mutex<HashMap<String, Execution>>,
     pub(crate) per_caller: Option<KeyedLimiter>,
     pub(crate) per_tool: Option<KeyedLimiter>,
+    /// Approvals of `requireApproval` tools, when configured.
+    pub(crate) approvals: Option<crate::approvals::Approvals>,
 }
 
 impl std::fmt::Debug for BindingProxy {
@@ -79,7 +81,9 @@ impl BindingProxy {
             .iter()
             .map(|s| Upstream::new(s.clone(), credentials.clone(), redactor.clone(), audit.clone()))
             .collect();
+        let approvals = config.approvals.clone().map(crate::approvals::Approvals::new);
         let proxy = Arc::new(BindingProxy {
+            approvals,
             per_caller,
             per_tool,
             config,
@@ -117,6 +121,13 @@ impl BindingProxy {
                 tracing::warn!(server = %name, error = %e, "server not available yet");
             }
         }
+    }
+
+    /// Use `store` for approvals (the Kubernetes store, which the binary provides). `Err` when the
+    /// configuration has no approvals or a store is already set.
+    pub fn set_approval_store(&self, store: Arc<dyn crate::approvals::ApprovalStore>) -> Result<(), String> {
+        let approvals = self.approvals.as_ref().ok_or("approvals are not configured")?;
+        approvals.store.set(store).map_err(|_| "an approval store is already set".to_string())
     }
 
     pub(crate) fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {

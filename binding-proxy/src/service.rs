@@ -62,6 +62,31 @@ impl ProxyService {
         auth.executor(authorization, request.remote_addr().map(|a| a.ip())).await
     }
 
+    /// A proxy that authenticates callers trusts no caller name from the executor: the token must
+    /// name that caller, and the caller must be one that may execute. Failed reviews count against the
+    /// executor pod that asked (see `review_caller`).
+    async fn check_caller(&self, caller: &str, token: &str, executor: Option<IpAddr>) -> Result<(), Status> {
+        let Some(auth) = self.auth.as_ref().filter(|a| a.reviews_callers()) else { return Ok(()) };
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Status::unauthenticated(
+                "this binding proxy authenticates callers: caller_token is required",
+            ));
+        }
+        match auth.caller(token, executor).await {
+            None => Ok(()),
+            Some(Err(status)) => Err(status),
+            Some(Ok((_, true))) => Err(Status::permission_denied(format!(
+                "caller `{caller}` may only discover tools, not execute"
+            ))),
+            Some(Ok((name, false))) if name != caller => {
+                tracing::warn!(claimed = %caller, token_names = %name, "the executor named another caller than the caller's token");
+                Err(Status::permission_denied("the caller does not match the caller's token"))
+            }
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
     pub fn into_server(self) -> BindingProxyServer<Self> {
         BindingProxyServer::new(self)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -87,37 +112,31 @@ impl BindingProxyApi for ProxyService {
         self.admit(&request).await?;
         let executor = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
-        // A proxy that authenticates callers trusts no caller name from the executor: the token must
-        // name that caller, and the caller must be one that may execute. Failed reviews count against
-        // the executor pod that asked (see `review_caller`).
-        if let Some(auth) = self.auth.as_ref().filter(|a| a.reviews_callers()) {
-            let token = r.caller_token.trim();
-            if token.is_empty() {
-                return Err(Status::unauthenticated(
-                    "this binding proxy authenticates callers: caller_token is required",
-                ));
-            }
-            match auth.caller(token, executor).await {
-                None => {}
-                Some(Err(status)) => return Err(status),
-                Some(Ok((_, true))) => {
-                    return Err(Status::permission_denied(format!(
-                        "caller `{}` may only discover tools, not execute",
-                        r.caller
-                    )));
-                }
-                Some(Ok((name, false))) if name != r.caller => {
-                    tracing::warn!(claimed = %r.caller, token_names = %name, "the executor named another caller than the caller's token");
-                    return Err(Status::permission_denied("the caller does not match the caller's token"));
-                }
-                Some(Ok(_)) => {}
-            }
+        self.check_caller(&r.caller, &r.caller_token, executor).await?;
+        if !r.resume_approval_id.is_empty() {
+            let run =
+                self.proxy.resume(&r.execution_id, &r.caller, &r.resume_approval_id).await.map_err(|e| {
+                    use crate::approvals::ResumeError as E;
+                    match e {
+                        E::NotFound(_) => Status::not_found(e.to_string()),
+                        E::OtherCaller(_) => Status::permission_denied(e.to_string()),
+                        E::NotResumable(_) => Status::failed_precondition(e.to_string()),
+                        E::Unavailable(_) => Status::unavailable(e.to_string()),
+                    }
+                })?;
+            return Ok(Response::new(pb::BeginExecutionResponse {
+                code: run.code,
+                seed: run.seed,
+                clock_ms: run.clock_ms as f64,
+            }));
         }
-        self.proxy.begin(&r.execution_id, &r.caller, &r.code_sha256).map_err(|e| match e {
-            crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
-            _ => Status::invalid_argument(e.to_string()),
-        })?;
-        Ok(Response::new(pb::BeginExecutionResponse {}))
+        self.proxy
+            .begin_with(&r.execution_id, &r.caller, &r.code_sha256, r.seed, r.clock_ms.max(0.0) as u64)
+            .map_err(|e| match e {
+                crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
+                _ => Status::invalid_argument(e.to_string()),
+            })?;
+        Ok(Response::new(pb::BeginExecutionResponse::default()))
     }
 
     async fn call_tool(
@@ -126,7 +145,11 @@ impl BindingProxyApi for ProxyService {
     ) -> Result<Response<pb::CallToolResponse>, Status> {
         self.admit(&request).await?;
         let r = request.into_inner();
-        let result = match self.proxy.call(&r.execution_id, &r.server, &r.tool, &r.arguments_json).await {
+        let result = match self
+            .proxy
+            .call_at(&r.execution_id, Some(r.sequence), &r.server, &r.tool, &r.arguments_json)
+            .await
+        {
             Ok(value) => pb::call_tool_response::Result::ValueJson(value.to_string()),
             Err(f) => pb::call_tool_response::Result::Failure(pb::ToolFailure {
                 kind: pb::tool_failure::Kind::from(f.kind) as i32,
@@ -150,11 +173,29 @@ impl BindingProxyApi for ProxyService {
             wall_ms: r.wall_ms,
             cpu_ms: r.cpu_ms,
         };
+        if end.outcome == "approval_required" {
+            let record = self.proxy.end_paused(&end, &r.code).await.map_err(Status::failed_precondition)?;
+            return Ok(Response::new(pb::EndExecutionResponse { approval: Some(approval_to_pb(&record)) }));
+        }
         self.proxy.end(&end).map_err(|e| match e {
             crate::ExecutionError::AuditFailed => Status::unavailable(e.to_string()),
             _ => Status::not_found(e.to_string()),
         })?;
-        Ok(Response::new(pb::EndExecutionResponse {}))
+        Ok(Response::new(pb::EndExecutionResponse::default()))
+    }
+
+    async fn list_approvals(
+        &self,
+        request: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        self.admit(&request).await?;
+        let executor = request.remote_addr().map(|a| a.ip());
+        let r = request.into_inner();
+        self.check_caller(&r.caller, &r.caller_token, executor).await?;
+        let records = self.proxy.list_approvals(&r.caller).await.map_err(Status::unavailable)?;
+        Ok(Response::new(pb::ListApprovalsResponse {
+            approvals: records.iter().map(approval_to_pb).collect(),
+        }))
     }
 
     async fn review_caller(
@@ -217,4 +258,36 @@ pub async fn serve_unix(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+fn approval_to_pb(r: &crate::approvals::ApprovalRecord) -> pb::Approval {
+    use crate::approvals::ApprovalState as S;
+    let (decided_by, reason) = match &r.state {
+        S::Approved { by } => (by.clone(), String::new()),
+        S::Denied { by, reason } => (by.clone(), reason.clone()),
+        S::Used { by, .. } => (by.clone(), String::new()),
+        S::Pending | S::Expired => (String::new(), String::new()),
+    };
+    pb::Approval {
+        id: r.id.clone(),
+        policy: r.policy.clone(),
+        execution_id: r.execution_id.clone(),
+        requester: r.requester.clone(),
+        calls: r
+            .calls
+            .iter()
+            .map(|c| pb::ApprovalCall {
+                sequence: c.sequence,
+                server: c.server.clone(),
+                tool: c.tool.clone(),
+                arguments_json: c.arguments.to_string(),
+                arguments_sha256: c.arguments_sha256.clone(),
+            })
+            .collect(),
+        created_at: r.created_at.clone(),
+        expires_at: r.expires_at.clone(),
+        state: r.state.name().to_string(),
+        decided_by,
+        reason,
+    }
 }

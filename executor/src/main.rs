@@ -1,5 +1,6 @@
 //! `mcp-guard`: run untrusted code against MCP tools in a sandbox.
 
+mod approval_store;
 mod gate;
 mod proxy_auth;
 mod serve;
@@ -26,6 +27,9 @@ use mcp_guard_tools::{Catalog, ToolIndex};
 /// Exit codes besides the outcome's own (0 completed, 3 rejected, 4 threw, 5 limit exceeded).
 const EXIT_USAGE: u8 = 2;
 const EXIT_INTERNAL: u8 = 1;
+/// `mcp-guard approvals approve|deny` refused: not an approver, the requester, already decided, expired
+/// or unknown.
+const EXIT_REFUSED: u8 = 7;
 
 #[derive(Parser)]
 #[command(
@@ -46,7 +50,9 @@ enum Command {
     /// environment (where credentials may be); this process then replaces itself with a copy of itself
     /// that has an empty environment, so the executor never holds a credential.
     ///
-    /// Exit code: 0 completed, 3 rejected, 4 threw, 5 limit exceeded, 2 bad usage or config, 1 internal error.
+    /// Exit code: 0 completed, 3 rejected, 4 threw, 5 limit exceeded, 6 approval required, 7 refused (a
+    /// resume that cannot run: unknown, undecided, expired, used, or another caller's), 2 bad usage or
+    /// config, 1 internal error.
     /// When standard output is closed before the outcome is printed (`mcp-guard exec x.js | head -c 1`),
     /// the process ends quietly with the outcome's exit code.
     Exec {
@@ -54,7 +60,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// The code to run: a .ts/.js file, or `-` for standard input.
-        file: String,
+        #[arg(required_unless_present = "resume")]
+        file: Option<String>,
+        /// Internal (`mcp-guard resume`): resume the execution paused for this approval.
+        #[arg(long, hide = true, conflicts_with = "file")]
+        resume: Option<String>,
         /// Internal: the binding proxy's socket (set by the first stage of `exec`).
         #[arg(long, hide = true)]
         proxy_socket: Option<PathBuf>,
@@ -77,6 +87,27 @@ enum Command {
     /// forwards to the server only requests that carry a token of this server's audience from an MCP
     /// Guard executor of its namespace (checked with TokenReview).
     ServerGate(gate::GateArgs),
+    /// Resume an execution that ended as `approval_required`, once its approval is decided: the code runs
+    /// again from the start; calls that completed are answered from the journal, the approved call runs
+    /// once. Prints the outcome like `exec`, with the same exit codes.
+    Resume {
+        /// Configuration file (YAML): the one the paused execution ran with.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The approval's id (`approval.id` in the outcome).
+        id: String,
+    },
+    /// List and decide the approvals of the local store (`approvals.store.directory`). The decider is
+    /// this process's user (`local:uid=N`); it must be one of `approvals.approvers.users` when any are
+    /// listed, and not the requester unless `allowSelfApproval`. In Kubernetes approvals are
+    /// `McpApproval` objects, decided with kubectl and checked by the API server.
+    Approvals {
+        /// Configuration file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: ApprovalAction,
+    },
     /// Print the JSON schema of the outcome.
     OutcomeSchema,
     /// Print the embedded default configuration.
@@ -94,6 +125,24 @@ enum Command {
         /// before it confines itself).
         #[arg(long, default_value_t = 1)]
         concurrency: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalAction {
+    /// Every approval, newest first, as JSON.
+    List,
+    /// Approve a pending approval.
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Deny a pending approval: the paused call throws `McpToolError` (`approval_denied`) on resume.
+    Deny {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 
@@ -161,9 +210,16 @@ fn main() -> ExitCode {
             .init(),
     }
     match cli.command {
-        Command::Exec { config, file, proxy_socket, proxy_pid } => {
-            exec(config, &file, proxy_socket, proxy_pid)
+        Command::Exec { config, file, resume, proxy_socket, proxy_pid } => {
+            let what = match (file, resume) {
+                (_, Some(id)) => Run::Resume(id),
+                (Some(file), None) => Run::File(file),
+                (None, None) => return fail(EXIT_USAGE, "give a file of code (or `-` for standard input)"),
+            };
+            exec(config, what, proxy_socket, proxy_pid)
         }
+        Command::Resume { config, id } => exec(Some(config), Run::Resume(id), None, None),
+        Command::Approvals { config, action } => approvals(&config, action),
         Command::Proxy(args) => proxy(*args),
         Command::Serve(args) => serve::run(*args),
         Command::ServerGate(args) => gate::run(args),
@@ -218,9 +274,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// What `exec` runs: a file of code, or the resume of a paused execution.
+enum Run {
+    File(String),
+    Resume(String),
+}
+
 fn exec(
     config_path: Option<PathBuf>,
-    file: &str,
+    what: Run,
     proxy_socket: Option<PathBuf>,
     proxy_pid: Option<i32>,
 ) -> ExitCode {
@@ -228,13 +290,23 @@ fn exec(
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    if matches!(what, Run::Resume(_)) && config.approvals.is_none() {
+        return fail(EXIT_USAGE, "this configuration has no `approvals` section: nothing can be resumed");
+    }
     // Stage one: with MCP servers bound, start the binding proxy and become a credential-free copy.
     if !config.servers.is_empty() && proxy_socket.is_none() {
-        return serve::start_proxy_then_scrub(config_path.as_deref(), file);
+        let arg = match &what {
+            Run::File(file) => vec![file.clone()],
+            Run::Resume(id) => vec!["--resume".to_string(), id.clone()],
+        };
+        return serve::start_proxy_then_scrub(config_path.as_deref(), &arg);
     }
-    let code = match read_code(file) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_USAGE, e),
+    let code = match &what {
+        Run::File(file) => match read_code(file) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(EXIT_USAGE, e),
+        },
+        Run::Resume(_) => None,
     };
     let runtime = match runtime() {
         Ok(rt) => rt,
@@ -243,11 +315,11 @@ fn exec(
     let result = runtime.block_on(async {
         let (index, host): (ToolIndex, Arc<dyn ToolHost>) = match &proxy_socket {
             Some(socket) => {
-                let host = ProxyToolHost::connect(socket.clone()).map_err(|e| e.to_string())?;
+                let host = ProxyToolHost::connect(socket.clone()).map_err(|e| (false, e.to_string()))?;
                 host.wait_ready(Duration::from_secs(30))
                     .await
-                    .map_err(|e| format!("the binding proxy did not start: {}", e.message()))?;
-                let servers = host.list_tools().await.map_err(|e| e.message().to_string())?;
+                    .map_err(|e| (false, format!("the binding proxy did not start: {}", e.message())))?;
+                let servers = host.list_tools().await.map_err(|e| (false, e.message().to_string()))?;
                 (ToolIndex::new(servers), Arc::new(host))
             }
             None => (ToolIndex::from_catalog(&Catalog::default()), Arc::new(NoTools)),
@@ -256,7 +328,19 @@ fn exec(
         let catalog = index.catalog();
         let host = Arc::new(DiscoveryHost::new(host, Arc::new(std::sync::RwLock::new(Arc::new(index)))));
         let sandbox = Sandbox::new(catalog, host);
-        sandbox.run_as(&local_caller(), &code, &config.limits).await.map_err(|e| e.to_string())
+        let run = match (&code, &what) {
+            (Some(code), _) => {
+                sandbox.run_with_events(&local_caller(), None, code, &config.limits, None).await
+            }
+            (None, Run::Resume(id)) => {
+                sandbox.resume_with_events(&local_caller(), None, id, &config.limits, None).await
+            }
+            (None, Run::File(_)) => unreachable_file(),
+        };
+        run.map(|(_, outcome)| outcome).map_err(|e| {
+            use mcp_guard_sandbox::sandbox::SandboxError as E;
+            (matches!(e, E::NotResumable(_) | E::Refused(_)), e.to_string())
+        })
     });
     if let Some(pid) = proxy_pid {
         // SAFETY: kill(2) with a pid we started; at worst it is already gone.
@@ -264,12 +348,58 @@ fn exec(
     }
     let outcome = match result {
         Ok(o) => o,
-        Err(e) => return fail(EXIT_INTERNAL, e),
+        Err((refused, e)) => return fail(if refused { EXIT_REFUSED } else { EXIT_INTERNAL }, e),
     };
     let code = ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(EXIT_INTERNAL));
     match serde_json::to_string_pretty(&outcome) {
         Ok(json) => print_out(&format!("{json}\n"), code),
         Err(e) => fail(EXIT_INTERNAL, format!("cannot print the outcome: {e}")),
+    }
+}
+
+/// A file run always has its code (read above); kept total without a panic.
+fn unreachable_file()
+-> Result<(Arc<mcp_guard_sandbox::host::ExecutionInfo>, Outcome), mcp_guard_sandbox::sandbox::SandboxError> {
+    Err(mcp_guard_sandbox::sandbox::SandboxError::HostUnavailable("no code to run".into()))
+}
+
+/// `mcp-guard approvals`: the local store, decided as this process's user.
+fn approvals(config_path: &Path, action: ApprovalAction) -> ExitCode {
+    use mcp_guard_binding_proxy::approvals::{ApprovalStore, DirectoryStore, Verdict};
+    let config = match load_config(Some(config_path)) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let Some(dir) = config.approvals.as_ref().and_then(|a| a.store.directory.clone()) else {
+        return fail(
+            EXIT_USAGE,
+            "this configuration has no local approval store (approvals.store.directory); in Kubernetes decide McpApproval objects with kubectl",
+        );
+    };
+    let store = match DirectoryStore::open(Path::new(&dir)) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_INTERNAL, e),
+    };
+    let decided = match action {
+        ApprovalAction::List => {
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => return fail(EXIT_INTERNAL, e),
+            };
+            return match runtime.block_on(store.list(None)) {
+                Ok(records) => print_json(&serde_json::to_value(records).unwrap_or_default()),
+                Err(e) => fail(EXIT_INTERNAL, e),
+            };
+        }
+        ApprovalAction::Approve { id, reason } => {
+            store.decide(&id, Verdict::Approved, &local_caller(), &reason)
+        }
+        ApprovalAction::Deny { id, reason } => store.decide(&id, Verdict::Denied, &local_caller(), &reason),
+    };
+    match decided {
+        Ok(record) => print_json(&serde_json::to_value(record).unwrap_or_default()),
+        Err(e @ mcp_guard_binding_proxy::approvals::StoreError::Unavailable(_)) => fail(EXIT_INTERNAL, e),
+        Err(e) => fail(EXIT_REFUSED, e),
     }
 }
 
@@ -334,6 +464,12 @@ fn proxy(args: ProxyArgs) -> ExitCode {
             Ok(p) => p,
             Err((e, _)) => return Err(anyhow::anyhow!("{e}")),
         };
+        if let Some(k) = proxy.config().approvals.as_ref().and_then(|a| a.store.kubernetes.clone()) {
+            let store = approval_store::KubeStore::in_cluster(&k.namespace, &k.policy)
+                .await
+                .map_err(|e| anyhow::anyhow!("the Kubernetes approval store: {e}"))?;
+            proxy.set_approval_store(Arc::new(store)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         if let Some(listener) = &listener {
             let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::warn!(listen = %addr, replicas = args.replicas, "binding proxy serving over TCP");

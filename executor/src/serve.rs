@@ -210,7 +210,7 @@ fn reexec_scrubbed(args: Vec<OsString>) -> ExitCode {
 
 /// `exec`'s first stage: start the binding proxy, then `exec` this program again with an empty
 /// environment. `/proc/<pid>/environ` of the executor shows nothing.
-pub fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
+pub fn start_proxy_then_scrub(config: Option<&Path>, run: &[String]) -> ExitCode {
     let Some(config) = config else {
         return fail(EXIT_USAGE, "servers are only configured through --config");
     };
@@ -218,7 +218,7 @@ pub fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(EXIT_INTERNAL, e),
     };
-    let args: Vec<OsString> = vec![
+    let mut args: Vec<OsString> = vec![
         "exec".into(),
         "--config".into(),
         config.into(),
@@ -226,8 +226,8 @@ pub fn start_proxy_then_scrub(config: Option<&Path>, file: &str) -> ExitCode {
         socket.into(),
         "--proxy-pid".into(),
         pid.to_string().into(),
-        file.into(),
     ];
+    args.extend(run.iter().map(OsString::from));
     reexec_scrubbed(args)
 }
 

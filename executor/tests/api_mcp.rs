@@ -43,7 +43,7 @@ async fn an_rmcp_client_runs_code_that_calls_server_everything() {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["execute_code", "search_tools", "describe_tools"]);
+    assert_eq!(names, ["execute_code", "search_tools", "describe_tools", "resume_execution"]);
     let description = tools[0].description.as_deref().unwrap();
     assert!(
         description.contains("mcp.everything.echo(args: { message: string }): Promise<unknown>;"),

@@ -312,6 +312,7 @@ fn describe(outcome: &Outcome) -> String {
         ),
         Status::Threw { error } => format!("threw {}: {}\n{}", error.name, error.message, error.stack),
         Status::LimitExceeded { limit, message } => format!("limit {limit:?}: {message}"),
+        Status::ApprovalRequired { approval } => format!("approval required: {}", approval.id),
     }
 }
 

@@ -223,6 +223,7 @@ async fn the_address_guard_refuses_private_and_metadata_endpoints() {
             caller: "evil".into(),
             code_sha256: String::new(),
             caller_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -233,6 +234,7 @@ async fn the_address_guard_refuses_private_and_metadata_endpoints() {
                 server: server.into(),
                 tool: "echo".into(),
                 arguments_json: "{}".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -273,6 +275,7 @@ async fn enforcement_holds_against_a_compromised_executor() {
         server: "faults".into(),
         tool: tool.into(),
         arguments_json: args.into(),
+        ..Default::default()
     };
     let kind = |r: pb::CallToolResponse| match r.result {
         Some(pb::call_tool_response::Result::Failure(f)) => pb::tool_failure::Kind::try_from(f.kind).unwrap(),
@@ -287,6 +290,7 @@ async fn enforcement_holds_against_a_compromised_executor() {
             caller: "c".into(),
             code_sha256: "00".into(),
             caller_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -307,6 +311,7 @@ async fn enforcement_holds_against_a_compromised_executor() {
             caller: "c".into(),
             code_sha256: "00".into(),
             caller_token: String::new(),
+            ..Default::default()
         })
         .await;
     assert_eq!(again.unwrap_err().code(), tonic::Code::InvalidArgument);
@@ -354,6 +359,7 @@ async fn audit_records_every_execution_even_abandoned_ones() {
             caller: "agent-7".into(),
             code_sha256: "ab".into(),
             caller_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -601,6 +607,7 @@ async fn upstream_errors_name_no_url_address_or_secret() {
             caller: "c".into(),
             code_sha256: String::new(),
             caller_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -611,6 +618,7 @@ async fn upstream_errors_name_no_url_address_or_secret() {
                 server: "down".into(),
                 tool: "echo".into(),
                 arguments_json: "{}".into(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -260,6 +260,7 @@ fn begin(id: &str, caller: &str, caller_token: &str) -> ipb::BeginExecutionReque
         caller: caller.into(),
         code_sha256: "0".repeat(64),
         caller_token: caller_token.into(),
+        ..Default::default()
     }
 }
 
@@ -269,6 +270,7 @@ fn echo(id: &str, text: &str) -> ipb::CallToolRequest {
         server: "faults".into(),
         tool: "echo".into(),
         arguments_json: json!({ "text": text }).to_string(),
+        ..Default::default()
     }
 }
 
@@ -279,6 +281,7 @@ fn end(id: &str) -> ipb::EndExecutionRequest {
         limit: String::new(),
         wall_ms: 1.0,
         cpu_ms: 1.0,
+        ..Default::default()
     }
 }
 

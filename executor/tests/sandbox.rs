@@ -311,3 +311,137 @@ async fn discovery_from_running_code_goes_to_the_hosts_directory() {
         .await;
     assert_eq!(completed(&o), &json!("McpToolError"));
 }
+
+// --- Approvals and replay: what the engine guarantees ---------------------------------------------------
+
+mod replay {
+    use std::{sync::Arc, time::Duration};
+
+    use mcp_guard_sandbox::{
+        engine::ExecutionRequest,
+        host::{ExecutionInfo, FailureKind, ToolError, testing::ScriptedHost},
+        outcome::{Outcome, Status, ToolCallStatus},
+        validator::{PositionMap, Prepared},
+    };
+    use serde_json::json;
+
+    use super::common::{engine, fast_limits};
+
+    fn host() -> ScriptedHost {
+        ScriptedHost::new()
+            .tool("bank", "pay", |_| async move {
+                Err(ToolError::of(FailureKind::ApprovalRequired, "bank.pay needs approval"))
+            })
+            .tool("bank", "diverged", |_| async move {
+                Err(ToolError::of(FailureKind::ReplayDiverged, "call #0 of the resumed run is bank.diverged"))
+            })
+            .tool("bank", "balance", |_| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(json!(42))
+            })
+    }
+
+    async fn run(body: &str, seed: u64, clock_ms: u64) -> Outcome {
+        let host = host();
+        let script = format!("\"use strict\";\n(async function () {{\n{body}\n}})");
+        engine()
+            .execute(ExecutionRequest {
+                code: Prepared { script, positions: PositionMap::default() }.into(),
+                limits: fast_limits(),
+                catalog: host.catalog(),
+                host: Arc::new(host),
+                execution: Arc::new(ExecutionInfo { seed, clock_ms, ..ExecutionInfo::new("test", body) }),
+                events: None,
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_call_that_needs_approval_pauses_the_execution_and_the_code_cannot_catch_it() {
+        let o = run(
+            "try { await mcp.bank.pay({ amount: 1 }); } catch (e) { console.log('caught', e.code); return 'caught'; }\n\
+             return 'went on';",
+            1,
+            0,
+        )
+        .await;
+        assert!(matches!(o.status, Status::ApprovalRequired { .. }), "{o:?}");
+        assert!(o.console.is_empty(), "no guest code runs after the pause: {o:?}");
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_at_the_pause_finish_and_no_more_guest_code_runs() {
+        let o = run(
+            "const [b] = await Promise.all([mcp.bank.balance({}), mcp.bank.pay({ amount: 1 })]);\n\
+             console.log('after', b); return b;",
+            1,
+            0,
+        )
+        .await;
+        assert!(matches!(o.status, Status::ApprovalRequired { .. }), "{o:?}");
+        assert_eq!(o.tool_calls.len(), 2, "{o:?}");
+        let balance = o.tool_calls.iter().find(|c| c.tool == "balance").unwrap();
+        assert_eq!(
+            balance.status,
+            ToolCallStatus::Ok,
+            "the call in flight finished (and was recorded): {o:?}"
+        );
+        let pay = o.tool_calls.iter().find(|c| c.tool == "pay").unwrap();
+        assert_eq!(pay.error_code.as_deref(), Some("approval_required"));
+        assert!(o.console.is_empty(), "{o:?}");
+    }
+
+    #[tokio::test]
+    async fn a_diverged_replay_ends_as_thrown_replay_diverged_even_when_caught() {
+        let o = run(
+            "try { await mcp.bank.diverged({}); } catch (e) { return 'caught'; }\nreturn 'went on';",
+            1,
+            0,
+        )
+        .await;
+        match &o.status {
+            Status::Threw { error } => {
+                assert_eq!(error.name, "ReplayDiverged");
+                assert!(error.message.contains("call #0"), "{error:?}");
+            }
+            other => panic!("expected threw ReplayDiverged, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn math_random_is_seeded_per_execution() {
+        let draw = "const xs = []; for (let i = 0; i < 4; i++) xs.push(Math.random());\n\
+                    return { xs, inRange: xs.every((x) => x >= 0 && x < 1) };";
+        let a = run(draw, 42, 0).await;
+        let b = run(draw, 42, 0).await;
+        let c = run(draw, 43, 0).await;
+        let (
+            Status::Completed { result: a },
+            Status::Completed { result: b },
+            Status::Completed { result: c },
+        ) = (&a.status, &b.status, &c.status)
+        else {
+            panic!("{a:?} {b:?} {c:?}");
+        };
+        assert_eq!(a, b, "the same seed draws the same numbers");
+        assert_ne!(a["xs"], c["xs"], "another seed draws others");
+        assert_eq!(a["inRange"], true);
+        let xs: Vec<f64> = a["xs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert!(xs.windows(2).all(|w| w[0] != w[1]), "{xs:?}");
+        // crypto.getRandomValues and randomUUID draw from it too (not for secrets, as documented).
+        let uuid = "return crypto.randomUUID();";
+        let (u1, u2) = (run(uuid, 5, 0).await, run(uuid, 5, 0).await);
+        assert_eq!(u1.status, u2.status);
+    }
+
+    #[tokio::test]
+    async fn the_clock_starts_at_the_executions_origin() {
+        let origin = 1_500_000_000_000u64;
+        let o = run("return [Date.now(), new Date().getTime()];", 1, origin).await;
+        let Status::Completed { result } = &o.status else { panic!("{o:?}") };
+        for t in result.as_array().unwrap() {
+            let t = t.as_f64().unwrap() as u64;
+            assert!((origin..origin + 5_000).contains(&t), "{t} is not near the origin {origin}");
+        }
+    }
+}

@@ -103,6 +103,7 @@ fn classify(kind: Kind, result: Result<pb::ExecuteResponse, tonic::Status>) -> R
             S::Rejected(x) => format!("rejected:{}", x.rule),
             S::Threw(e) => format!("threw:{}", e.name),
             S::LimitExceeded(l) => format!("limit:{}", l.limit),
+            S::ApprovalRequired(a) => format!("approval_required:{}", a.id),
         },
         Err(s) => format!("status:{:?}", s.code()),
     };

@@ -39,6 +39,9 @@ mod convert {
                 FailureKind::DefinitionChanged => Kind::DefinitionChanged,
                 FailureKind::AddressRefused => Kind::AddressRefused,
                 FailureKind::UnknownExecution => Kind::UnknownExecution,
+                FailureKind::ApprovalRequired => Kind::ApprovalRequired,
+                FailureKind::ApprovalDenied => Kind::ApprovalDenied,
+                FailureKind::ReplayDiverged => Kind::ReplayDiverged,
             }
         }
     }
@@ -57,6 +60,9 @@ mod convert {
                 Kind::DefinitionChanged => FailureKind::DefinitionChanged,
                 Kind::AddressRefused => FailureKind::AddressRefused,
                 Kind::UnknownExecution => FailureKind::UnknownExecution,
+                Kind::ApprovalRequired => FailureKind::ApprovalRequired,
+                Kind::ApprovalDenied => FailureKind::ApprovalDenied,
+                Kind::ReplayDiverged => FailureKind::ReplayDiverged,
             }
         }
     }

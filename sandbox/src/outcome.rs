@@ -40,6 +40,11 @@ pub enum Status {
         /// One line naming the limit and its configured value.
         message: String,
     },
+    /// The code called a tool that needs a person's approval. The execution stopped there (calls
+    /// already in flight were let finish and recorded); once the approval is decided, the same caller
+    /// resumes it with the approval's id and the code runs again from the start, with the calls that
+    /// completed answered from the binding proxy's journal.
+    ApprovalRequired { approval: Box<ApprovalRequest> },
 }
 
 impl Status {
@@ -50,8 +55,37 @@ impl Status {
             Status::Completed { .. } => "completed",
             Status::Threw { .. } => "threw",
             Status::LimitExceeded { .. } => "limit_exceeded",
+            Status::ApprovalRequired { .. } => "approval_required",
         }
     }
+}
+
+/// A pending approval, as the binding proxy recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    /// The approval's id: what an approver decides and what the caller resumes.
+    pub id: String,
+    /// The policy whose approvers decide.
+    pub policy: String,
+    /// The caller whose code asked (the only one that may resume).
+    pub requester: String,
+    /// When it was requested and until when it can be decided (RFC 3339).
+    pub created_at: String,
+    pub expires_at: String,
+    /// The calls waiting for approval: calls the code issued together (`Promise.all`) are in one approval.
+    pub calls: Vec<ApprovalCall>,
+}
+
+/// One call waiting for approval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalCall {
+    /// Server name as configured.
+    pub server: String,
+    pub tool: String,
+    /// The arguments, as the approver sees them (secrets the binding proxy holds are redacted).
+    pub arguments: serde_json::Value,
 }
 
 /// An error thrown by sandboxed code.
@@ -136,7 +170,8 @@ pub struct ToolCallRecord {
     pub error: Option<String>,
     /// Why the call failed: `tool_error` (the tool said so) or what the binding proxy refused
     /// (`denied`, `quota_exceeded`, `budget_exceeded`, `rate_limited`, `timeout`, `unavailable`,
-    /// `definition_changed`, `address_refused`).
+    /// `definition_changed`, `address_refused`, `approval_required`, `approval_denied`,
+    /// `replay_diverged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
 }
@@ -188,13 +223,15 @@ impl Outcome {
         }
     }
 
-    /// Exit code of `mcp-guard exec` for this outcome: 0 only for `completed`.
+    /// Exit code of `mcp-guard exec` for this outcome: 0 only for `completed`; 3 rejected, 4 threw,
+    /// 5 limit_exceeded, 6 approval_required.
     pub fn exit_code(&self) -> i32 {
         match self.status {
             Status::Completed { .. } => 0,
             Status::Rejected { .. } => 3,
             Status::Threw { .. } => 4,
             Status::LimitExceeded { .. } => 5,
+            Status::ApprovalRequired { .. } => 6,
         }
     }
 

@@ -8,7 +8,7 @@ use mcp_guard_tools::Catalog;
 use crate::{
     engine::{Code, Engine, ExecutionRequest, quickjs::QuickJsEngine},
     host::{ExecutionInfo, ToolHost},
-    outcome::Outcome,
+    outcome::{Outcome, Status, ThrownError},
     validator::{self, ValidateOptions},
 };
 
@@ -20,6 +20,9 @@ pub enum SandboxError {
     /// The tool host refused to open the execution for this caller.
     #[error("the binding proxy refused the execution: {0}")]
     Refused(String),
+    /// A resume that cannot run: the approval is unknown, undecided, expired or already used.
+    #[error("{0}")]
+    NotResumable(String),
 }
 
 /// Validates and runs code against one set of bound tools.
@@ -70,11 +73,48 @@ impl Sandbox {
         limits: &Limits,
         events: Option<tokio::sync::mpsc::UnboundedSender<crate::engine::ExecutionEvent>>,
     ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
-        let execution = Arc::new(ExecutionInfo { caller_token, ..ExecutionInfo::new(caller, code) });
-        self.host.begin(&execution).await.map_err(|e| match e.code {
+        let execution = ExecutionInfo { caller_token, ..ExecutionInfo::new(caller, code) };
+        self.begin_and_run(execution, Some(code), limits, events).await
+    }
+
+    /// Resume the execution paused for `approval` (which `caller` asked for): the tool host answers
+    /// with its code, which runs again from the start in a fresh isolate, with the first run's seed and
+    /// clock; the calls it completed are answered from the host's journal.
+    pub async fn resume_with_events(
+        &self,
+        caller: &str,
+        caller_token: Option<crate::host::CallerToken>,
+        approval: &str,
+        limits: &Limits,
+        events: Option<tokio::sync::mpsc::UnboundedSender<crate::engine::ExecutionEvent>>,
+    ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
+        let execution = ExecutionInfo { caller_token, ..ExecutionInfo::resume(caller, approval) };
+        self.begin_and_run(execution, None, limits, events).await
+    }
+
+    async fn begin_and_run(
+        &self,
+        execution: ExecutionInfo,
+        code: Option<&str>,
+        limits: &Limits,
+        events: Option<tokio::sync::mpsc::UnboundedSender<crate::engine::ExecutionEvent>>,
+    ) -> Result<(Arc<ExecutionInfo>, Outcome), SandboxError> {
+        let resumed = self.host.begin(&execution).await.map_err(|e| match e.code {
             mcp_guard_tools::FailureKind::Denied => SandboxError::Refused(e.message),
+            mcp_guard_tools::FailureKind::ApprovalRequired => SandboxError::NotResumable(e.message),
             _ => SandboxError::HostUnavailable(e.message),
         })?;
+        let (execution, code) = match (code, resumed) {
+            (Some(code), _) => (execution, code.to_string()),
+            (None, Some(resumed)) => (execution.resumed(&resumed), resumed.code),
+            (None, None) => {
+                return Err(SandboxError::HostUnavailable(
+                    "the tool host answered a resume without its code".into(),
+                ));
+            }
+        };
+        let execution = Arc::new(execution);
+        let code = code.as_str();
         let max_code_bytes = limits.code_size.as_usize();
         let prepared = if self.engine.validates_source() && code.len() <= max_code_bytes {
             // Isolate hosts validate in the host: the validator's work is then confined and limited.
@@ -107,7 +147,21 @@ impl Sandbox {
             }
             Err(rejection) => Outcome::rejected(rejection),
         };
-        self.host.end(&execution, &outcome).await;
+        let mut outcome = outcome;
+        match (self.host.end(&execution, &outcome, code).await, &mut outcome.status) {
+            (Ok(Some(recorded)), Status::ApprovalRequired { approval }) => **approval = recorded,
+            (Ok(None), Status::ApprovalRequired { .. }) => {
+                outcome.status = host_error("the tool host asked for an approval but recorded none".into());
+            }
+            (Err(e), Status::ApprovalRequired { .. }) => {
+                outcome.status = host_error(format!("the approval could not be recorded: {}", e.message));
+            }
+            _ => {}
+        }
         Ok((execution, outcome))
     }
+}
+
+fn host_error(message: String) -> Status {
+    Status::Threw { error: ThrownError { name: "InternalError".into(), message, stack: String::new() } }
 }

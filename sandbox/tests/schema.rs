@@ -17,7 +17,7 @@ fn outcome_schema_matches_the_committed_file() {
 #[test]
 fn the_schema_names_every_outcome_kind_and_limit() {
     let schema = serde_json::to_string(&mcp_guard_sandbox::outcome::Outcome::json_schema()).unwrap();
-    for kind in ["rejected", "completed", "threw", "limit_exceeded"] {
+    for kind in ["rejected", "completed", "threw", "limit_exceeded", "approval_required"] {
         assert!(schema.contains(&format!("\"{kind}\"")), "{kind} missing");
     }
     for limit in ["memory", "stack", "cpu_time", "wall_time", "output", "tool_calls", "discovery_calls"] {

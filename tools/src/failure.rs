@@ -27,11 +27,19 @@ pub enum FailureKind {
     AddressRefused,
     /// The execution id is unknown to the binding proxy, or already closed.
     UnknownExecution,
+    /// The tool needs a person's approval: the execution pauses (the code never sees this failure;
+    /// the execution ends as `approval_required`).
+    ApprovalRequired,
+    /// The approval of this call was denied; the code sees it as an `McpToolError` it may handle.
+    ApprovalDenied,
+    /// A resumed execution issued a call that does not match the recorded one: it ends (the code
+    /// never sees this failure) as `threw` with a `ReplayDiverged` error.
+    ReplayDiverged,
 }
 
 impl FailureKind {
     /// Every kind, for tests and exhaustive mappings.
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::ToolError,
         FailureKind::Denied,
         FailureKind::QuotaExceeded,
@@ -42,6 +50,9 @@ impl FailureKind {
         FailureKind::DefinitionChanged,
         FailureKind::AddressRefused,
         FailureKind::UnknownExecution,
+        FailureKind::ApprovalRequired,
+        FailureKind::ApprovalDenied,
+        FailureKind::ReplayDiverged,
     ];
 
     /// The stable code shown to code, callers and the audit log.
@@ -57,7 +68,15 @@ impl FailureKind {
             FailureKind::DefinitionChanged => "definition_changed",
             FailureKind::AddressRefused => "address_refused",
             FailureKind::UnknownExecution => "unknown_execution",
+            FailureKind::ApprovalRequired => "approval_required",
+            FailureKind::ApprovalDenied => "approval_denied",
+            FailureKind::ReplayDiverged => "replay_diverged",
         }
+    }
+
+    /// Failures that end the execution instead of reaching the code.
+    pub fn ends_execution(self) -> bool {
+        matches!(self, FailureKind::ApprovalRequired | FailureKind::ReplayDiverged)
     }
 }
 

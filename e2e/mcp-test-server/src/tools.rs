@@ -92,6 +92,19 @@ pub struct TimeOutput {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct TallyArgs {
+    /// What to count.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TallyOutput {
+    pub key: String,
+    /// How many times `key` was tallied, this call included.
+    pub n: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ManyArgs {
     /// Number of items to return.
     pub count: u64,
@@ -241,6 +254,36 @@ impl TestServer {
             tracing::warn!("could not send tools/list_changed: {error}");
         }
         text("mutated")
+    }
+
+    #[tool(
+        description = "Counts a call of `key` and returns {\"key\", \"n\"}: how many times `key` was tallied. With MCP_TEST_TALLY_FILE set, counts live in that file (one line per call, so they survive restarts of this server); otherwise in this process."
+    )]
+    fn tally(
+        &self,
+        Parameters(TallyArgs { key }): Parameters<TallyArgs>,
+    ) -> Result<Json<TallyOutput>, ErrorData> {
+        use std::io::Write;
+        if key.contains('\n') {
+            return Err(ErrorData::invalid_params("key must be one line", None));
+        }
+        let Ok(path) = std::env::var("MCP_TEST_TALLY_FILE") else {
+            static COUNTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+            let mut counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+            counts.push(key.clone());
+            let n = counts.iter().filter(|k| **k == key).count() as u64;
+            return Ok(Json(TallyOutput { key, n }));
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| ErrorData::internal_error(format!("cannot open {path}: {e}"), None))?;
+        file.write_all(format!("{key}\n").as_bytes())
+            .map_err(|e| ErrorData::internal_error(format!("cannot write {path}: {e}"), None))?;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let n = text.lines().filter(|l| *l == key).count() as u64;
+        Ok(Json(TallyOutput { key, n }))
     }
 
     #[tool(name = "get-current-time", description = "Returns the fixed time {\"time\": \"12:00:00Z\"}.")]

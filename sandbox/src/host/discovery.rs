@@ -42,8 +42,22 @@ impl DiscoveryHost {
 
 #[async_trait]
 impl ToolHost for DiscoveryHost {
-    async fn begin(&self, execution: &ExecutionInfo) -> Result<(), ToolError> {
+    async fn begin(&self, execution: &ExecutionInfo) -> Result<Option<super::Resumed>, ToolError> {
         self.inner.begin(execution).await
+    }
+
+    async fn call_at(
+        &self,
+        execution: &ExecutionInfo,
+        sequence: u64,
+        server: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        if server != DISCOVERY_SERVER {
+            return self.inner.call_at(execution, sequence, server, tool, arguments).await;
+        }
+        self.call(execution, server, tool, arguments).await
     }
 
     async fn call(
@@ -73,8 +87,13 @@ impl ToolHost for DiscoveryHost {
         Some(answer(&self.index(), tool, arguments))
     }
 
-    async fn end(&self, execution: &ExecutionInfo, outcome: &Outcome) {
-        self.inner.end(execution, outcome).await
+    async fn end(
+        &self,
+        execution: &ExecutionInfo,
+        outcome: &Outcome,
+        code: &str,
+    ) -> Result<Option<crate::outcome::ApprovalRequest>, ToolError> {
+        self.inner.end(execution, outcome, code).await
     }
 }
 

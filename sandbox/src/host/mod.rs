@@ -48,6 +48,25 @@ pub struct ExecutionInfo {
     /// serialised: it does not travel to an isolate host.
     #[serde(skip)]
     pub caller_token: Option<CallerToken>,
+    /// Seeds the isolate's `Math.random`: a resumed execution gets its first run's seed, so the code
+    /// takes the same path.
+    #[serde(default)]
+    pub seed: u64,
+    /// The isolate's clock at the start, ms since the epoch (a resumed execution: its first run's).
+    #[serde(default)]
+    pub clock_ms: u64,
+    /// The approval this execution resumes, if it is a resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+/// What the tool host answers when an execution resumes: the code to run again and its first run's
+/// seed and clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    pub code: String,
+    pub seed: u64,
+    pub clock_ms: u64,
 }
 
 /// A caller's bearer token; `Debug` does not show it.
@@ -69,6 +88,42 @@ impl ExecutionInfo {
             caller: caller.to_string(),
             code_sha256: hex::encode(sha2::Sha256::digest(code.as_bytes())),
             caller_token: None,
+            seed: rand_seed(),
+            clock_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            resume: None,
+        }
+    }
+
+    /// A resume of the execution paused for `approval`, by `caller`: its code, seed and clock come
+    /// from the tool host ([`ToolHost::begin`]).
+    pub fn resume(caller: &str, approval: &str) -> Self {
+        ExecutionInfo {
+            resume: Some(approval.to_string()),
+            code_sha256: String::new(),
+            ..Self::new(caller, "")
+        }
+    }
+}
+
+/// A random seed (a v4 UUID's randomness).
+fn rand_seed() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[8], bytes[9]])
+}
+
+impl ExecutionInfo {
+    /// The identity of the resumed run once the host answered: `code`'s digest, the first run's seed
+    /// and clock.
+    pub fn resumed(&self, resumed: &Resumed) -> Self {
+        use sha2::Digest;
+        ExecutionInfo {
+            code_sha256: hex::encode(sha2::Sha256::digest(resumed.code.as_bytes())),
+            seed: resumed.seed,
+            clock_ms: resumed.clock_ms,
+            ..self.clone()
         }
     }
 }
@@ -78,9 +133,31 @@ impl ExecutionInfo {
 #[async_trait]
 pub trait ToolHost: Send + Sync + 'static {
     /// An execution starts (before validation). A host that audits must record it before returning;
-    /// an error stops the execution from running.
-    async fn begin(&self, _execution: &ExecutionInfo) -> Result<(), ToolError> {
-        Ok(())
+    /// an error stops the execution from running. For a resume (`execution.resume`), the host answers
+    /// with the code to run again; a host without approvals refuses resumes.
+    async fn begin(&self, execution: &ExecutionInfo) -> Result<Option<Resumed>, ToolError> {
+        match &execution.resume {
+            Some(id) => Err(ToolError::of(
+                FailureKind::Denied,
+                format!("approval {id} is unknown: this tool host keeps no approvals"),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A tool call that is the `sequence`-th call (0-based, in the order the code issued them) of the
+    /// execution. Hosts that match calls by position (a binding proxy replaying a journal) override
+    /// this; the default ignores the position.
+    async fn call_at(
+        &self,
+        execution: &ExecutionInfo,
+        sequence: u64,
+        server: &str,
+        tool: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, ToolError> {
+        let _ = sequence;
+        self.call(execution, server, tool, arguments).await
     }
 
     async fn call(
@@ -104,8 +181,16 @@ pub trait ToolHost: Send + Sync + 'static {
         None
     }
 
-    /// The execution ended with `outcome`.
-    async fn end(&self, _execution: &ExecutionInfo, _outcome: &crate::outcome::Outcome) {}
+    /// The execution of `code` ended with `outcome`. For `approval_required`, the host records the
+    /// approval and answers with it; an error then means no approval was recorded.
+    async fn end(
+        &self,
+        _execution: &ExecutionInfo,
+        _outcome: &crate::outcome::Outcome,
+        _code: &str,
+    ) -> Result<Option<crate::outcome::ApprovalRequest>, ToolError> {
+        Ok(None)
+    }
 }
 
 /// The host of a sandbox with no MCP server bound: every call is refused as `denied`.

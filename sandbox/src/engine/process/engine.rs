@@ -716,13 +716,16 @@ impl Engine for ProcessEngine {
                             let status = thrown("IsolateCrashed", "the isolate host broke the channel protocol (more tool calls than the limits allow)".into());
                             break finish(status, console, &calls, Duration::ZERO);
                         }
+                        // Its position among the execution's calls, counted here: the host sends them in
+                        // the order the code issued them (one channel), and isolates count the same way.
+                        let sequence = calls.entries.len() as u64;
                         calls.by_id.insert(call, calls.entries.len());
                         calls.entries.push((server.clone(), tool.clone(), Instant::now(), None));
                         let tool_host = request.host.clone();
                         let execution = request.execution.clone();
                         let results = results.clone();
                         tasks.spawn(async move {
-                            let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                            let result = tool_host.call_at(&execution, sequence, &server, &tool, arguments).await;
                             let _ = results.send((call, result)).await;
                         });
                     }

@@ -135,6 +135,9 @@ async fn warm_up(engine: &QuickJsEngine) {
             caller: "isolate-host".into(),
             code_sha256: String::new(),
             caller_token: None,
+            seed: 1,
+            clock_ms: 0,
+            resume: None,
         }),
         events: None,
     };

@@ -192,6 +192,9 @@ struct LoopState {
     /// What `Date.now()` returns: frozen while code runs, advanced when the loop waits.
     clock_ms: f64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// A call needs approval: no more guest code runs; the calls in flight finish, then the execution
+    /// ends as `approval_required`.
+    paused: bool,
 }
 
 /// Discovery inputs past these sizes are refused (the call throws) before the host sees them.
@@ -245,7 +248,8 @@ impl Isolate {
             Err(e) => return Err(IsolateError(e.to_string())),
         };
         let status = ctx.with(|ctx| {
-            let state = Rc::new(RefCell::new(LoopState { clock_ms: epoch_ms(), ..LoopState::default() }));
+            let state =
+                Rc::new(RefCell::new(LoopState { clock_ms: self.clock_ms(), ..LoopState::default() }));
             let status = self.drive(&ctx, &state, &user);
             // Handles into the context must go before the context does; tasks in flight are cancelled.
             let mut s = state.borrow_mut();
@@ -259,6 +263,15 @@ impl Isolate {
         drop(ctx);
         drop(rt);
         Ok(status)
+    }
+
+    /// What `Date.now()` reads when the loop wakes: the execution's clock origin (its first run's,
+    /// for a resume) plus the time since the isolate started.
+    fn clock_ms(&self) -> f64 {
+        match self.request.execution.clock_ms {
+            0 => epoch_ms(),
+            origin => origin as f64 + self.control.started.elapsed().as_millis() as f64,
+        }
     }
 
     fn limit_status(&self) -> Status {
@@ -424,7 +437,7 @@ impl Isolate {
                 std::thread::sleep(timeout);
                 None
             };
-            state.borrow_mut().clock_ms = epoch_ms();
+            state.borrow_mut().clock_ms = self.clock_ms();
             if Instant::now() >= self.control.deadline {
                 self.control.trip(LimitKind::WallTime);
                 return self.limit_status();
@@ -434,10 +447,37 @@ impl Isolate {
             {
                 return status;
             }
+            if state.borrow().paused {
+                return self.drain_paused(state, &rx);
+            }
             if let Err(status) = self.fire_timers(ctx, state, &describe) {
                 return status;
             }
         }
+    }
+
+    /// A call needs approval: run no more guest code, let the calls in flight finish (the binding proxy
+    /// records their results in the journal, and gathers those that need approval too), until the
+    /// wall-time limit at most; then end as `approval_required` (the host fills in the approval).
+    fn drain_paused(&self, state: &Rc<RefCell<LoopState>>, rx: &mpsc::Receiver<Completion>) -> Status {
+        loop {
+            if state.borrow().pending.is_empty() {
+                break;
+            }
+            let timeout = self.control.deadline.saturating_duration_since(Instant::now());
+            let Ok((index, result)) = rx.recv_timeout(timeout) else { break };
+            if state.borrow_mut().pending.remove(&index).is_none() {
+                continue;
+            }
+            finish_call(&self.journal, index, &result);
+            let journal = lock(&self.journal);
+            if let Some(events) = &self.request.events
+                && let Some(record) = journal.record(index, Instant::now())
+            {
+                let _ = events.send(ExecutionEvent::ToolCallFinished(record));
+            }
+        }
+        Status::ApprovalRequired { approval: Box::default() }
     }
 
     fn completed<'js>(&self, ctx: &Ctx<'js>, main: &Promise<'js>, describe: &Function<'js>) -> Status {
@@ -492,6 +532,22 @@ impl Isolate {
             {
                 let _ = events.send(ExecutionEvent::ToolCallFinished(record));
             }
+        }
+        if let Err(e) = &result
+            && e.code.ends_execution()
+        {
+            // Never settled: the code cannot catch it.
+            if e.code == mcp_guard_tools::FailureKind::ReplayDiverged {
+                return Err(Status::Threw {
+                    error: ThrownError {
+                        name: "ReplayDiverged".into(),
+                        message: e.message.clone(),
+                        stack: String::new(),
+                    },
+                });
+            }
+            state.borrow_mut().paused = true;
+            return Ok(());
         }
         let settled = match result {
             Ok(value) => {
@@ -591,6 +647,9 @@ impl Isolate {
 
         let s = state.clone();
         host.set("now", Function::new(ctx.clone(), move || s.borrow().clock_ms)?)?;
+        // Seeds `Math.random` (two 32-bit halves: numbers stay exact in JavaScript).
+        let seed = self.request.execution.seed;
+        host.set("seed", vec![(seed >> 32) as u32 as f64, (seed & 0xffff_ffff) as f64])?;
 
         // The web built-ins' factory, loaded on first use (see `Prelude`).
         let prelude = self.prelude.clone();
@@ -782,7 +841,7 @@ impl Isolate {
                     let mut st = s.borrow_mut();
                     st.pending.insert(index, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
                     st.tasks.push(handle.spawn(async move {
-                        let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                        let result = tool_host.call_at(&execution, index as u64, &server, &tool, arguments).await;
                         let _ = tx.try_send((index, result));
                     }));
                     return Ok(promise);
@@ -813,7 +872,7 @@ impl Isolate {
                 let tx = tx.clone();
                 let journal = journal.clone();
                 st.tasks.push(handle.spawn(async move {
-                    let result = tool_host.call(&execution, &server, &tool, arguments).await;
+                    let result = tool_host.call_at(&execution, index as u64, &server, &tool, arguments).await;
                     // Recorded when the call ends, not when the isolate takes the result: a call that
                     // completed while its isolate was stuck in a native call is `ok` (or `error`) in the
                     // outcome, as in the binding proxy's audit log, not `cancelled`.
