@@ -199,8 +199,21 @@ fn wait_one_executor(not: Option<&str>) -> R<(String, String)> {
 
 /// Runs the e2e agent in a pod and returns its JSON line.
 fn run_agent(ns: &str, pod: &str, sa: &str, token: bool, code: &str, extra: &[&str]) -> R<Value> {
+    run_agent_cmd("execute", ns, pod, sa, token, code, extra)
+}
+
+/// Like [`run_agent`], with the agent's command (`execute CODE` or `resume APPROVAL_ID`).
+fn run_agent_cmd(
+    cmd: &str,
+    ns: &str,
+    pod: &str,
+    sa: &str,
+    token: bool,
+    code: &str,
+    extra: &[&str],
+) -> R<Value> {
     let endpoint = format!("http://{}:9090", cluster_ip(GUARD, CHILD)?);
-    let mut args: Vec<String> = vec!["execute".into(), endpoint, code.into()];
+    let mut args: Vec<String> = vec![cmd.into(), endpoint, code.into()];
     if token {
         args.extend(["--token-file".into(), "/var/run/secrets/e2e/token".into()]);
     }
@@ -994,6 +1007,153 @@ fn empty_service_accounts_admit_only_the_policys_namespace() -> R {
     Ok(())
 }
 
+const APPROVAL_KEY_SECRET: &str = "agents-approvals-key";
+const APPROVER: &str = "system:serviceaccount:e2e-agents:approver";
+const AGENT: &str = "system:serviceaccount:e2e-agents:agent";
+const INTRUDER: &str = "system:serviceaccount:e2e-agents:intruder";
+
+/// `kubectl patch` of an approval's decision, as `user`, deciding in the name of `by`.
+fn decide_as(user: &str, id: &str, verdict: &str, by: &str) -> R<String> {
+    let patch = json!({"spec": {"decision": {"verdict": verdict, "by": by, "reason": "e2e"}}}).to_string();
+    kubectl_as(user, &["-n", GUARD, "patch", "mcpapproval", id, "--type=merge", "-p", &patch], None)
+}
+
+/// The policy's `tools.tally` needs approval; an agent's execution pauses, the API server refuses the
+/// requester, a non-approver and a forged name, admits the approver (impersonated, as a person would
+/// use kubectl), refuses a second decision; the agent resumes and the approved call runs once.
+fn approvals_pause_decide_resume() -> R {
+    // The journal key (created once by the user) and an approver; every one of these service accounts
+    // may patch approvals (RBAC), so what refuses them is the admission policy.
+    let key: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 251)).collect();
+    apply(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": APPROVAL_KEY_SECRET, "namespace": GUARD},
+                  "stringData": {"key": key}}),
+    )?;
+    apply(
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "approver", "namespace": AGENTS}}),
+    )?;
+    apply(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "approval-deciders", "namespace": GUARD},
+        "rules": [{"apiGroups": ["mcpguard.io"], "resources": ["mcpapprovals"], "verbs": ["get", "list", "patch", "update"]}]}))?;
+    let subjects: Vec<Value> = ["approver", "agent", "intruder"]
+        .iter()
+        .map(|n| json!({"kind": "ServiceAccount", "name": n, "namespace": AGENTS}))
+        .collect();
+    apply(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "approval-deciders", "namespace": GUARD},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approval-deciders"},
+        "subjects": subjects}))?;
+    let before = proxy_pod()?;
+    let patch = json!({"spec": {
+        "servers": [{"name": SERVER, "tools": {"requireApproval": ["tally"]}}],
+        "approvals": {"approvers": {"serviceAccounts": [format!("{AGENTS}/approver")]}, "ttl": "10m",
+                      "journalKey": {"secretName": APPROVAL_KEY_SECRET}}
+    }})
+    .to_string();
+    kubectl(&["-n", GUARD, "patch", "mcpguardpolicy", POLICY, "--type=merge", "-p", &patch])?;
+    // The binding proxy rolls (new config); the policy is Ready again once it serves.
+    wait_for("a new binding-proxy pod and the policy Ready", Duration::from_secs(240), || {
+        let p = get_json(&["-n", GUARD, "mcpguardpolicy", POLICY])?;
+        let ready = matches!(condition(&p, "Ready"), Some((s, _, _)) if s == "True");
+        let selector = format!("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy={POLICY}");
+        let pods = get_json(&["-n", GUARD, "pods", "-l", &selector])?;
+        let serving: Vec<String> = pods["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| condition(p, "Ready").is_some_and(|c| c.0 == "True"))
+            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+            .collect();
+        Ok((ready && serving.len() == 1 && serving[0] != before).then_some(()))
+    })?;
+    let binding = get_json(&["-n", GUARD, "rolebinding", &format!("{PROXY}-approvals")])?;
+    if !binding["subjects"].to_string().contains(PROXY) {
+        return Err(format!("the approvals RoleBinding does not name the binding proxy: {binding}"));
+    }
+    let code = "const s = await mcp.tools.add({a: 1, b: 2});\n\
+                const t = await mcp.tools.tally({key: 'e2e-pay'});\n\
+                return {sum: s.sum, n: t.n};";
+    let v = wait_for("the paused execution", Duration::from_secs(60), || {
+        let v = run_agent(AGENTS, "agent-approval", "agent", true, code, &[])?;
+        Ok((v["status"] == "ok").then_some(v))
+    })?;
+    if ok_outcome(&v)? != "approval_required" {
+        return Err(format!("expected approval_required, got {v}"));
+    }
+    let id = v["detail"].as_str().unwrap_or_default().to_string();
+    let approval = get_json(&["-n", GUARD, "mcpapproval", &id])?;
+    if approval["spec"]["requester"] != AGENT
+        || approval["spec"]["calls"][0]["tool"] != "tally"
+        || approval["spec"]["calls"][0]["arguments"]["key"] != "e2e-pay"
+        || approval["spec"]["summary"] != "tools.tally"
+    {
+        return Err(format!("unexpected approval: {approval}"));
+    }
+    let journal = get_json(&["-n", GUARD, "mcpapprovaljournal", &id])?;
+    if journal["metadata"]["ownerReferences"][0]["name"] != id.as_str()
+        || journal.to_string().contains("e2e-pay")
+    {
+        return Err(format!("the journal must be owned by its approval and sealed: {journal}"));
+    }
+    // Not decided: the resume is refused.
+    let r = run_agent_cmd("resume", AGENTS, "agent-resume-early", "agent", true, &id, &[])?;
+    if r["code"] != "FailedPrecondition" {
+        return Err(format!("an undecided resume must be FAILED_PRECONDITION: {r}"));
+    }
+    // The API server refuses: the requester, someone not listed, and a decision in another's name.
+    for (user, by, why) in [
+        (AGENT, AGENT, "the requester"),
+        (INTRUDER, INTRUDER, "a non-approver"),
+        (APPROVER, "someone-else", "a decision in another name"),
+    ] {
+        match decide_as(user, &id, "Approved", by) {
+            Ok(out) => return Err(format!("{why} decided: {out}")),
+            Err(e) if e.contains("denied request") || e.contains("ValidatingAdmissionPolicy") => {
+                println!("   refused ({why}): {}", e.lines().next().unwrap_or_default());
+            }
+            Err(e) => return Err(format!("{why}: unexpected error: {e}")),
+        }
+    }
+    decide_as(APPROVER, &id, "Approved", APPROVER)?;
+    if decide_as(APPROVER, &id, "Denied", APPROVER).is_ok() {
+        return Err("a second decision was admitted".into());
+    }
+    wait_for("status.phase Approved", Duration::from_secs(60), || {
+        let a = get_json(&["-n", GUARD, "mcpapproval", &id])?;
+        Ok((a["status"]["phase"] == "Approved" && a["status"]["decidedBy"] == APPROVER).then_some(()))
+    })?;
+    // Another caller cannot resume it; the requester can, once; the approved call ran exactly once.
+    let r = run_agent_cmd("resume", AGENTS, "agent-resume-intruder", "intruder", true, &id, &[])?;
+    if r["code"] != "PermissionDenied" {
+        return Err(format!("another caller's resume must be refused: {r}"));
+    }
+    let r = run_agent_cmd("resume", AGENTS, "agent-resume", "agent", true, &id, &[])?;
+    if ok_outcome(&r)? != "completed" {
+        return Err(format!("expected the resumed run to complete: {r}"));
+    }
+    let result: Value =
+        serde_json::from_str(r["detail"].as_str().unwrap_or("null")).map_err(|e| e.to_string())?;
+    if result != json!({"sum": 3, "n": 1}) {
+        return Err(format!(
+            "unexpected resumed result (n counts the upstream's calls of the approved tool): {result}"
+        ));
+    }
+    let r = run_agent_cmd("resume", AGENTS, "agent-resume-again", "agent", true, &id, &[])?;
+    if r["code"] != "FailedPrecondition" {
+        return Err(format!("a second resume must be refused: {r}"));
+    }
+    let a = get_json(&["-n", GUARD, "mcpapproval", &id])?;
+    if a["status"]["phase"] != "Used" {
+        return Err(format!("the approval must be Used: {a}"));
+    }
+    println!(
+        "   approval {id}: paused, refused 3 deciders, approved by {APPROVER}, resumed once -> {result}"
+    );
+    Ok(())
+}
+
 fn deleting_the_policy_removes_its_children() -> R {
     // The TokenReview binding is named from the policy's UID; it must exist before, and go with it.
     let uid = get_json(&["-n", GUARD, "mcpguardpolicy", POLICY])?["metadata"]["uid"]
@@ -1681,6 +1841,10 @@ fn end_to_end() {
         (
             "killing an executor pod mid-execution: clean error, Deployment recovers",
             killing_an_executor_mid_execution,
+        ),
+        (
+            "approvals: a call pauses, the API server admits only the approver's decision, the agent resumes once",
+            approvals_pause_decide_resume,
         ),
         ("deleting the policy removes its children", deleting_the_policy_removes_its_children),
         (

@@ -1,7 +1,8 @@
 //! The e2e agent: runs in a pod, calls the executor's gRPC `Execute` and prints one JSON line.
 //!
 //! `e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N]
-//! [--fail-on-error]`
+//! [--fail-on-error]`; `e2e-agent resume ENDPOINT APPROVAL_ID [same options]` resumes an execution that
+//! ended as `approval_required` (its `detail` is then the approval's id).
 //!
 //! A refused or failed connection is retried every 500 ms for `--connect-retry-secs` (default 20), as a
 //! real client would: a NetworkPolicy enforcer admits a new pod's address only once it has seen the pod,
@@ -25,6 +26,7 @@ fn arg_after(args: &[String], flag: &str) -> Option<String> {
 async fn execute(
     endpoint: String,
     code: String,
+    resume: bool,
     token: Option<String>,
     timeout: Duration,
     connect_retry: Duration,
@@ -47,16 +49,25 @@ async fn execute(
         }
     };
     let mut client = ExecutorClient::new(channel);
-    let mut req = tonic::Request::new(pb::ExecuteRequest { code, limits: None });
-    if let Some(t) = token {
-        match format!("Bearer {}", t.trim()).parse() {
-            Ok(v) => {
-                req.metadata_mut().insert("authorization", v);
-            }
-            Err(_) => return json!({"status": "error", "code": "bad-token", "message": ""}),
+    let authorization = match token.map(|t| format!("Bearer {}", t.trim()).parse()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return json!({"status": "error", "code": "bad-token", "message": ""}),
+    };
+    let answer = if resume {
+        let mut req = tonic::Request::new(pb::ResumeRequest { approval_id: code, limits: None });
+        if let Some(v) = authorization {
+            req.metadata_mut().insert("authorization", v);
         }
-    }
-    match client.execute(req).await {
+        client.resume(req).await
+    } else {
+        let mut req = tonic::Request::new(pb::ExecuteRequest { code, limits: None });
+        if let Some(v) = authorization {
+            req.metadata_mut().insert("authorization", v);
+        }
+        client.execute(req).await
+    };
+    match answer {
         Ok(r) => {
             let o = r.into_inner().outcome.unwrap_or_default();
             let (kind, detail) = match o.status {
@@ -64,6 +75,7 @@ async fn execute(
                 Some(St::Rejected(r)) => ("rejected", format!("{r:?}")),
                 Some(St::Threw(t)) => ("threw", format!("{t:?}")),
                 Some(St::LimitExceeded(l)) => ("limit_exceeded", format!("{}: {}", l.limit, l.message)),
+                Some(St::ApprovalRequired(a)) => ("approval_required", a.id),
                 None => ("none", String::new()),
             };
             json!({"status": "ok", "outcome": kind, "detail": detail, "toolCalls": o.tool_calls.len(),
@@ -78,7 +90,7 @@ async fn execute(
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = match args.first().map(String::as_str) {
-        Some("execute") if args.len() >= 3 => run(&args).await,
+        Some("execute" | "resume") if args.len() >= 3 => run(&args).await,
         Some("proxy-probe") if args.len() >= 2 => {
             let labelled: Vec<(String, Option<String>)> = args[2..]
                 .iter()
@@ -90,7 +102,7 @@ async fn main() {
             proxy_probe(&args[1], &labelled).await
         }
         _ => {
-            json!({"status": "error", "code": "usage", "message": "e2e-agent execute ENDPOINT CODE [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N] [--fail-on-error] | e2e-agent proxy-probe URL LABEL[=TOKEN]..."})
+            json!({"status": "error", "code": "usage", "message": "e2e-agent execute|resume ENDPOINT CODE|APPROVAL_ID [--token-file PATH] [--timeout-secs N] [--connect-retry-secs N] [--fail-on-error] | e2e-agent proxy-probe URL LABEL[=TOKEN]..."})
         }
     };
     println!("{out}");
@@ -113,7 +125,7 @@ async fn run(args: &[String]) -> Value {
     let retry = Duration::from_secs(retry);
     match tokio::time::timeout(
         retry + timeout + Duration::from_secs(10),
-        execute(args[1].clone(), args[2].clone(), token, timeout, retry),
+        execute(args[1].clone(), args[2].clone(), args[0] == "resume", token, timeout, retry),
     )
     .await
     {
