@@ -397,7 +397,25 @@ fn approvals(config_path: &Path, action: ApprovalAction) -> ExitCode {
         ApprovalAction::Deny { id, reason } => store.decide(&id, Verdict::Denied, &local_caller(), &reason),
     };
     match decided {
-        Ok(record) => print_json(&serde_json::to_value(record).unwrap_or_default()),
+        Ok(record) => {
+            // On record in the policy's audit log, like everything the binding proxy does; a decision
+            // that cannot be recorded still stands (the store has it), and says so.
+            let by = local_caller();
+            let entry = serde_json::json!({
+                "approval": record.id, "policy": record.policy, "requester": record.requester,
+                "state": record.state.name(), "decidedBy": by,
+            });
+            let audited = AuditLog::open(&config.binding.audit.path)
+                .map_err(|e| e.to_string())
+                .and_then(|log| log.record("approval_decided", entry).map_err(|_| "write failed".into()));
+            if let Err(e) = audited {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "mcp-guard: warning: the decision is not in the audit log ({e})"
+                );
+            }
+            print_json(&serde_json::to_value(record).unwrap_or_default())
+        }
         Err(e @ mcp_guard_binding_proxy::approvals::StoreError::Unavailable(_)) => fail(EXIT_INTERNAL, e),
         Err(e) => fail(EXIT_REFUSED, e),
     }

@@ -161,7 +161,7 @@ fn pause_approve_resume_runs_every_call_exactly_once() {
     assert_eq!(l.tallied("pay"), 1);
 
     let audit = std::fs::read_to_string(l.dir.path().join("audit.log")).unwrap();
-    for event in ["approval_requested", "approval_resumed", "approval_resume_refused"] {
+    for event in ["approval_requested", "approval_decided", "approval_resumed", "approval_resume_refused"] {
         assert!(audit.contains(&format!("\"event\":\"{event}\"")), "{event} missing from the audit log");
     }
     assert!(audit.contains("\"replayed\":true"), "replayed calls are marked in the audit log");

@@ -1012,6 +1012,26 @@ const APPROVER: &str = "system:serviceaccount:e2e-agents:approver";
 const AGENT: &str = "system:serviceaccount:e2e-agents:agent";
 const INTRUDER: &str = "system:serviceaccount:e2e-agents:intruder";
 
+/// `kubectl mcp-guard ARGS`: the plugin `examples/approvals/kubectl-mcp_guard`, with this suite's
+/// kubectl first on its PATH.
+fn kubectl_plugin(args: &[&str]) -> R<String> {
+    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/approvals/kubectl-mcp_guard");
+    let kubectl = kubectl_bin();
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = Path::new(&kubectl).parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs).map_err(|e| e.to_string())?;
+    }
+    let out =
+        Command::new("sh").arg(&plugin).args(args).env("PATH", path).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("kubectl mcp-guard {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 /// `kubectl patch` of an approval's decision, as `user`, deciding in the name of `by`.
 fn decide_as(user: &str, id: &str, verdict: &str, by: &str) -> R<String> {
     let patch = json!({"spec": {"decision": {"verdict": verdict, "by": by, "reason": "e2e"}}}).to_string();
@@ -1116,13 +1136,27 @@ fn approvals_pause_decide_resume() -> R {
             Err(e) => return Err(format!("{why}: unexpected error: {e}")),
         }
     }
-    decide_as(APPROVER, &id, "Approved", APPROVER)?;
+    // The approver decides with the kubectl plugin of examples/approvals (as a person would, in their
+    // own name: it asks the API server who it is).
+    let out = kubectl_plugin(&[
+        "approve",
+        &id,
+        "-n",
+        GUARD,
+        &format!("--as={APPROVER}"),
+        "--reason",
+        "e2e \"ok\"",
+    ])?;
+    println!("   kubectl mcp-guard approve: {}", out.trim());
     if decide_as(APPROVER, &id, "Denied", APPROVER).is_ok() {
         return Err("a second decision was admitted".into());
     }
     wait_for("status.phase Approved", Duration::from_secs(60), || {
         let a = get_json(&["-n", GUARD, "mcpapproval", &id])?;
-        Ok((a["status"]["phase"] == "Approved" && a["status"]["decidedBy"] == APPROVER).then_some(()))
+        Ok((a["status"]["phase"] == "Approved"
+            && a["status"]["decidedBy"] == APPROVER
+            && a["spec"]["decision"]["reason"] == "e2e \"ok\"")
+            .then_some(()))
     })?;
     // Another caller cannot resume it; the requester can, once; the approved call ran exactly once.
     let r = run_agent_cmd("resume", AGENTS, "agent-resume-intruder", "intruder", true, &id, &[])?;

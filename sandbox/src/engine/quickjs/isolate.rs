@@ -647,9 +647,22 @@ impl Isolate {
 
         let s = state.clone();
         host.set("now", Function::new(ctx.clone(), move || s.borrow().clock_ms)?)?;
-        // Seeds `Math.random` (two 32-bit halves: numbers stay exact in JavaScript).
-        let seed = self.request.execution.seed;
-        host.set("seed", vec![(seed >> 32) as u32 as f64, (seed & 0xffff_ffff) as f64])?;
+        // `Math.random` from the execution's seed (xorshift64*, as the engine's own, seeded through
+        // splitmix64): a resumed execution draws what its first run drew. Native, so as fast as the
+        // engine's.
+        let rng = std::cell::Cell::new(splitmix64(self.request.execution.seed).max(1));
+        host.set(
+            "random",
+            Function::new(ctx.clone(), move || {
+                let mut x = rng.get();
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                rng.set(x);
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+            })?
+            .with_name("random")?,
+        )?;
 
         // The web built-ins' factory, loaded on first use (see `Prelude`).
         let prelude = self.prelude.clone();
@@ -937,6 +950,14 @@ fn reason<'js>(ctx: &Ctx<'js>, code: &str, message: &str) -> rquickjs::Result<rq
     a.set(0, code)?;
     a.set(1, message)?;
     Ok(a)
+}
+
+/// A well-mixed 64-bit value from `seed` (splitmix64's output function).
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn epoch_ms() -> f64 {

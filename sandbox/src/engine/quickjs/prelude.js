@@ -72,28 +72,11 @@
   const performance = freeze({ now: () => now() - origin, timeOrigin: origin });
   defineProperty(G, "performance", { value: performance, writable: false, enumerable: false, configurable: false });
 
-  // 2b. Math.random from a per-execution seed (sfc32): a resumed execution draws the same numbers as
-  //     its first run, so its code takes the same path. Not for secrets (neither is the engine's).
-  {
-    let a = host.seed[0] >>> 0, b = host.seed[1] >>> 0, c = 0x9e3779b9, d = 1;
-    const next = () => {
-      const t = (((a + b) >>> 0) + d) >>> 0;
-      d = (d + 1) >>> 0;
-      a = b ^ (b >>> 9);
-      b = (c + (c << 3)) >>> 0;
-      c = ((c << 21) | (c >>> 11)) >>> 0;
-      c = (c + t) >>> 0;
-      return t >>> 0;
-    };
-    for (let i = 0; i < 15; i++) next();
-    // 53 random bits, like the engines' own.
-    const random = function random() {
-      return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
-    };
-    // As writable as the engine's own: code that replaces it changes only its own execution, and its
-    // replacement is as deterministic as the code itself.
-    defineProperty(Math, "random", { value: random, writable: true, enumerable: false, configurable: true });
-  }
+  // 2b. Math.random from a per-execution seed (the host's, native): a resumed execution draws the same
+  //     numbers as its first run, so its code takes the same path. Not for secrets (neither is the
+  //     engine's). As writable as the engine's own: code that replaces it changes only its own
+  //     execution, and its replacement is as deterministic as the code itself.
+  defineProperty(Math, "random", { value: host.random, writable: true, enumerable: false, configurable: true });
 
   // 3. Console: formatted here, counted against the output limit by the host.
   const show = (v) => {
