@@ -62,5 +62,8 @@ phase "cluster: smoke (pods, services, NetworkPolicy enforcement)" e2e/cluster/s
 phase "e2e: static binaries packed into images, imported into the cluster" e2e/images.sh
 # HELM: the approval tests render the chart's admission policy with `helm template`.
 phase "operator against the real cluster" env HELM="$HELM" cargo test -p mcp-guard-operator --locked --test cluster -- --ignored --test-threads=1
+# Before the chart is installed: the store's test writes approvals and their status as an admin.
+phase "the binding proxy's Kubernetes approval store against the real API server" \
+  cargo test -p mcp-guard --locked --test kube_store -- --ignored
 phase "helm lint" "$HELM" lint charts/mcp-guard
 phase "e2e: CRDs, helm install, the end-to-end suite" e2e/run.sh

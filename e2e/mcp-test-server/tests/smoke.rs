@@ -22,7 +22,7 @@ use tokio::{
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-test-server");
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-const ALL_TOOLS: [&str; 12] = [
+const ALL_TOOLS: [&str; 13] = [
     "add",
     "crash",
     "echo",
@@ -34,6 +34,7 @@ const ALL_TOOLS: [&str; 12] = [
     "many",
     "mutate-tools",
     "slow",
+    "tally",
     "whoami",
 ];
 
@@ -68,7 +69,10 @@ fn tool_names(tools: &[Tool]) -> Vec<String> {
 
 fn stdio_client_command() -> Command {
     Command::new(BIN).configure(|cmd| {
-        cmd.arg("stdio").env("MCP_TEST_TOKEN", "stdio-token").env("SMOKE_ENV_VALUE", "from-env");
+        cmd.arg("stdio")
+            .env("MCP_TEST_TOKEN", "stdio-token")
+            .env("SMOKE_ENV_VALUE", "from-env")
+            .env_remove("MCP_TEST_TALLY_FILE");
     })
 }
 
@@ -146,6 +150,14 @@ async fn stdio_tools_answer_as_specified() {
     assert_eq!(time.structured_content, Some(json!({"time": "12:00:00Z"})));
     let many = call(&client, "many", json!({"count": 5})).await;
     assert_eq!(many.structured_content, Some(json!({"items": [0, 1, 2, 3, 4]})));
+    // Without MCP_TEST_TALLY_FILE, tallies count in the process.
+    for (key, n) in [("a", 1), ("a", 2), ("b", 1)] {
+        let t = call(&client, "tally", json!({"key": key})).await;
+        assert_eq!(t.structured_content, Some(json!({"key": key, "n": n})), "{t:?}");
+    }
+    let mut bad_key = CallToolRequestParams::new("tally");
+    bad_key.arguments = Some(args(json!({"key": "two\nlines"})));
+    assert!(client.call_tool(bad_key).await.is_err(), "a key is one line");
 
     // Bad arguments give a tool error, and the server lives on.
     let bad = call(&client, "echo", json!({"text": 42})).await;
