@@ -84,26 +84,35 @@ fn metadata_request_id<T>(request: &Request<T>) -> String {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ExecuteEvent, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl pb::executor_server::Executor for ExecutorService {
-    async fn execute(
-        &self,
-        request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+impl ExecutorService {
+    /// The caller, request id and deadline of a unary execution request.
+    async fn unary<T>(&self, request: &Request<T>) -> Result<(Caller, String, Option<Instant>), Status> {
         let started = Instant::now();
-        let caller = self.caller(&request).await?;
-        let id = metadata_request_id(&request);
-        let deadline = grpc_timeout(&request).map(|t| started + t);
-        let body = request.into_inner();
-        // In its own task: a caller that goes away does not cut the execution short (its tool calls may
-        // have side effects that should finish, and be audited, as a whole).
+        let caller = self.caller(request).await?;
+        let id = metadata_request_id(request);
+        let deadline = grpc_timeout(request).map(|t| started + t);
+        Ok((caller, id, deadline))
+    }
+
+    /// Runs `code` (or resumes `resume`) to its outcome, in its own task: a caller that goes away does
+    /// not cut the execution short (its tool calls may have side effects that should finish, and be
+    /// audited, as a whole).
+    async fn run_unary(
+        &self,
+        caller: Caller,
+        id: String,
+        deadline: Option<Instant>,
+        code: String,
+        resume: Option<String>,
+        limits: Option<pb::LimitOverrides>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let state = self.state.clone();
         let run = tokio::spawn(async move {
             let run = Run {
                 caller: &caller,
-                code: &body.code,
-                resume: None,
-                overrides: overrides(body.limits.as_ref()),
+                code: &code,
+                resume: resume.as_deref(),
+                overrides: overrides(limits.as_ref()),
                 deadline,
                 events: None,
                 door: Door::Grpc,
@@ -114,6 +123,18 @@ impl pb::executor_server::Executor for ExecutorService {
         let (execution, outcome) =
             run.await.map_err(|e| Status::internal(format!("the execution task failed: {e}")))??;
         Ok(Response::new(pb::ExecuteResponse { outcome: Some(convert::outcome(&execution, &outcome)) }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::executor_server::Executor for ExecutorService {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let (caller, id, deadline) = self.unary(&request).await?;
+        let body = request.into_inner();
+        self.run_unary(caller, id, deadline, body.code, None, body.limits).await
     }
 
     type ExecuteStreamStream = EventStream;
@@ -180,29 +201,9 @@ impl pb::executor_server::Executor for ExecutorService {
         &self,
         request: Request<pb::ResumeRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let started = Instant::now();
-        let caller = self.caller(&request).await?;
-        let id = metadata_request_id(&request);
-        let deadline = grpc_timeout(&request).map(|t| started + t);
+        let (caller, id, deadline) = self.unary(&request).await?;
         let body = request.into_inner();
-        let state = self.state.clone();
-        // In its own task, like Execute: the approved call's side effects finish and are audited whole.
-        let run = tokio::spawn(async move {
-            let run = Run {
-                caller: &caller,
-                code: "",
-                resume: Some(&body.approval_id),
-                overrides: overrides(body.limits.as_ref()),
-                deadline,
-                events: None,
-                door: Door::Grpc,
-                request_id: &id,
-            };
-            state.execute(run).await
-        });
-        let (execution, outcome) =
-            run.await.map_err(|e| Status::internal(format!("the execution task failed: {e}")))??;
-        Ok(Response::new(pb::ExecuteResponse { outcome: Some(convert::outcome(&execution, &outcome)) }))
+        self.run_unary(caller, id, deadline, String::new(), Some(body.approval_id), body.limits).await
     }
 
     async fn list_approvals(
