@@ -274,7 +274,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// What `exec` runs: a file of code, or the resume of a paused execution.
+/// What `exec` runs: a file of code (its path, then its code once read), or the resume of a paused
+/// execution.
 enum Run {
     File(String),
     Resume(String),
@@ -301,12 +302,13 @@ fn exec(
         };
         return serve::start_proxy_then_scrub(config_path.as_deref(), &arg);
     }
-    let code = match &what {
-        Run::File(file) => match read_code(file) {
-            Ok(c) => Some(c),
+    // From here on a file run carries its code.
+    let what = match what {
+        Run::File(file) => match read_code(&file) {
+            Ok(code) => Run::File(code),
             Err(e) => return fail(EXIT_USAGE, e),
         },
-        Run::Resume(_) => None,
+        resume => resume,
     };
     let runtime = match runtime() {
         Ok(rt) => rt,
@@ -328,14 +330,13 @@ fn exec(
         let catalog = index.catalog();
         let host = Arc::new(DiscoveryHost::new(host, Arc::new(std::sync::RwLock::new(Arc::new(index)))));
         let sandbox = Sandbox::new(catalog, host);
-        let run = match (&code, &what) {
-            (Some(code), _) => {
+        let run = match &what {
+            Run::File(code) => {
                 sandbox.run_with_events(&local_caller(), None, code, &config.limits, None).await
             }
-            (None, Run::Resume(id)) => {
+            Run::Resume(id) => {
                 sandbox.resume_with_events(&local_caller(), None, id, &config.limits, None).await
             }
-            (None, Run::File(_)) => unreachable_file(),
         };
         run.map(|(_, outcome)| outcome).map_err(|e| {
             use mcp_guard_sandbox::sandbox::SandboxError as E;
@@ -355,12 +356,6 @@ fn exec(
         Ok(json) => print_out(&format!("{json}\n"), code),
         Err(e) => fail(EXIT_INTERNAL, format!("cannot print the outcome: {e}")),
     }
-}
-
-/// A file run always has its code (read above); kept total without a panic.
-fn unreachable_file()
--> Result<(Arc<mcp_guard_sandbox::host::ExecutionInfo>, Outcome), mcp_guard_sandbox::sandbox::SandboxError> {
-    Err(mcp_guard_sandbox::sandbox::SandboxError::HostUnavailable("no code to run".into()))
 }
 
 /// `mcp-guard approvals`: the local store, decided as this process's user.

@@ -168,17 +168,23 @@ fn executor_pods() -> R<Vec<(String, String)>> {
 /// A Ready binding-proxy pod of the policy.
 fn proxy_pod() -> R<String> {
     wait_for("a Ready binding-proxy pod", Duration::from_secs(120), || {
-        let selector = format!("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy={POLICY}");
-        let pods = get_json(&["-n", GUARD, "pods", "-l", &selector])?;
-        Ok(pods["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .find(|p| condition(p, "Ready").is_some_and(|c| c.0 == "True"))
-            .and_then(|p| p["metadata"]["name"].as_str().map(String::from)))
+        Ok(ready_proxy_pods()?.into_iter().next())
     })
+}
+
+/// The policy's binding-proxy pods that are Ready and not being deleted.
+fn ready_proxy_pods() -> R<Vec<String>> {
+    let selector = format!("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy={POLICY}");
+    let pods = get_json(&["-n", GUARD, "pods", "-l", &selector])?;
+    Ok(pods["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| condition(p, "Ready").is_some_and(|c| c.0 == "True"))
+        .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+        .collect())
 }
 
 fn wait_one_executor(not: Option<&str>) -> R<(String, String)> {
@@ -1075,17 +1081,7 @@ fn approvals_pause_decide_resume() -> R {
     wait_for("a new binding-proxy pod and the policy Ready", Duration::from_secs(240), || {
         let p = get_json(&["-n", GUARD, "mcpguardpolicy", POLICY])?;
         let ready = matches!(condition(&p, "Ready"), Some((s, _, _)) if s == "True");
-        let selector = format!("app.kubernetes.io/name=mcp-guard-binding-proxy,mcpguard.io/policy={POLICY}");
-        let pods = get_json(&["-n", GUARD, "pods", "-l", &selector])?;
-        let serving: Vec<String> = pods["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .filter(|p| condition(p, "Ready").is_some_and(|c| c.0 == "True"))
-            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
-            .collect();
+        let serving = ready_proxy_pods()?;
         Ok((ready && serving.len() == 1 && serving[0] != before).then_some(()))
     })?;
     let binding = get_json(&["-n", GUARD, "rolebinding", &format!("{PROXY}-approvals")])?;
