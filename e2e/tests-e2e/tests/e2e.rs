@@ -1091,9 +1091,13 @@ fn approvals_pause_decide_resume() -> R {
     let code = "const s = await mcp.tools.add({a: 1, b: 2});\n\
                 const t = await mcp.tools.tally({key: 'e2e-pay'});\n\
                 return {sum: s.sum, n: t.n};";
-    let v = wait_for("the paused execution", Duration::from_secs(60), || {
+    // Until the executor has the new proxy's tools: right after the proxy rolls, its catalog can be
+    // empty for a moment ("unknown tool ... available: none") while the proxy connects the server.
+    let v = wait_for("the paused execution", Duration::from_secs(90), || {
         let v = run_agent(AGENTS, "agent-approval", "agent", true, code, &[])?;
-        Ok((v["status"] == "ok").then_some(v))
+        let settling =
+            v["status"] != "ok" || v["detail"].as_str().is_some_and(|d| d.contains("available: none"));
+        Ok((!settling).then_some(v))
     })?;
     if ok_outcome(&v)? != "approval_required" {
         return Err(format!("expected approval_required, got {v}"));
