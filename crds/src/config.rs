@@ -37,6 +37,10 @@ pub struct GuardConfig {
     /// lists one: without it such calls could only be refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvals: Option<crate::approvals::ApprovalSettings>,
+    /// The Deno binary of the V8 engine (`limits.engine: v8`). When unset: `deno` next to the
+    /// `mcp-guard` binary, then `/usr/local/lib/mcp-guard/deno` (where the executor image has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deno: Option<std::path::PathBuf>,
 }
 
 /// Identities allowed to call, by name: exact, or `prefix*` by prefix.
@@ -87,6 +91,7 @@ impl Default for GuardConfig {
             binding: BindingSettings::default(),
             callers: Callers::default(),
             approvals: None,
+            deno: None,
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod v1alpha1;
 pub use approvals::{ApprovalSettings, ApprovalStoreConfig, Approvers, KubernetesApprovalStore};
 pub use binding::{AuditSettings, BindingSettings, Rate, RateLimits};
 pub use config::{Callers, ConfigError, GuardConfig};
-pub use limits::{LimitKind, Limits};
+pub use limits::{EngineKind, LimitKind, Limits};
 pub use quantity::{ByteSize, DurationSpec};
 pub use server_config::{
     CredentialEntry, ServerConfig, ToolChangePolicy, ToolFilter, Transport, ValueSource,

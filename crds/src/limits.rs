@@ -32,6 +32,30 @@ pub struct Limits {
     pub discovery_calls: u32,
     /// Maximum size of the submitted code (for example `256Ki`). Larger code is rejected before it runs.
     pub code_size: ByteSize,
+    /// The JavaScript engine: `quickjs` (the default: starts in about a millisecond, exact per-execution
+    /// memory accounting) or `v8` (V8 through the Deno runtime, in its own confined process per
+    /// execution: a JIT, much faster on heavy computation, more memory per execution).
+    pub engine: EngineKind,
+}
+
+/// Which engine runs the code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// QuickJS (through rquickjs), in isolate-host processes or isolate threads.
+    #[default]
+    Quickjs,
+    /// V8, through the Deno runtime binary, one confined process per execution.
+    V8,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Quickjs => "quickjs",
+            EngineKind::V8 => "v8",
+        }
+    }
 }
 
 impl Default for Limits {
@@ -45,6 +69,7 @@ impl Default for Limits {
             tool_calls: 100,
             discovery_calls: 20,
             code_size: ByteSize::kib(256),
+            engine: EngineKind::Quickjs,
         }
     }
 }

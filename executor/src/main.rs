@@ -18,6 +18,7 @@ use mcp_guard_binding_client::ProxyToolHost;
 use mcp_guard_binding_proxy::{BindingProxy, audit::AuditLog, service};
 use mcp_guard_crds::GuardConfig;
 use mcp_guard_sandbox::{
+    engine::process::{HostCommand, ProcessEngine},
     host::{NoTools, ToolHost, discovery::DiscoveryHost},
     outcome::Outcome,
     sandbox::Sandbox,
@@ -123,6 +124,25 @@ enum Command {
         max_executions: u32,
         /// Executions of that caller it runs at the same time (one isolate thread each, all started
         /// before it confines itself).
+        #[arg(long, default_value_t = 1)]
+        concurrency: u32,
+    },
+    /// Internal: a V8 isolate host, started by the executor with its channel on descriptor 3 (never by
+    /// hand): confines this process, then executes Deno with the host script.
+    #[command(hide = true)]
+    V8Host {
+        /// The Deno binary: the one file the confined process may execute.
+        #[arg(long)]
+        deno: PathBuf,
+        /// The policy's memory limit in bytes (V8's heap limit).
+        #[arg(long)]
+        memory_limit: u64,
+        /// The policy's stack limit in bytes (V8's stack limit).
+        #[arg(long)]
+        stack_limit: u64,
+        /// Accepted for the engine's common command line; a V8 host runs one execution.
+        #[arg(long, default_value_t = 1)]
+        max_executions: u32,
         #[arg(long, default_value_t = 1)]
         concurrency: u32,
     },
@@ -233,6 +253,10 @@ fn main() -> ExitCode {
             ))
             .unwrap_or(1),
         ),
+        Command::V8Host { deno, memory_limit, stack_limit, .. } => ExitCode::from(
+            u8::try_from(mcp_guard_sandbox::engine::v8::launcher_main(&deno, memory_limit, stack_limit))
+                .unwrap_or(1),
+        ),
     }
 }
 
@@ -329,7 +353,16 @@ fn exec(
         // Running code has the same discovery (`mcp.$search`, `mcp.$describe`) as under `serve`.
         let catalog = index.catalog();
         let host = Arc::new(DiscoveryHost::new(host, Arc::new(std::sync::RwLock::new(Arc::new(index)))));
-        let sandbox = Sandbox::new(catalog, host);
+        let sandbox = match config.limits.engine {
+            mcp_guard_crds::EngineKind::Quickjs => Sandbox::new(catalog, host),
+            mcp_guard_crds::EngineKind::V8 => {
+                let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (false, e))?;
+                let command = HostCommand::v8(&deno, config.limits.stack.bytes())
+                    .map_err(|e| (false, format!("cannot find my own executable: {e}")))?;
+                let engine = ProcessEngine::new(command, config.limits.memory.bytes(), 0);
+                Sandbox::with_engine(Arc::new(engine), catalog, host)
+            }
+        };
         let run = match &what {
             Run::File(code) => {
                 sandbox.run_with_events(&local_caller(), None, code, &config.limits, None).await

@@ -242,11 +242,23 @@ async fn isolate_engine(
     config: &GuardConfig,
     max_concurrent: usize,
 ) -> Result<(Arc<dyn Engine>, Option<String>, Option<ProcessEngine>), (u8, String)> {
+    let v8 = config.limits.engine == mcp_guard_crds::EngineKind::V8;
     if args.isolation == "thread" {
+        if v8 {
+            return Err((
+                EXIT_USAGE,
+                "limits.engine v8 runs in isolate-host processes only; --isolation thread is QuickJS's".into(),
+            ));
+        }
         return Ok((Arc::new(QuickJsEngine::new(max_concurrent)), None, None));
     }
-    let command = HostCommand::current_exe()
-        .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
+    let command = if v8 {
+        let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
+        HostCommand::v8(&deno, config.limits.stack.bytes())
+    } else {
+        HostCommand::current_exe()
+    }
+    .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
     let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1))
         .with_reuse(args.host_reuse, IDLE_HOSTS)
         .with_concurrency(args.host_concurrency);

@@ -175,6 +175,8 @@ pub fn render(
         binding: policy.spec.binding.clone(),
         callers: super::executor::callers(policy, settings),
         approvals,
+        // The executor image has it at the default path.
+        deno: None,
     };
     if let Err(e) = config.validate() {
         errors.extend(e);

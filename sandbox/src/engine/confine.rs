@@ -440,6 +440,69 @@ pub(crate) fn confine_isolate_host_main_thread() -> Result<ConfineReport, Confin
     confine_current_thread_with(Layers { landlock: true, seccomp: false })
 }
 
+/// Confine this (single-threaded) process before it executes `program`: `no_new_privs`, rlimits (no
+/// core dumps) and Landlock that lets it execute `program` and nothing else, and read only the files in
+/// `readable` (the program and the libraries it links); no other path, no TCP, scoped signals and
+/// abstract sockets. Everything is inherited across `execve` and by every thread the program starts.
+pub(crate) fn confine_for_exec(
+    program: &std::path::Path,
+    readable: &[std::path::PathBuf],
+) -> Result<ConfineReport, ConfineError> {
+    use landlock::{PathBeneath, PathFd, RulesetCreatedAttr};
+    let mut report = ConfineReport {
+        no_new_privs: false,
+        landlock_abi: 0,
+        landlock: false,
+        landlock_fs: false,
+        landlock_net: false,
+        landlock_scope: false,
+        seccomp: false,
+        notes: Vec::new(),
+    };
+    let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit and prctl with valid arguments.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &core);
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(ConfineError::NoNewPrivs(std::io::Error::last_os_error()));
+        }
+    }
+    report.no_new_privs = true;
+    let err = |e: landlock::RulesetError| ConfineError::Landlock(e.to_string());
+    let read = AccessFs::ReadFile;
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(NEWEST_ABI))
+        .map_err(err)?
+        .handle_access(AccessNet::from_all(NEWEST_ABI))
+        .map_err(err)?
+        .scope(Scope::from_all(NEWEST_ABI))
+        .map_err(err)?
+        .create()
+        .map_err(err)?;
+    for path in readable {
+        // The dynamic loader is executed by the kernel as the program's interpreter.
+        let is_loader = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ld-linux"));
+        let access = if path == program || is_loader { read | AccessFs::Execute } else { read.into() };
+        let fd = PathFd::new(path).map_err(|e| ConfineError::Landlock(format!("{}: {e}", path.display())))?;
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(err)?;
+    }
+    let status = ruleset.restrict_self().map_err(err)?;
+    let abi = match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => effective_abi,
+        _ => {
+            report.notes.push("landlock is unavailable".into());
+            ABI::Unsupported
+        }
+    };
+    report.landlock_abi = abi_number(abi);
+    report.landlock =
+        matches!(status.ruleset, RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced);
+    report.landlock_fs = report.landlock && abi >= ABI::V1;
+    report.landlock_net = report.landlock && abi >= ABI::V4;
+    report.landlock_scope = report.landlock && abi >= ABI::V6;
+    Ok(report)
+}
+
 /// Whether this process is an isolate host.
 pub(crate) fn is_isolate_host_process() -> bool {
     HOST_PROCESS.load(std::sync::atomic::Ordering::Acquire)

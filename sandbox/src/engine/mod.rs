@@ -19,6 +19,7 @@ pub mod confine;
 pub mod pool;
 pub mod process;
 pub mod quickjs;
+pub mod v8;
 
 /// The code of an execution, as the engine receives it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

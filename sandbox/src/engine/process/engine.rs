@@ -45,7 +45,7 @@ use tokio::{
     sync::{Notify, mpsc},
 };
 
-use super::protocol::{FrameError, FromHost, Job, ToHost, read_frame, write_frame};
+use super::protocol::{FrameError, FromHost, Job, ScriptJob, ToHost, read_frame, write_frame};
 use crate::{
     engine::{Engine, ExecutionEvent, ExecutionRequest},
     host::ToolError,
@@ -65,19 +65,52 @@ pub const SIBLING_KILLED: &str = "the isolate host was killed because another ex
      in it exceeded its wall-time limit inside a call that cannot be interrupted; this execution ran in \
      the same host and ended with it";
 
-/// How to start a host: the `mcp-guard` binary and its `isolate-host` arguments.
+/// Which engine a host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// `mcp-guard isolate-host`: QuickJS isolates on threads of the host.
+    QuickJs,
+    /// `mcp-guard v8-host`: the launcher that confines itself and executes Deno (`engine::v8`); one
+    /// execution per host, in a fresh V8 isolate (a Worker).
+    V8,
+}
+
+/// How to start a host: the `mcp-guard` binary and its `isolate-host` (or `v8-host`) arguments.
 #[derive(Debug, Clone)]
 pub struct HostCommand {
     pub program: PathBuf,
     pub args: Vec<OsString>,
+    pub kind: HostKind,
 }
 
 impl HostCommand {
     /// This very binary, `isolate-host` (what `mcp-guard serve` uses).
     pub fn current_exe() -> std::io::Result<Self> {
-        Ok(HostCommand { program: std::env::current_exe()?, args: vec!["isolate-host".into()] })
+        Ok(HostCommand {
+            program: std::env::current_exe()?,
+            args: vec!["isolate-host".into()],
+            kind: HostKind::QuickJs,
+        })
+    }
+
+    /// This very binary, `v8-host` with the Deno binary at `deno` and V8's stack limit `stack` (bytes).
+    pub fn v8(deno: &std::path::Path, stack: u64) -> std::io::Result<Self> {
+        Ok(HostCommand {
+            program: std::env::current_exe()?,
+            args: vec![
+                "v8-host".into(),
+                "--deno".into(),
+                deno.as_os_str().to_owned(),
+                "--stack-limit".into(),
+                stack.to_string().into(),
+            ],
+            kind: HostKind::V8,
+        })
     }
 }
+
+/// What a V8 host's executions are told when V8 reported its heap exhausted before the process died.
+const V8_OUT_OF_MEMORY: &str = "the V8 isolate reached its heap limit";
 
 /// Counters for metrics and tests.
 #[derive(Debug, Default)]
@@ -113,6 +146,9 @@ enum Inbound {
 /// One started, confined host process, shared by the executions of its caller that run in it.
 struct Host {
     pid: u32,
+    /// A V8 host's standard error, as it came (the last few KiB): V8 reports an exhausted heap there.
+    stderr: Option<Arc<Mutex<String>>>,
+    stderr_done: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Frames to the host; a writer task drains it (sending never waits on the host).
     to_host: mpsc::UnboundedSender<ToHost>,
     /// Wakes the reader task, which kills the process.
@@ -237,7 +273,9 @@ impl ProcessEngine {
     /// one after another), keeping at most `max_idle` hosts with nothing running (the one idle longest
     /// is killed beyond that). `1` (the default): one execution per host.
     pub fn with_reuse(mut self, max_executions: u32, max_idle: usize) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && inner.command.kind == HostKind::QuickJs
+        {
             inner.max_executions = max_executions.max(1);
             inner.max_idle = max_idle;
         }
@@ -247,7 +285,10 @@ impl ProcessEngine {
     /// Let a host run up to `concurrency` executions of its caller at the same time (bounded by the
     /// reuse count too). `1` (the default): one at a time.
     pub fn with_concurrency(mut self, concurrency: u32) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+        // A V8 host runs one execution, in its own isolate, and exits.
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && inner.command.kind == HostKind::QuickJs
+        {
             inner.concurrency = concurrency.max(1);
         }
         self
@@ -443,7 +484,7 @@ async fn spawn(inner: &Arc<Inner>) -> std::io::Result<Arc<Host>> {
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(if inner.command.kind == HostKind::V8 { Stdio::piped() } else { Stdio::inherit() })
         .kill_on_drop(true)
         .process_group(0);
     // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl, prctl, getppid).
@@ -462,8 +503,36 @@ async fn spawn(inner: &Arc<Inner>) -> std::io::Result<Arc<Host>> {
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     drop(theirs);
+    // A V8 host's standard error goes to ours, and its last few KiB are kept: V8 reports an exhausted
+    // heap there just before it aborts the process.
+    let (stderr, stderr_done) = match child.stderr.take() {
+        Some(mut pipe) => {
+            let tail = Arc::new(Mutex::new(String::new()));
+            let keep = tail.clone();
+            let task = tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    eprint!("{text}");
+                    let mut t = lock(&keep);
+                    t.push_str(&text);
+                    if t.len() > 8192 {
+                        let cut = t.len() - 8192;
+                        let cut = (cut..t.len()).find(|i| t.is_char_boundary(*i)).unwrap_or(t.len());
+                        t.drain(..cut);
+                    }
+                }
+            });
+            (Some(tail), Some(task))
+        }
+        None => (None, None),
+    };
     inner.stats.started.fetch_add(1, Ordering::Relaxed);
     let pid = child.id().unwrap_or_default();
     ours.set_nonblocking(true)?;
@@ -481,7 +550,14 @@ async fn spawn(inner: &Arc<Inner>) -> std::io::Result<Arc<Host>> {
     }
     let (reader, mut writer) = stream.into_split();
     let (to_host, mut outgoing) = mpsc::unbounded_channel::<ToHost>();
-    let host = Arc::new(Host { pid, to_host, kill: Notify::new(), state: Mutex::default() });
+    let host = Arc::new(Host {
+        pid,
+        stderr,
+        stderr_done: Mutex::new(stderr_done),
+        to_host,
+        kill: Notify::new(),
+        state: Mutex::default(),
+    });
     tokio::spawn(async move {
         while let Some(msg) = outgoing.recv().await {
             if write_frame(&mut writer, &msg).await.is_err() {
@@ -559,6 +635,16 @@ async fn supervise(host: Arc<Host>, mut reader: OwnedReadHalf, mut child: Child,
             ("the isolate host stopped answering".to_string(), false)
         }
     };
+    // V8 reports an exhausted heap on standard error before it aborts: read it to its end first.
+    let stderr_done = lock(&host.stderr_done).take();
+    if let Some(task) = stderr_done {
+        let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+    }
+    let out_of_memory = killed_because.is_none()
+        && host.stderr.as_ref().is_some_and(|tail| {
+            let tail = lock(tail);
+            crate::engine::v8::OOM_MARKERS.iter().any(|m| tail.contains(m))
+        });
     let (executions, reason) = {
         let mut s = lock(&host.state);
         s.dead = true;
@@ -566,12 +652,13 @@ async fn supervise(host: Arc<Host>, mut reader: OwnedReadHalf, mut child: Child,
         let executions: Vec<_> = s.executions.drain().map(|(_, inbox)| inbox).collect();
         let reason = match (&s.killed_because, executions.len()) {
             (Some(reason), _) => reason.clone(),
+            (None, _) if out_of_memory => V8_OUT_OF_MEMORY.to_string(),
             (None, 1) => how.clone(),
             (None, n) => format!("{how} while it ran {n} executions of this caller"),
         };
         (executions, reason)
     };
-    if killed_because.is_none() && broke.is_none() && !(exited && executions.is_empty()) {
+    if killed_because.is_none() && broke.is_none() && !out_of_memory && !(exited && executions.is_empty()) {
         if let Some(inner) = &stats {
             inner.stats.crashed.fetch_add(1, Ordering::Relaxed);
         }
@@ -649,11 +736,16 @@ fn signal_name(signal: i32) -> String {
 #[async_trait]
 impl Engine for ProcessEngine {
     fn name(&self) -> &'static str {
-        "quickjs-process"
+        match self.inner.command.kind {
+            HostKind::QuickJs => "quickjs-process",
+            HostKind::V8 => "v8-process",
+        }
     }
 
+    /// QuickJS hosts validate the source themselves (confined, on the execution's clocks); the V8 host
+    /// is a Deno script, so the executor validates, as the in-process engine does.
     fn validates_source(&self) -> bool {
-        true
+        self.inner.command.kind == HostKind::QuickJs
     }
 
     async fn execute(&self, request: ExecutionRequest) -> Outcome {
@@ -687,19 +779,33 @@ impl Engine for ProcessEngine {
         let mut registration =
             Registration { engine: self.clone(), host: host.clone(), id, kill_at, ended: false };
         let pid = host.pid;
-        let job = Job {
-            execution: (*request.execution).clone(),
-            code: request.code.clone(),
-            limits: limits.clone(),
-            catalog: request
-                .catalog
-                .servers()
-                .iter()
-                .map(|s| (s.name.clone(), s.tools.iter().map(|t| t.name.clone()).collect()))
-                .collect(),
+        let kind = self.inner.command.kind;
+        let run = match kind {
+            HostKind::QuickJs => {
+                let job = Job {
+                    execution: (*request.execution).clone(),
+                    code: request.code.clone(),
+                    limits: limits.clone(),
+                    catalog: request
+                        .catalog
+                        .servers()
+                        .iter()
+                        .map(|s| (s.name.clone(), s.tools.iter().map(|t| t.name.clone()).collect()))
+                        .collect(),
+                };
+                ToHost::Run { id, job: Box::new(job) }
+            }
+            HostKind::V8 => match script_job(&request) {
+                Ok(job) => ToHost::Script { id, job: Box::new(job) },
+                Err(message) => {
+                    registration.ended = true;
+                    self.release(&host, id, false);
+                    return finish(thrown("InternalError", message), console, &calls, Duration::ZERO);
+                }
+            },
         };
         // A host that is gone by now tells this execution so through its reader.
-        let _ = host.to_host.send(ToHost::Run { id, job: Box::new(job) });
+        let _ = host.to_host.send(run);
         // Tool calls run as tasks; their results come back here. An honest host asks for at most
         // `toolCalls` + `discoveryCalls` (its isolate counts them); more is a protocol error.
         let max_calls = (limits.tool_calls as usize).saturating_add(limits.discovery_calls as usize);
@@ -739,12 +845,22 @@ impl Engine for ProcessEngine {
                     }
                     Some(Inbound::Frame(FromHost::Done { outcome, .. })) => {
                         let mut outcome = *outcome;
+                        if kind == HostKind::V8 {
+                            crate::engine::v8::finish_outcome(&mut outcome, request.code.prepared(), &limits);
+                        }
                         outcome.tool_calls = calls.records(Instant::now());
                         clean = !matches!(outcome.status, Status::LimitExceeded { .. });
                         break outcome;
                     }
                     // The reader never routes `Ready`.
                     Some(Inbound::Frame(FromHost::Ready { .. })) => {}
+                    Some(Inbound::Gone(reason)) if reason == V8_OUT_OF_MEMORY => {
+                        let status = Status::LimitExceeded {
+                            limit: LimitKind::Memory,
+                            message: LimitKind::Memory.describe(&limits),
+                        };
+                        break finish(status, console, &calls, cpu_of(pid).unwrap_or_default());
+                    }
                     Some(Inbound::Gone(reason)) => {
                         tracing::warn!(execution = %request.execution.id, pid, "{reason}");
                         break finish(thrown("IsolateCrashed", reason), console, &calls, cpu_of(pid).unwrap_or_default());
@@ -783,6 +899,37 @@ impl Engine for ProcessEngine {
         self.release(&host, id, clean);
         outcome
     }
+}
+
+/// The job of a V8 host: the prepared code as a module, and the limits as plain numbers.
+fn script_job(request: &ExecutionRequest) -> Result<ScriptJob, String> {
+    let prepared = request.code.prepared().ok_or("the V8 engine runs validated code only")?;
+    let module = crate::engine::v8::module_source(prepared)
+        .ok_or("the prepared code does not have the shape the V8 engine imports")?;
+    let catalog = serde_json::from_str(&request.catalog.json()).map_err(|e| format!("the catalog: {e}"))?;
+    let limits = &request.limits;
+    let messages = [
+        LimitKind::WallTime,
+        LimitKind::CpuTime,
+        LimitKind::Output,
+        LimitKind::ToolCalls,
+        LimitKind::DiscoveryCalls,
+    ]
+    .into_iter()
+    .map(|k| (k.as_str().to_string(), k.describe(limits)))
+    .collect();
+    Ok(ScriptJob {
+        module,
+        catalog,
+        seed: request.execution.seed.to_string(),
+        clock_ms: request.execution.clock_ms,
+        wall_ms: limits.wall_time.duration().as_millis() as u64,
+        cpu_ms: limits.cpu_time.duration().as_millis() as u64,
+        output_bytes: limits.output.bytes(),
+        tool_calls: limits.tool_calls,
+        discovery_calls: limits.discovery_calls,
+        messages,
+    })
 }
 
 /// Execution `id` in `host`, until the executor has its outcome. If the future of

@@ -337,6 +337,8 @@ async fn serve(
                         let _ = tx.send(result);
                     }
                 }
+                // A job for a V8 host: never sent to this one.
+                Ok(ToHost::Script { .. }) => return,
                 // The executor closed the channel (or broke it): no more jobs.
                 Err(_) => return,
             }

@@ -16,4 +16,4 @@ mod engine;
 pub mod host;
 pub mod protocol;
 
-pub use self::engine::{HostCommand, HostStats, HostView, ProcessEngine, SIBLING_KILLED};
+pub use self::engine::{HostCommand, HostKind, HostStats, HostView, ProcessEngine, SIBLING_KILLED};

@@ -34,10 +34,34 @@ pub struct Job {
     pub catalog: Vec<(String, Vec<String>)>,
 }
 
+/// One execution for a script host (V8): what `Job` says, prepared by the executor for a host that is
+/// JavaScript (plain numbers, the catalog as the prelude takes it, the code as a module).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptJob {
+    /// The prepared code as an ES module whose default export is the function to call.
+    pub module: String,
+    /// The bound tools, as the prelude takes them (names and identifiers).
+    pub catalog: serde_json::Value,
+    /// The `Math.random` seed (a string: it is 64 bits).
+    pub seed: String,
+    /// The clock origin (0: now).
+    pub clock_ms: u64,
+    pub wall_ms: u64,
+    pub cpu_ms: u64,
+    pub output_bytes: u64,
+    pub tool_calls: u32,
+    pub discovery_calls: u32,
+    /// The message of each limit (`LimitKind::describe`), by its name.
+    pub messages: std::collections::BTreeMap<String, String>,
+}
+
 /// Executor to host. `id` names the execution (chosen by the executor, unique for the host's life).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToHost {
     Run { id: u64, job: Box<Job> },
+    /// An execution for a V8 host.
+    Script { id: u64, job: Box<ScriptJob> },
     ToolResult { id: u64, call: u64, result: Result<serde_json::Value, ToolError> },
 }
 

@@ -305,36 +305,12 @@ impl Isolate {
         Status::Threw { error: ThrownError { name, message, stack } }
     }
 
-    /// Keep only frames of the submitted code, with positions mapped back to its source. A function
-    /// name that spells a location (`{ ["mcp-guard:prelude:1:1"]() {} }`) is not shown: the location
-    /// is the line's last one, and a name mentioning the prelude reads `<anonymous>`.
+    /// Keep only frames of the submitted code, mapped back to its source ([`map_stack`]).
     fn sandbox_stack(&self, stack: &str) -> String {
-        let marker = format!("{SCRIPT_NAME}:");
-        let mut out = Vec::new();
-        for line in stack.lines() {
-            let Some(at) = line.rfind(&marker) else { continue };
-            let rest = &line[at + marker.len()..];
-            let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
-            let (Some(l), Some(c)) = (nums.next(), nums.next()) else { continue };
-            let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
-            let Some((line_no, col)) = self.request.code.prepared().and_then(|p| p.positions.original(l, c))
-            else {
-                continue;
-            };
-            let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
-            let func = if func.is_empty()
-                || func.contains(&marker)
-                || func.contains(PRELUDE_NAME)
-                || func.contains(WEB_NAME)
-                || func == "<eval>"
-            {
-                "<anonymous>"
-            } else {
-                func
-            };
-            out.push(format!("    at {func} (sandbox:{line_no}:{col})"));
+        match self.request.code.prepared() {
+            Some(p) => map_stack(stack, &p.positions),
+            None => String::new(),
         }
-        out.join("\n")
     }
 
     fn drive<'js>(&self, ctx: &Ctx<'js>, state: &Rc<RefCell<LoopState>>, user: &[u8]) -> Status {
@@ -897,6 +873,37 @@ impl Isolate {
         )?;
         Ok(host)
     }
+}
+
+/// Keep only frames of the submitted code (`sandbox.js:<line>:<column>`), with positions mapped back to
+/// its source. A function name that spells a location (`{ ["mcp-guard:prelude:1:1"]() {} }`) is not
+/// shown: the location is the line's last one, and a name mentioning the prelude reads `<anonymous>`.
+pub(crate) fn map_stack(stack: &str, positions: &crate::validator::PositionMap) -> String {
+    let marker = format!("{SCRIPT_NAME}:");
+    let mut out = Vec::new();
+    for line in stack.lines() {
+        let Some(at) = line.rfind(&marker) else { continue };
+        let rest = &line[at + marker.len()..];
+        let mut nums = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+        let (Some(l), Some(c)) = (nums.next(), nums.next()) else { continue };
+        let (Ok(l), Ok(c)) = (l.parse::<u32>(), c.parse::<u32>()) else { continue };
+        let Some((line_no, col)) = positions.original(l, c) else {
+            continue;
+        };
+        let func = line.trim_start().strip_prefix("at ").and_then(|f| f.split(" (").next()).unwrap_or("");
+        let func = if func.is_empty()
+            || func.contains(&marker)
+            || func.contains(PRELUDE_NAME)
+            || func.contains(WEB_NAME)
+            || func == "<eval>"
+        {
+            "<anonymous>"
+        } else {
+            func
+        };
+        out.push(format!("    at {func} (sandbox:{line_no}:{col})"));
+    }
+    out.join("\n")
 }
 
 /// Record how call `index` ended, once (the first record wins).

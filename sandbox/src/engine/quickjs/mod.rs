@@ -18,6 +18,7 @@ use mcp_guard_crds::LimitKind;
 use tokio::sync::oneshot;
 
 pub use self::isolate::IsolateError;
+pub(crate) use self::isolate::map_stack;
 use self::{
     alloc::HeapMeter,
     control::Control,

@@ -1,0 +1,329 @@
+// The host script of a V8 isolate host: the main isolate of a confined Deno process that the executor
+// started (through `mcp-guard v8-host`, which confined the process before it executed Deno). It speaks
+// the isolate-host channel protocol (`protocol.rs`: length-prefixed JSON frames) on standard input and
+// output, runs exactly one execution in a fresh Worker (its own V8 isolate, started before the job
+// arrives) and exits; exiting is also how it ends an execution at a limit, since Deno's
+// `Worker.terminate()` does not interrupt a busy isolate.
+//
+// The Worker runs guest code, so everything that comes from it is untrusted here: tool calls are
+// checked against the catalog and counted against `toolCalls` / `discoveryCalls`, console lines and the
+// result against `output`; the CPU and wall-time limits are this script's timers; after an approval
+// pause nothing more of the guest's is forwarded. The executor checks again what it can (the number
+// of calls, the wall time, by killing this process).
+"use strict";
+import process from "node:process";
+
+const WORKER_SOURCE = __WORKER__;
+const CONFINEMENT = __CONFINEMENT__;
+const stdin = Deno.stdin;
+const stdout = Deno.stdout;
+const MAX_FRAME = 80 * 1024 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const utf8Length = (s) => {
+  // Bytes of `s` in UTF-8 (lone surrogates count as U+FFFD, as the executor will see them).
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+};
+
+// --- The channel -------------------------------------------------------------------------------------
+let writing = Promise.resolve();
+const send = (msg) => {
+  const body = encoder.encode(JSON.stringify(msg));
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  writing = writing.then(async () => {
+    let off = 0;
+    while (off < frame.length) off += await stdout.write(frame.subarray(off));
+  });
+  return writing;
+};
+let buffer = new Uint8Array(0);
+const readExact = async (n) => {
+  while (buffer.length < n) {
+    const chunk = new Uint8Array(Math.max(65536, n - buffer.length));
+    const got = await stdin.read(chunk);
+    if (got === null) return null;
+    const joined = new Uint8Array(buffer.length + got);
+    joined.set(buffer);
+    joined.set(chunk.subarray(0, got), buffer.length);
+    buffer = joined;
+  }
+  const out = buffer.subarray(0, n);
+  buffer = buffer.subarray(n);
+  return out;
+};
+const readFrame = async () => {
+  const head = await readExact(4);
+  if (head === null) return null;
+  const len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
+  if (len > MAX_FRAME) throw new Error(`a frame of ${len} bytes is over the limit`);
+  const body = await readExact(len);
+  if (body === null) return null;
+  return JSON.parse(decoder.decode(body));
+};
+const exit = async (code) => {
+  try {
+    await writing;
+  } catch (_) {
+    // the executor is gone
+  }
+  Deno.exit(code);
+};
+
+// --- The isolate, started ahead of the job -----------------------------------------------------------
+const worker = new Worker(URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" })), {
+  type: "module",
+  name: "sandbox",
+});
+let workerReady;
+const ready = new Promise((resolve) => (workerReady = resolve));
+let execution = null;
+worker.addEventListener("message", (event) => {
+  const m = event.data;
+  if (execution === null) {
+    if (m && m.t === "ready") workerReady(null);
+    else if (m && m.t === "fault") workerReady(m.message);
+    return;
+  }
+  execution.fromGuest(m);
+});
+worker.addEventListener("error", (event) => {
+  event.preventDefault();
+  const message = `the isolate failed: ${event.message}`;
+  if (execution === null) workerReady(message);
+  else execution.end(thrown("InternalError", message));
+});
+worker.addEventListener("messageerror", (event) => {
+  event.preventDefault();
+  if (execution !== null) execution.end(thrown("InternalError", "the isolate sent a message that cannot be read"));
+});
+
+const thrown = (name, message, stack = "") => ({ outcome: "threw", error: { name, message, stack } });
+const limit = (kind, message) => ({ outcome: "limit_exceeded", limit: kind, message });
+const LEVELS = new Set(["debug", "log", "info", "warn", "error"]);
+const MAX_DISCOVERY_QUERY = 256;
+const MAX_DISCOVERY_NAMES = 64;
+const MAX_DISCOVERY_NAME = 256;
+const checkDiscovery = (tool, args) => {
+  if (tool === "search") {
+    for (const key of ["query", "detail"]) {
+      const v = args[key];
+      const len = typeof v === "string" ? utf8Length(v) : 0;
+      if (len > MAX_DISCOVERY_QUERY) {
+        return `mcp.$search: the ${key} is ${len} bytes; at most ${MAX_DISCOVERY_QUERY} bytes are allowed`;
+      }
+    }
+  } else if (Array.isArray(args.names)) {
+    if (args.names.length > MAX_DISCOVERY_NAMES) {
+      return `mcp.$describe: ${args.names.length} names were given; at most ${MAX_DISCOVERY_NAMES} are allowed`;
+    }
+    for (const n of args.names) {
+      const len = typeof n === "string" ? utf8Length(n) : 0;
+      if (len > MAX_DISCOVERY_NAME) {
+        return `mcp.$describe: a name is ${len} bytes; at most ${MAX_DISCOVERY_NAME} bytes are allowed`;
+      }
+    }
+  }
+  return null;
+};
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+class Execution {
+  constructor(id, job) {
+    this.id = id;
+    this.job = job;
+    this.console = [];
+    this.outputBytes = 0;
+    this.toolCalls = 0;
+    this.discoveryCalls = 0;
+    // Calls sent to the executor: host call id -> [guest call number, server, tool, started].
+    this.calls = new Map();
+    this.nextCall = 0;
+    this.paused = false;
+    this.ended = false;
+    this.started = performance.now();
+    this.cpuStart = cpuMs();
+    this.catalog = new Map(job.catalog.map((s) => [s.name, new Set(s.tools.map((t) => t.name))]));
+    this.wall = setTimeout(() => this.end(limit("wall_time", job.messages.wall_time)), job.wallMs);
+    this.cpu = setInterval(() => {
+      if (cpuMs() - this.cpuStart > job.cpuMs) this.end(limit("cpu_time", job.messages.cpu_time));
+    }, 5);
+  }
+
+  event(event) {
+    send({ Event: { id: this.id, event } });
+  }
+
+  fromGuest(m) {
+    if (this.ended || this.paused || m === null || typeof m !== "object") return;
+    switch (m.t) {
+      case "log":
+        return this.log(m.level, m.text);
+      case "call":
+        return this.call(m.n, m.server, m.tool, m.json);
+      case "done":
+        return this.done(m.text);
+      case "threw":
+        return this.threw(m.error);
+      case "fault":
+        return this.end(thrown("InternalError", `the sandbox could not start: ${String(m.message)}`));
+      default:
+        return;
+    }
+  }
+
+  log(level, text) {
+    if (typeof text !== "string") return;
+    this.outputBytes += utf8Length(text) + 1;
+    if (this.outputBytes > this.job.outputBytes) return this.end(limit("output", this.job.messages.output));
+    const line = { level: LEVELS.has(level) ? level : "log", message: text.toWellFormed() };
+    this.console.push(line);
+    this.event({ Console: line });
+  }
+
+  answer(n, result) {
+    worker.postMessage({ t: "result", n, ...result });
+  }
+
+  call(n, server, tool, json) {
+    if (typeof n !== "number" || typeof server !== "string" || typeof tool !== "string" || typeof json !== "string") {
+      return this.end(thrown("InternalError", "the isolate sent a malformed tool call"));
+    }
+    let args;
+    try {
+      args = JSON.parse(json);
+    } catch (e) {
+      return this.answer(n, { ok: false, code: "invalid_arguments", message: `the arguments are not valid JSON (${e.message}); strings must not contain lone surrogates` });
+    }
+    const discovery = server === "$" && (tool === "search" || tool === "describe");
+    if (discovery) {
+      const problem = args !== null && typeof args === "object" ? checkDiscovery(tool, args) : null;
+      if (problem !== null) return this.answer(n, { ok: false, code: "invalid_arguments", message: problem });
+      if (this.discoveryCalls >= this.job.discoveryCalls) {
+        return this.end(limit("discovery_calls", this.job.messages.discovery_calls));
+      }
+      this.discoveryCalls++;
+    } else {
+      const tools = this.catalog.get(server);
+      if (tools === undefined || !tools.has(tool)) {
+        return this.answer(n, { ok: false, code: "denied", message: `unknown tool ${server}.${tool}` });
+      }
+      if (this.toolCalls >= this.job.toolCalls) return this.end(limit("tool_calls", this.job.messages.tool_calls));
+      this.toolCalls++;
+    }
+    const call = this.nextCall++;
+    this.calls.set(call, [n, server, tool, performance.now()]);
+    this.event({ ToolCallStarted: { server, tool } });
+    send({ ToolCall: { id: this.id, call, server, tool, arguments: args } });
+  }
+
+  toolResult(call, result) {
+    const entry = this.calls.get(call);
+    if (entry === undefined || this.ended) return;
+    this.calls.delete(call);
+    const [n, server, tool, started] = entry;
+    const record = { server, tool, durationMs: performance.now() - started, status: "Ok" in result ? "ok" : "error" };
+    if (!("Ok" in result)) {
+      record.errorCode = result.Err.code;
+      record.error = result.Err.message;
+    }
+    this.event({ ToolCallFinished: record });
+    if ("Ok" in result) {
+      if (!this.paused) this.answer(n, { ok: true, text: JSON.stringify(result.Ok ?? null) });
+    } else if (result.Err.code === "replay_diverged") {
+      return this.end(thrown("ReplayDiverged", result.Err.message));
+    } else if (result.Err.code === "approval_required") {
+      // Never settled in the isolate: its code cannot catch it, and nothing more of it is forwarded.
+      this.paused = true;
+    } else if (!this.paused) {
+      this.answer(n, { ok: false, code: result.Err.code, message: result.Err.message });
+    }
+    if (this.paused && this.calls.size === 0) this.end({ outcome: "approval_required", approval: {} });
+  }
+
+  done(text) {
+    if (typeof text !== "string") return this.end(thrown("InternalError", "the isolate sent a malformed result"));
+    if (this.outputBytes + utf8Length(text) > this.job.outputBytes) {
+      return this.end(limit("output", this.job.messages.output));
+    }
+    let result;
+    try {
+      result = JSON.parse(text);
+    } catch (e) {
+      return this.end(thrown("TypeError", `the result is not valid JSON (${e.message}); strings must not contain lone surrogates`));
+    }
+    this.end({ outcome: "completed", result });
+  }
+
+  threw(error) {
+    if (!Array.isArray(error)) return this.end(thrown("InternalError", "the isolate sent a malformed error"));
+    const [name, message, stack] = error.map((v) => String(v ?? ""));
+    this.end(thrown(name, message, stack));
+  }
+
+  end(status) {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.wall);
+    clearInterval(this.cpu);
+    const outcome = {
+      ...status,
+      console: this.console,
+      toolCalls: [],
+      metrics: {
+        cpuMs: Math.max(0, cpuMs() - this.cpuStart),
+        wallMs: performance.now() - this.started,
+        peakHeapBytes: 0,
+      },
+    };
+    send({ Done: { id: this.id, outcome } }).finally(() => exit(0));
+  }
+}
+
+const main = async () => {
+  const fault = await ready;
+  await send({ Ready: { confinement: CONFINEMENT.summary, seccomp: CONFINEMENT.seccomp } });
+  for (;;) {
+    let frame;
+    try {
+      frame = await readFrame();
+    } catch (_) {
+      return exit(3);
+    }
+    if (frame === null) return exit(0);
+    if (frame.Script !== undefined) {
+      if (execution !== null) return exit(3); // one execution per host
+      const { id, job } = frame.Script;
+      execution = new Execution(id, job);
+      if (fault !== null) {
+        execution.end(thrown("InternalError", `the V8 sandbox could not start: ${fault}`));
+        continue;
+      }
+      worker.postMessage({ t: "job", job: { module: job.module, catalog: job.catalog, seed: job.seed, clockMs: job.clockMs } });
+    } else if (frame.ToolResult !== undefined) {
+      const { id, call, result } = frame.ToolResult;
+      if (execution !== null && id === execution.id) execution.toolResult(call, result);
+    } else {
+      return exit(3);
+    }
+  }
+};
+main().catch(() => exit(3));

@@ -1,0 +1,240 @@
+// The guest side of a V8 isolate host: the bootstrap of the Worker (a fresh V8 isolate) that runs one
+// execution. It is started before the job arrives, so that the isolate's start is off the critical
+// path, and it runs exactly one job; the process ends after it.
+//
+// Nothing here is trusted by the host script (host.js) once guest code has run: everything the guest
+// could send through the channel below (tool calls, console lines, the result) is checked and counted
+// there. This file only makes the guest's environment the same as QuickJS's: the Deno runtime's own
+// globals (Deno, fetch, WebSocket, Worker, navigator, process, ...) are removed, then the sandbox's
+// prelude (the same `prelude.js` QuickJS runs) installs the frozen clocks, the seeded Math.random, the
+// console, the timers and the `mcp` bindings.
+"use strict";
+const G = globalThis;
+const PRELUDE = __PRELUDE__;
+const WEB = __WEB__;
+// Capture what the bootstrap needs before anything is removed.
+const post = G.postMessage.bind(G);
+const listen = G.addEventListener.bind(G);
+const nativeSetTimeout = G.setTimeout;
+const nativeClearTimeout = G.clearTimeout;
+const nativeSetInterval = G.setInterval;
+const nativeClearInterval = G.clearInterval;
+const NativeURL = G.URL;
+const NativeURLSearchParams = G.URLSearchParams;
+const NativeIntl = G.Intl;
+const NativeBlob = G.Blob;
+const createObjectURL = G.URL.createObjectURL;
+const revokeObjectURL = G.URL.revokeObjectURL;
+const monotonic = G.performance.now.bind(G.performance);
+const RealDate = G.Date;
+const dateNow = RealDate.now;
+const getOwnPropertyNames = Object.getOwnPropertyNames;
+const getOwnPropertySymbols = Object.getOwnPropertySymbols;
+const getPrototypeOf = Object.getPrototypeOf;
+const StringOf = String;
+const dateLocale = RealDate.prototype.toLocaleString;
+const dateLocaleDate = RealDate.prototype.toLocaleDateString;
+const dateLocaleTime = RealDate.prototype.toLocaleTimeString;
+const numberLocale = Number.prototype.toLocaleString;
+const localeCompare = String.prototype.localeCompare;
+
+// The globals a QuickJS sandbox has before its prelude runs: the language's built-ins. Everything else
+// the Deno runtime put on the global object or its prototype chain is removed.
+const KEEP = new Set([
+  "globalThis", "Object", "Function", "Array", "Number", "parseFloat", "parseInt", "Infinity", "NaN",
+  "undefined", "Boolean", "String", "Symbol", "Date", "Promise", "RegExp", "Error", "AggregateError",
+  "EvalError", "RangeError", "ReferenceError", "SyntaxError", "TypeError", "URIError", "JSON", "Math",
+  "Intl", "ArrayBuffer", "Atomics", "Uint8Array", "Int8Array", "Uint16Array", "Int16Array", "Uint32Array",
+  "Int32Array", "Float32Array", "Float64Array", "Uint8ClampedArray", "BigUint64Array", "BigInt64Array",
+  "Float16Array", "DataView", "Map", "BigInt", "Set", "WeakMap", "WeakSet", "Proxy", "Reflect",
+  "FinalizationRegistry", "WeakRef", "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent",
+  "escape", "unescape", "eval", "isFinite", "isNaN", "Iterator", "SharedArrayBuffer", "WebAssembly",
+  "queueMicrotask", "constructor", "__proto__", "toString", "hasOwnProperty", "isPrototypeOf",
+  "propertyIsEnumerable", "toLocaleString", "valueOf", "__defineGetter__", "__defineSetter__",
+  "__lookupGetter__", "__lookupSetter__",
+]);
+const removed = [];
+const strip = (target) => {
+  for (const key of [...getOwnPropertyNames(target), ...getOwnPropertySymbols(target)]) {
+    if (typeof key === "string" && KEEP.has(key)) continue;
+    if (typeof key === "symbol") {
+      // Symbol.toStringTag and friends on the scope's prototypes: harmless, but removed alike.
+      if (target === G) continue;
+    }
+    if (!Reflect.deleteProperty(target, key)) {
+      throw new Error(`the V8 sandbox cannot remove ${StringOf(key)} from the global scope`);
+    }
+    removed.push(StringOf(key));
+  }
+};
+// The global object and every prototype on its chain up to (not including) Object.prototype.
+let scope = G;
+while (scope !== null && scope !== Object.prototype) {
+  const next = getPrototypeOf(scope);
+  strip(scope);
+  scope = next;
+}
+// What remains must be only the language's own; checked, not assumed.
+for (const key of getOwnPropertyNames(G)) {
+  if (!KEEP.has(key)) throw new Error(`the V8 sandbox left ${key} on the global object`);
+}
+
+// The seeded Math.random: xorshift64*, seeded through splitmix64, the same generator (and so the same
+// draws for a seed) as the QuickJS host's native one.
+const M64 = (1n << 64n) - 1n;
+const u64 = (x) => x & M64;
+const splitmix64 = (seed) => {
+  let z = u64(seed + 0x9e3779b97f4a7c15n);
+  z = u64((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+  z = u64((z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+  return z ^ (z >> 31n);
+};
+const TWO53 = 2 ** 53;
+const seeded = (seed) => {
+  let x = splitmix64(seed);
+  if (x === 0n) x = 1n;
+  const random = function random() {
+    x ^= x >> 12n;
+    x ^= u64(x << 25n);
+    x ^= x >> 27n;
+    return Number(u64(x * 0x2545f4914f6cdd1dn) >> 11n) / TWO53;
+  };
+  return random;
+};
+
+let started = false;
+const run = async (job) => {
+  // The clock the guest sees: frozen while its code runs, moved on when a tool result or a timer
+  // arrives (a new task of this isolate).
+  const origin = job.clockMs > 0 ? job.clockMs : dateNow();
+  const t0 = monotonic();
+  let clock = origin;
+  const tick = () => {
+    clock = origin + Math.floor(monotonic() - t0);
+  };
+  // Tool calls: sent to the host script, answered by message.
+  let nextCall = 0;
+  const waiting = new Map();
+  let timers = 0;
+  const settledCheck = () => {
+    nativeSetTimeout(() => {
+      if (!finished && waiting.size === 0 && timers === 0) {
+        finish({
+          t: "threw",
+          error: ["Error", "the code's promise can never settle: it awaits something that no tool call or timer will resolve", ""],
+        });
+      }
+    }, 0);
+  };
+  listen("message", (event) => {
+    const m = event.data;
+    if (m === null || typeof m !== "object" || m.t !== "result") return;
+    const pending = waiting.get(m.n);
+    if (pending === undefined) return;
+    waiting.delete(m.n);
+    tick();
+    if (m.ok) pending[0](m.text);
+    else pending[1]([m.code, m.message]);
+    settledCheck();
+  });
+  const call = (server, tool, json) =>
+    new Promise((resolve, reject) => {
+      const n = nextCall++;
+      waiting.set(n, [resolve, reject]);
+      post({ t: "call", n, server, tool, json });
+    });
+  const MAX_TIMERS = 10000;
+  const live = new Map();
+  let nextTimer = 0;
+  const host = {
+    log: (level, text) => post({ t: "log", level, text }),
+    call,
+    now: () => clock,
+    random: seeded(BigInt(job.seed)),
+    setTimer: (fn, delay, repeat) => {
+      if (live.size >= MAX_TIMERS) throw new RangeError("too many pending timers in this execution");
+      const id = ++nextTimer;
+      const fire = () => {
+        tick();
+        if (!repeat) {
+          live.delete(id);
+          timers--;
+        }
+        try {
+          fn();
+        } catch (e) {
+          finish({ t: "threw", error: describe(e) });
+          return;
+        }
+        settledCheck();
+      };
+      timers++;
+      const handle = repeat
+        ? nativeSetInterval(fire, Math.max(delay, 1))
+        : nativeSetTimeout(fire, delay);
+      live.set(id, [handle, repeat]);
+      return id;
+    },
+    clearTimer: (id) => {
+      const t = live.get(id);
+      if (t === undefined) return;
+      live.delete(id);
+      timers--;
+      if (t[1]) nativeClearInterval(t[0]);
+      else nativeClearTimeout(t[0]);
+    },
+    // The web built-ins of web.js (the same as QuickJS's), with V8's own WHATWG URL.
+    web: () => (deps, consoleSupport) => {
+      const api = WEB({ url: () => { throw new TypeError("URL is native here"); }, setTimer: deps.setTimer }, consoleSupport);
+      return { ...api, URL: NativeURL, URLSearchParams: NativeURLSearchParams };
+    },
+    url: undefined,
+    // V8's own Intl (full ICU), under the prelude's frozen clock.
+    intlModule: () => () => ({
+      Intl: NativeIntl,
+      dateToLocaleString: (d, l, o) => dateLocale.call(d, l, o),
+      dateToLocaleDateString: (d, l, o) => dateLocaleDate.call(d, l, o),
+      dateToLocaleTimeString: (d, l, o) => dateLocaleTime.call(d, l, o),
+      numberToLocaleString: (n, l, o) => numberLocale.call(n, l, o),
+      localeCompare: (s, t, l, o) => localeCompare.call(s, t, l, o),
+    }),
+    intl: undefined,
+  };
+  let finished = false;
+  const finish = (message) => {
+    if (finished) return;
+    finished = true;
+    post(message);
+  };
+  const api = PRELUDE(host, job.catalog);
+  const describe = (e) => {
+    const parts = api.describe(e);
+    // Frames of the submitted code name it `sandbox.js`, as in QuickJS.
+    parts[2] = parts[2].split(url).join("sandbox.js");
+    return parts;
+  };
+  const url = createObjectURL(new NativeBlob([job.module], { type: "text/javascript" }));
+  let fn;
+  try {
+    fn = (await import(url)).default;
+  } catch (e) {
+    finish({ t: "threw", error: describe(e) });
+    return;
+  } finally {
+    revokeObjectURL(url);
+  }
+  tick();
+  settledCheck();
+  api.start(fn).then(
+    (text) => finish({ t: "done", text }),
+    (e) => finish({ t: "threw", error: describe(e) }),
+  );
+};
+
+listen("message", (event) => {
+  const m = event.data;
+  if (started || m === null || typeof m !== "object" || m.t !== "job") return;
+  started = true;
+  run(m.job).catch((e) => post({ t: "fault", message: StringOf(e && e.message) }));
+});
+post({ t: "ready", removed: removed.length });
