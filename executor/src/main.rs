@@ -357,9 +357,10 @@ fn exec(
             mcp_guard_crds::EngineKind::Quickjs => Sandbox::new(catalog, host),
             mcp_guard_crds::EngineKind::V8 => {
                 let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (false, e))?;
-                let command = HostCommand::v8(&deno, config.limits.stack.bytes())
+                let command = HostCommand::v8(&deno)
                     .map_err(|e| (false, format!("cannot find my own executable: {e}")))?;
-                let engine = ProcessEngine::new(command, config.limits.memory.bytes(), 0);
+                let engine = ProcessEngine::new(command, config.limits.memory.bytes(), 0)
+                    .with_stack_limit(config.limits.stack.bytes());
                 Sandbox::with_engine(Arc::new(engine), catalog, host)
             }
         };

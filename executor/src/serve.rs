@@ -254,12 +254,13 @@ async fn isolate_engine(
     }
     let command = if v8 {
         let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
-        HostCommand::v8(&deno, config.limits.stack.bytes())
+        HostCommand::v8(&deno)
     } else {
         HostCommand::current_exe()
     }
     .map_err(|e| (EXIT_INTERNAL, format!("cannot find my own executable: {e}")))?;
     let engine = ProcessEngine::new(command, config.limits.memory.bytes(), args.warm_hosts.max(1))
+        .with_stack_limit(config.limits.stack.bytes())
         .with_reuse(args.host_reuse, IDLE_HOSTS)
         .with_concurrency(args.host_concurrency);
     let (report, seccomp) =

@@ -55,6 +55,7 @@ pub fn engine() -> Arc<dyn Engine> {
             let command = HostCommand {
                 program: env!("CARGO_BIN_EXE_mcp-guard").into(),
                 args: vec!["isolate-host".into()],
+                kind: mcp_guard_sandbox::engine::process::HostKind::QuickJs,
             };
             let concurrency = std::env::var("MCP_GUARD_TEST_HOST_CONCURRENCY")
                 .ok()
@@ -64,8 +65,30 @@ pub fn engine() -> Arc<dyn Engine> {
                 ProcessEngine::new(command, 1 << 30, 1).with_reuse(256, 16).with_concurrency(concurrency),
             )
         }
+        Ok("v8") => Arc::new(v8_engine(fast_limits().memory.bytes(), 2)),
         _ => Arc::new(QuickJsEngine::default()),
     }
+}
+
+/// The Deno binary for the V8 suites: `MCP_GUARD_TEST_DENO`, else where `scripts/setup.sh` installs it.
+pub fn deno() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("MCP_GUARD_TEST_DENO") {
+        return path.into();
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    std::path::Path::new(&home).join(".cache/mcp-guard/deno/deno")
+}
+
+/// A V8 engine of the binary under test: one confined Deno process per execution, `warm` started
+/// ahead, with V8's heap limit `memory` (bytes).
+pub fn v8_engine(memory: u64, warm: usize) -> mcp_guard_sandbox::engine::process::ProcessEngine {
+    use mcp_guard_sandbox::engine::process::{HostCommand, HostKind, ProcessEngine};
+    let command = HostCommand {
+        program: env!("CARGO_BIN_EXE_mcp-guard").into(),
+        args: vec!["v8-host".into(), "--deno".into(), deno().into_os_string()],
+        kind: HostKind::V8,
+    };
+    ProcessEngine::new(command, memory, warm)
 }
 
 pub fn sandbox() -> Sandbox {

@@ -93,17 +93,11 @@ impl HostCommand {
         })
     }
 
-    /// This very binary, `v8-host` with the Deno binary at `deno` and V8's stack limit `stack` (bytes).
-    pub fn v8(deno: &std::path::Path, stack: u64) -> std::io::Result<Self> {
+    /// This very binary, `v8-host` with the Deno binary at `deno`.
+    pub fn v8(deno: &std::path::Path) -> std::io::Result<Self> {
         Ok(HostCommand {
             program: std::env::current_exe()?,
-            args: vec![
-                "v8-host".into(),
-                "--deno".into(),
-                deno.as_os_str().to_owned(),
-                "--stack-limit".into(),
-                stack.to_string().into(),
-            ],
+            args: vec!["v8-host".into(), "--deno".into(), deno.as_os_str().to_owned()],
             kind: HostKind::V8,
         })
     }
@@ -213,6 +207,8 @@ struct Pool {
 struct Inner {
     command: HostCommand,
     memory_limit: u64,
+    /// V8's stack limit for warm V8 hosts (bytes).
+    stack_limit: u64,
     warm_target: usize,
     max_executions: u32,
     concurrency: u32,
@@ -256,6 +252,7 @@ impl ProcessEngine {
             inner: Arc::new(Inner {
                 command,
                 memory_limit,
+                stack_limit: mcp_guard_crds::Limits::default().stack.bytes(),
                 warm_target: warm,
                 max_executions: 1,
                 concurrency: 1,
@@ -294,9 +291,17 @@ impl ProcessEngine {
         self
     }
 
+    /// V8's stack limit (bytes) for the V8 hosts started ahead of need: the policy's `limits.stack`.
+    pub fn with_stack_limit(mut self, stack: u64) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.stack_limit = stack;
+        }
+        self
+    }
+
     /// Start one host and report what confinement it got (`serve` refuses weak confinement).
     pub async fn probe(&self) -> std::io::Result<(String, bool)> {
-        let host = spawn(&self.inner).await?;
+        let host = spawn(&self.inner, self.inner.host_limits()).await?;
         lock(&self.inner.pool).warm.push(host);
         Ok(self.confinement().unwrap_or_default())
     }
@@ -335,7 +340,11 @@ impl ProcessEngine {
         caller: &str,
         id: u64,
         inbox: &mpsc::Sender<Inbound>,
+        limits: HostLimits,
     ) -> std::io::Result<Arc<Host>> {
+        if self.inner.command.kind == HostKind::V8 {
+            return self.acquire_v8(caller, id, inbox, limits).await;
+        }
         if let Some(host) = self.reserve(caller, id, inbox) {
             return Ok(host);
         }
@@ -349,7 +358,7 @@ impl ProcessEngine {
                 let warm = lock(&self.inner.pool).warm.pop();
                 let host = match warm {
                     Some(h) => h,
-                    None => spawn(&self.inner).await?,
+                    None => spawn(&self.inner, self.inner.host_limits()).await?,
                 };
                 self.refill();
                 let mut pool = lock(&self.inner.pool);
@@ -372,6 +381,40 @@ impl ProcessEngine {
             callers.remove(caller);
         }
         result
+    }
+
+    /// A V8 host for execution `id`: a warm one (its isolate booted) when the execution's heap and stack
+    /// limits are those warm hosts have, else one started for it. A V8 host runs one execution, so there
+    /// is no host with room to share and no need to wait for another execution of the caller.
+    async fn acquire_v8(
+        &self,
+        caller: &str,
+        id: u64,
+        inbox: &mpsc::Sender<Inbound>,
+        limits: HostLimits,
+    ) -> std::io::Result<Arc<Host>> {
+        loop {
+            let standard = limits == self.inner.host_limits();
+            let warm = if standard { lock(&self.inner.pool).warm.pop() } else { None };
+            let host = match warm {
+                Some(h) => h,
+                None => spawn(&self.inner, limits).await?,
+            };
+            if standard {
+                self.refill();
+            }
+            let mut pool = lock(&self.inner.pool);
+            let mut s = lock(&host.state);
+            if s.dead || s.retired {
+                continue;
+            }
+            s.caller = Some(caller.to_string());
+            s.served = 1;
+            s.executions.insert(id, inbox.clone());
+            drop(s);
+            pool.assigned.push(host.clone());
+            return Ok(host);
+        }
     }
 
     /// Register execution `id` in the fullest host of `caller` that has room, if there is one.
@@ -457,7 +500,7 @@ impl ProcessEngine {
                 if have >= inner.warm_target {
                     return;
                 }
-                match spawn(&inner).await {
+                match spawn(&inner, inner.host_limits()).await {
                     Ok(h) => lock(&inner.pool).warm.push(h),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot start an isolate host");
@@ -469,14 +512,32 @@ impl ProcessEngine {
     }
 }
 
-async fn spawn(inner: &Arc<Inner>) -> std::io::Result<Arc<Host>> {
+/// The limits a host is started with: V8's heap and stack limits are fixed when its process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HostLimits {
+    memory: u64,
+    stack: u64,
+}
+
+impl Inner {
+    /// What warm hosts are started with: the configured limits.
+    fn host_limits(&self) -> HostLimits {
+        HostLimits { memory: self.memory_limit, stack: self.stack_limit }
+    }
+}
+
+async fn spawn(inner: &Arc<Inner>, limits: HostLimits) -> std::io::Result<Arc<Host>> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let fd = theirs.as_raw_fd();
     let concurrency = inner.concurrency.min(inner.max_executions).max(1);
     let mut cmd = tokio::process::Command::new(&inner.command.program);
-    cmd.args(&inner.command.args)
+    cmd.args(&inner.command.args);
+    if inner.command.kind == HostKind::V8 {
+        cmd.arg("--stack-limit").arg(limits.stack.to_string());
+    }
+    cmd
         .arg("--memory-limit")
-        .arg(inner.memory_limit.to_string())
+        .arg(limits.memory.to_string())
         .arg("--max-executions")
         .arg(inner.max_executions.to_string())
         .arg("--concurrency")
@@ -766,7 +827,8 @@ impl Engine for ProcessEngine {
         let mut console = Vec::new();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (inbox_tx, mut inbox) = mpsc::channel::<Inbound>(INBOX);
-        let host = match self.acquire(&request.execution.caller, id, &inbox_tx).await {
+        let wanted = HostLimits { memory: limits.memory.bytes(), stack: limits.stack.bytes() };
+        let host = match self.acquire(&request.execution.caller, id, &inbox_tx, wanted).await {
             Ok(h) => h,
             Err(e) => {
                 let status = thrown("InternalError", format!("cannot start an isolate host: {e}"));

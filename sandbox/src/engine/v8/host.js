@@ -39,17 +39,15 @@ const utf8Length = (s) => {
 };
 
 // --- The channel -------------------------------------------------------------------------------------
-let writing = Promise.resolve();
+// Frames are written synchronously: a guest that floods this isolate with messages cannot keep a frame
+// (its outcome above all) waiting behind them in the event loop.
 const send = (msg) => {
   const body = encoder.encode(JSON.stringify(msg));
   const frame = new Uint8Array(4 + body.length);
   new DataView(frame.buffer).setUint32(0, body.length);
   frame.set(body, 4);
-  writing = writing.then(async () => {
-    let off = 0;
-    while (off < frame.length) off += await stdout.write(frame.subarray(off));
-  });
-  return writing;
+  let off = 0;
+  while (off < frame.length) off += stdout.writeSync(frame.subarray(off));
 };
 let buffer = new Uint8Array(0);
 const readExact = async (n) => {
@@ -75,14 +73,7 @@ const readFrame = async () => {
   if (body === null) return null;
   return JSON.parse(decoder.decode(body));
 };
-const exit = async (code) => {
-  try {
-    await writing;
-  } catch (_) {
-    // the executor is gone
-  }
-  Deno.exit(code);
-};
+const exit = (code) => Deno.exit(code);
 
 // --- The isolate, started ahead of the job -----------------------------------------------------------
 const worker = new Worker(URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" })), {
@@ -141,6 +132,25 @@ const checkDiscovery = (tool, args) => {
   return null;
 };
 
+// Whether every string in a parsed JSON value (keys too) is well-formed UTF-16: lone surrogates cannot
+// cross into the executor (its JSON is UTF-8), so they are refused here as QuickJS's host refuses them.
+const wellFormed = (value) => {
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (!v.isWellFormed()) return false;
+    } else if (v !== null && typeof v === "object") {
+      for (const key of Object.keys(v)) {
+        if (!key.isWellFormed()) return false;
+        stack.push(v[key]);
+      }
+    }
+  }
+  return true;
+};
+const LONE_SURROGATES = "strings must not contain lone surrogates";
+
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -160,6 +170,8 @@ class Execution {
     this.paused = false;
     this.ended = false;
     this.started = performance.now();
+    this.peakHeap = 0;
+    this.messages = 0;
     this.cpuStart = cpuMs();
     this.catalog = new Map(job.catalog.map((s) => [s.name, new Set(s.tools.map((t) => t.name))]));
     this.wall = setTimeout(() => this.end(limit("wall_time", job.messages.wall_time)), job.wallMs);
@@ -172,8 +184,23 @@ class Execution {
     send({ Event: { id: this.id, event } });
   }
 
+  // The limits on time, checked on every message too: a guest that floods this isolate with messages
+  // must not keep its timers from running.
+  overTime() {
+    if (performance.now() - this.started > this.job.wallMs) {
+      this.end(limit("wall_time", this.job.messages.wall_time));
+      return true;
+    }
+    if (++this.messages % 64 === 0 && cpuMs() - this.cpuStart > this.job.cpuMs) {
+      this.end(limit("cpu_time", this.job.messages.cpu_time));
+      return true;
+    }
+    return false;
+  }
+
   fromGuest(m) {
-    if (this.ended || this.paused || m === null || typeof m !== "object") return;
+    if (this.ended || this.paused || m === null || typeof m !== "object" || this.overTime()) return;
+    if (typeof m.heap === "number" && m.heap > this.peakHeap) this.peakHeap = m.heap;
     switch (m.t) {
       case "log":
         return this.log(m.level, m.text);
@@ -211,7 +238,10 @@ class Execution {
     try {
       args = JSON.parse(json);
     } catch (e) {
-      return this.answer(n, { ok: false, code: "invalid_arguments", message: `the arguments are not valid JSON (${e.message}); strings must not contain lone surrogates` });
+      return this.answer(n, { ok: false, code: "invalid_arguments", message: `the arguments are not valid JSON (${e.message}); ${LONE_SURROGATES}` });
+    }
+    if (!wellFormed(args)) {
+      return this.answer(n, { ok: false, code: "invalid_arguments", message: `the arguments are not valid JSON (a lone surrogate); ${LONE_SURROGATES}` });
     }
     const discovery = server === "$" && (tool === "search" || tool === "describe");
     if (discovery) {
@@ -256,7 +286,10 @@ class Execution {
     } else if (!this.paused) {
       this.answer(n, { ok: false, code: result.Err.code, message: result.Err.message });
     }
-    if (this.paused && this.calls.size === 0) this.end({ outcome: "approval_required", approval: {} });
+    if (this.paused && this.calls.size === 0) {
+      // The executor fills in the approval the binding proxy recorded.
+      this.end({ outcome: "approval_required", approval: { id: "", policy: "", requester: "", createdAt: "", expiresAt: "", calls: [] } });
+    }
   }
 
   done(text) {
@@ -268,14 +301,20 @@ class Execution {
     try {
       result = JSON.parse(text);
     } catch (e) {
-      return this.end(thrown("TypeError", `the result is not valid JSON (${e.message}); strings must not contain lone surrogates`));
+      return this.end(thrown("TypeError", `the result is not valid JSON (${e.message}); ${LONE_SURROGATES}`));
+    }
+    if (!wellFormed(result)) {
+      return this.end(thrown("TypeError", `the result is not valid JSON (a lone surrogate); ${LONE_SURROGATES}`));
     }
     this.end({ outcome: "completed", result });
   }
 
   threw(error) {
     if (!Array.isArray(error)) return this.end(thrown("InternalError", "the isolate sent a malformed error"));
-    const [name, message, stack] = error.map((v) => String(v ?? ""));
+    // The executor cuts the error to what the output limit leaves (with a marker); this cut only keeps
+    // an error built to be huge from crossing the channel whole.
+    const room = Math.max(0, this.job.outputBytes - this.outputBytes) + 16;
+    const [name, message, stack] = error.slice(0, 3).map((v) => String(v ?? "").slice(0, room).toWellFormed());
     this.end(thrown(name, message, stack));
   }
 
@@ -291,10 +330,14 @@ class Execution {
       metrics: {
         cpuMs: Math.max(0, cpuMs() - this.cpuStart),
         wallMs: performance.now() - this.started,
-        peakHeapBytes: 0,
+        peakHeapBytes: Math.floor(this.peakHeap),
       },
     };
-    send({ Done: { id: this.id, outcome } }).finally(() => exit(0));
+    try {
+      send({ Done: { id: this.id, outcome } });
+    } finally {
+      exit(0);
+    }
   }
 }
 

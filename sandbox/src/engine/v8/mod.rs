@@ -125,6 +125,15 @@ pub fn finish_outcome(outcome: &mut Outcome, prepared: Option<&Prepared>, limits
             Some(p) => crate::engine::quickjs::map_stack(&error.stack, &p.positions),
             None => String::new(),
         };
+        // A thrown error is output too: it gets what the console output left of the limit.
+        let printed: usize = outcome.console.iter().map(|l| l.message.len() + 1).sum();
+        let room = limits.output.as_usize().saturating_sub(printed);
+        let whole = crate::outcome::ThrownError {
+            name: std::mem::take(&mut error.name),
+            message: std::mem::take(&mut error.message),
+            stack: std::mem::take(&mut error.stack),
+        };
+        *error = whole.fit(room, limits.output);
     }
 }
 

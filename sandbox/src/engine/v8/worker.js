@@ -32,11 +32,33 @@ const getOwnPropertyNames = Object.getOwnPropertyNames;
 const getOwnPropertySymbols = Object.getOwnPropertySymbols;
 const getPrototypeOf = Object.getPrototypeOf;
 const StringOf = String;
+// Guest code may replace built-ins of its own realm (Promise.prototype.then = null, a new Map.prototype.get):
+// what the bootstrap uses after the guest started is captured here and called with `apply`.
+const RealPromise = Promise;
+const apply = Reflect.apply;
+const promiseThen = Promise.prototype.then;
+const split = String.prototype.split;
+const join = Array.prototype.join;
+const create = Object.create;
+const NumberOf = Number;
+const floor = Math.floor;
+const max = Math.max;
 const dateLocale = RealDate.prototype.toLocaleString;
 const dateLocaleDate = RealDate.prototype.toLocaleDateString;
 const dateLocaleTime = RealDate.prototype.toLocaleTimeString;
 const numberLocale = Number.prototype.toLocaleString;
 const localeCompare = String.prototype.localeCompare;
+// This isolate's heap use (for the outcome's `peakHeapBytes`; a metric, not a limit).
+const memoryUsage = G.Deno.memoryUsage;
+let peakHeap = 0;
+const sampleHeap = () => {
+  try {
+    const used = memoryUsage().heapUsed;
+    if (used > peakHeap) peakHeap = used;
+  } catch (_) {
+    // a metric only
+  }
+};
 
 // The globals a QuickJS sandbox has before its prelude runs: the language's built-ins. Everything else
 // the Deno runtime put on the global object or its prototype chain is removed.
@@ -97,7 +119,7 @@ const seeded = (seed) => {
     x ^= x >> 12n;
     x ^= u64(x << 25n);
     x ^= x >> 27n;
-    return Number(u64(x * 0x2545f4914f6cdd1dn) >> 11n) / TWO53;
+    return NumberOf(u64(x * 0x2545f4914f6cdd1dn) >> 11n) / TWO53;
   };
   return random;
 };
@@ -110,15 +132,17 @@ const run = async (job) => {
   const t0 = monotonic();
   let clock = origin;
   const tick = () => {
-    clock = origin + Math.floor(monotonic() - t0);
+    clock = origin + floor(monotonic() - t0);
+    sampleHeap();
   };
   // Tool calls: sent to the host script, answered by message.
   let nextCall = 0;
-  const waiting = new Map();
+  const waiting = create(null);
+  let inFlight = 0;
   let timers = 0;
   const settledCheck = () => {
     nativeSetTimeout(() => {
-      if (!finished && waiting.size === 0 && timers === 0) {
+      if (!finished && inFlight === 0 && timers === 0) {
         finish({
           t: "threw",
           error: ["Error", "the code's promise can never settle: it awaits something that no tool call or timer will resolve", ""],
@@ -129,22 +153,26 @@ const run = async (job) => {
   listen("message", (event) => {
     const m = event.data;
     if (m === null || typeof m !== "object" || m.t !== "result") return;
-    const pending = waiting.get(m.n);
+    if (typeof m.n !== "number") return;
+    const pending = waiting[m.n];
     if (pending === undefined) return;
-    waiting.delete(m.n);
+    delete waiting[m.n];
+    inFlight--;
     tick();
     if (m.ok) pending[0](m.text);
     else pending[1]([m.code, m.message]);
     settledCheck();
   });
   const call = (server, tool, json) =>
-    new Promise((resolve, reject) => {
+    new RealPromise((resolve, reject) => {
       const n = nextCall++;
-      waiting.set(n, [resolve, reject]);
+      waiting[n] = [resolve, reject];
+      inFlight++;
       post({ t: "call", n, server, tool, json });
     });
   const MAX_TIMERS = 10000;
-  const live = new Map();
+  const live = create(null);
+  let liveCount = 0;
   let nextTimer = 0;
   const host = {
     log: (level, text) => post({ t: "log", level, text }),
@@ -152,12 +180,13 @@ const run = async (job) => {
     now: () => clock,
     random: seeded(BigInt(job.seed)),
     setTimer: (fn, delay, repeat) => {
-      if (live.size >= MAX_TIMERS) throw new RangeError("too many pending timers in this execution");
+      if (liveCount >= MAX_TIMERS) throw new RangeError("too many pending timers in this execution");
       const id = ++nextTimer;
       const fire = () => {
         tick();
         if (!repeat) {
-          live.delete(id);
+          delete live[id];
+          liveCount--;
           timers--;
         }
         try {
@@ -170,15 +199,17 @@ const run = async (job) => {
       };
       timers++;
       const handle = repeat
-        ? nativeSetInterval(fire, Math.max(delay, 1))
+        ? nativeSetInterval(fire, max(delay, 1))
         : nativeSetTimeout(fire, delay);
-      live.set(id, [handle, repeat]);
+      live[id] = [handle, repeat];
+      liveCount++;
       return id;
     },
     clearTimer: (id) => {
-      const t = live.get(id);
+      const t = live[id];
       if (t === undefined) return;
-      live.delete(id);
+      delete live[id];
+      liveCount--;
       timers--;
       if (t[1]) nativeClearInterval(t[0]);
       else nativeClearTimeout(t[0]);
@@ -204,13 +235,15 @@ const run = async (job) => {
   const finish = (message) => {
     if (finished) return;
     finished = true;
+    sampleHeap();
+    message.heap = peakHeap;
     post(message);
   };
   const api = PRELUDE(host, job.catalog);
   const describe = (e) => {
     const parts = api.describe(e);
     // Frames of the submitted code name it `sandbox.js`, as in QuickJS.
-    parts[2] = parts[2].split(url).join("sandbox.js");
+    parts[2] = apply(join, apply(split, parts[2], [url]), ["sandbox.js"]);
     return parts;
   };
   const url = createObjectURL(new NativeBlob([job.module], { type: "text/javascript" }));
@@ -225,10 +258,10 @@ const run = async (job) => {
   }
   tick();
   settledCheck();
-  api.start(fn).then(
+  apply(promiseThen, api.start(fn), [
     (text) => finish({ t: "done", text }),
     (e) => finish({ t: "threw", error: describe(e) }),
-  );
+  ]);
 };
 
 listen("message", (event) => {
