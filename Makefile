@@ -25,6 +25,7 @@ setup:
 
 bench:
 	cargo bench -p mcp-guard --bench engine
+	cargo bench -p mcp-guard --bench engines
 	cargo bench -p mcp-guard --bench proxy
 	cargo bench -p mcp-guard --bench api
 

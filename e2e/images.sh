@@ -5,6 +5,9 @@
 #   e2e/images.sh            # tag = charts/mcp-guard appVersion
 #
 # Images: mcp-guard.local/{mcp-guard,mcp-guard-operator,mcp-test-server,e2e-agent}:<appVersion>.
+# The mcp-guard image also carries the V8 engine's Deno (a glibc build, from scripts/setup.sh; MCP_GUARD_DENO
+# names another) at /usr/local/lib/mcp-guard/deno, where the executor looks when its config names none,
+# and the C libraries it links (ldd), copied from this host to the paths ldd names.
 # Static builds go to ${MCP_GUARD_STATIC_TARGET:-~/.cache/mcp-guard/target-static} so they do not
 # invalidate the normal target dir; cargo skips the build when nothing changed.
 set -euo pipefail
@@ -16,6 +19,12 @@ TRIPLE=x86_64-unknown-linux-gnu
 TAG="${MCP_GUARD_E2E_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/mcp-guard/Chart.yaml")}"
 [[ -n $TAG ]] || { echo "images.sh: no appVersion in charts/mcp-guard/Chart.yaml" >&2; exit 1; }
 [[ -S $SOCK ]] || { echo "images.sh: no containerd socket at $SOCK (run e2e/cluster/up.sh)" >&2; exit 1; }
+DENO="${MCP_GUARD_DENO:-${MCP_GUARD_CACHE:-$HOME/.cache/mcp-guard}/deno/deno}"
+[[ -x $DENO ]] || { echo "images.sh: no Deno binary at $DENO (the V8 engine's, for the mcp-guard image): run scripts/setup.sh" >&2; exit 1; }
+DENO="$(readlink -f "$DENO")" # the binary itself, not the setup's symlink
+# The shared libraries Deno links, as ldd names them (`name => /path (addr)`, the loader as `/path (addr)`).
+mapfile -t DENO_LIBS < <(ldd "$DENO" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+((${#DENO_LIBS[@]} > 0)) || { echo "images.sh: ldd lists no library of $DENO (not a glibc build?)" >&2; exit 1; }
 
 phase_start=$SECONDS
 phase() { echo "== images: $1 took $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
@@ -48,6 +57,14 @@ for name in mcp-guard mcp-guard-operator mcp-test-server e2e-agent; do
   if [[ $name == mcp-guard ]]; then
     mkdir -p "$work/$name/etc/ssl/certs"
     cp /etc/ssl/certs/ca-certificates.crt "$work/$name/etc/ssl/certs/ca-certificates.crt"
+    # The V8 engine: Deno and its C libraries (files, not this host's symlinks; the confined Deno may
+    # read only those, and the root filesystem may be read-only: Deno writes nothing).
+    mkdir -p "$work/$name/usr/local/lib/mcp-guard"
+    cp "$DENO" "$work/$name/usr/local/lib/mcp-guard/deno"
+    for lib in "${DENO_LIBS[@]}"; do
+      mkdir -p "$work/$name$(dirname "$lib")"
+      cp -L "$lib" "$work/$name$lib"
+    done
   fi
   "$ROOT/e2e/cluster/pack-image.sh" -o "$work/$name.tar" --import "$SOCK" \
     "mcp-guard.local/$name:$TAG" "$work/$name" "/$name"

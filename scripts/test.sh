@@ -24,6 +24,9 @@ phase "cargo test" cargo test --workspace --locked
 # escape tests with the test-only syscall hatch compiled in.
 phase "attack and limit suites on isolate hosts" env MCP_GUARD_TEST_ENGINE=process \
   cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl --test benign
+# The same suites on the V8 engine (Deno, installed by setup.sh), and the V8 host's own confinement tests.
+phase "sandbox, attack and limit suites on the V8 engine" env MCP_GUARD_TEST_ENGINE=v8 \
+  cargo test -p mcp-guard --locked --test attacks --test limits --test sandbox --test runtime --test web_builtins --test intl --test benign
 phase "isolate-host escape tests (feature escape-hatch)" \
   cargo test -p mcp-guard --locked --features escape-hatch --test isolate_escape
 phase "soak: serve under a mixed load for 60 s (make soak: 10 minutes)" env MCP_GUARD_SOAK_SECS=60 \

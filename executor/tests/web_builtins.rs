@@ -109,5 +109,10 @@ async fn the_host_behind_the_builtins_is_out_of_reach() {
     let outcome = common::run_unvalidated(body, &fast_limits()).await;
     let result = common::completed(&outcome);
     assert_eq!(result["found"], json!([]), "{result}");
-    assert!(result["big"].as_str().unwrap().starts_with("RangeError: URL input too large"), "{result}");
+    if common::on_v8() {
+        // V8's URL is native to its isolate: no host copy to bound, and 2 MiB parses.
+        assert_eq!(result["big"], json!(""), "{result}");
+    } else {
+        assert!(result["big"].as_str().unwrap().starts_with("RangeError: URL input too large"), "{result}");
+    }
 }

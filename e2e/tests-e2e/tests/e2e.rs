@@ -139,7 +139,12 @@ fn cluster_ip(ns: &str, svc: &str) -> R<String> {
 
 /// The executor Deployment's pods (name, config hash), Ready ones only.
 fn executor_pods() -> R<Vec<(String, String)>> {
-    let deploy = get_json(&["-n", GUARD, "deployment", CHILD])?;
+    executor_pods_of(CHILD)
+}
+
+/// The Ready pods (name, config hash) of the executor Deployment `child` (`<policy>-mcp-guard`).
+fn executor_pods_of(child: &str) -> R<Vec<(String, String)>> {
+    let deploy = get_json(&["-n", GUARD, "deployment", child])?;
     let sel: Vec<String> = deploy["spec"]["selector"]["matchLabels"]
         .as_object()
         .ok_or("no selector")?
@@ -218,12 +223,21 @@ fn run_agent_cmd(
     code: &str,
     extra: &[&str],
 ) -> R<Value> {
-    let endpoint = format!("http://{}:9090", cluster_ip(GUARD, CHILD)?);
-    let mut args: Vec<String> = vec![cmd.into(), endpoint, code.into()];
+    let mut args: Vec<String> = vec![code.into()];
     if token {
         args.extend(["--token-file".into(), "/var/run/secrets/e2e/token".into()]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
+    agent_pod(POLICY, cmd, ns, pod, sa, &args)
+}
+
+/// Runs the e2e agent's `cmd` with `args` (after the endpoint) in the pod `ns/pod` as `sa`, against the
+/// executor of `policy` (its Service `<policy>-mcp-guard`; the pod's projected token has that policy's
+/// audience), and returns its JSON line.
+fn agent_pod(policy: &str, cmd: &str, ns: &str, pod: &str, sa: &str, args: &[String]) -> R<Value> {
+    let endpoint = format!("http://{}:9090", cluster_ip(GUARD, &format!("{policy}-mcp-guard"))?);
+    let audience = format!("mcpguard.io/{GUARD}/{policy}");
+    let args: Vec<String> = [cmd.to_string(), endpoint].into_iter().chain(args.iter().cloned()).collect();
     let _ = kubectl(&["-n", ns, "delete", "pod", pod, "--ignore-not-found", "--wait=true"]);
     apply(&json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns, "labels": {"app": "e2e-agent"}},
@@ -233,7 +247,7 @@ fn run_agent_cmd(
             "containers": [{"name": "agent", "image": format!("mcp-guard.local/e2e-agent:{}", tag()), "args": args,
                             "volumeMounts": [{"name": "tok", "mountPath": "/var/run/secrets/e2e", "readOnly": true}]}],
             "volumes": [{"name": "tok", "projected": {"sources": [{"serviceAccountToken":
-                {"audience": AUDIENCE, "path": "token", "expirationSeconds": 3600}}]}}]
+                {"audience": audience, "path": "token", "expirationSeconds": 3600}}]}}]
         }
     }))?;
     wait_for(&format!("agent pod {ns}/{pod} to finish"), Duration::from_secs(150), || {
@@ -449,6 +463,110 @@ fn allowed_agent_calls_the_tool() -> R {
     }
     println!("   agent got: {detail} (connected after {} attempt(s))", v["connectAttempts"]);
     Ok(())
+}
+
+/// The policy of the V8 phase: `limits.engine: v8`, binding the same test server.
+const V8_POLICY: &str = "v8";
+
+/// A policy with `limits.engine: v8` gets an executor of its own whose executions run in confined Deno
+/// processes (the image's `/usr/local/lib/mcp-guard/deno`): a tool call and a computation, V8's own
+/// error message (QuickJS words it differently, so the engine is not silently the default), the CPU
+/// limit on an endless loop, and none of the Deno runtime's globals in reach of the code.
+fn v8_engine_runs_the_code() -> R {
+    let child = format!("{V8_POLICY}-mcp-guard");
+    apply(&json!({
+        "apiVersion": "mcpguard.io/v1alpha1", "kind": "McpGuardPolicy", "metadata": {"name": V8_POLICY, "namespace": GUARD},
+        "spec": {
+            "servers": [{"name": SERVER}],
+            "callers": {"serviceAccounts": [{"namespace": AGENTS, "name": "agent"}]},
+            "limits": {"engine": "v8"},
+            "executor": std::env::var("MCP_GUARD_E2E_EXECUTOR_IMAGE").ok().map(|i| json!({"image": i})).unwrap_or(json!({}))
+        }
+    }))?;
+    let result = (|| -> R {
+        wait_for("the V8 policy Ready=True", Duration::from_secs(120), || {
+            let p = get_json(&["-n", GUARD, "mcpguardpolicy", V8_POLICY])?;
+            match condition(&p, "Ready") {
+                Some((s, _, _)) if s == "True" => Ok(Some(())),
+                other => Err(format!("(Ready: {other:?})")),
+            }
+        })?;
+        let (pod, _) = wait_for("a Ready V8 executor pod", Duration::from_secs(120), || {
+            Ok(executor_pods_of(&child)?.into_iter().next())
+        })?;
+        let rendered = get_json(&["-n", GUARD, "configmap", &child])?;
+        let config: Value =
+            serde_saphyr::from_str(rendered["data"]["config.yaml"].as_str().unwrap_or_default())
+                .map_err(|e| format!("the V8 executor's config: {e}"))?;
+        if config["limits"]["engine"] != "v8" {
+            return Err(format!("the executor's config does not say engine v8: {}", config["limits"]));
+        }
+        let run = |name: &str, code: &str| {
+            let args = [code.to_string(), "--token-file".into(), "/var/run/secrets/e2e/token".into()];
+            agent_pod(V8_POLICY, "execute", AGENTS, name, "agent", &args)
+        };
+
+        let code = "const r = await mcp.tools.add({a: 20, b: 22});\n\
+                    const echoed = await mcp.tools.echo({text: 'through V8'});\n\
+                    let h = 0;\n\
+                    for (let i = 0; i < 100000; i++) h = (h * 31 + i) % 1000003;\n\
+                    let engine;\n\
+                    try { null.x; } catch (e) { engine = e.message; }\n\
+                    return {sum: r.sum, echoed, h, engine};";
+        let v = run("agent-v8-tools", code)?;
+        if ok_outcome(&v)? != "completed" || v["toolCalls"] != 2 {
+            return Err(format!("the tool calls through V8: {v}"));
+        }
+        let got: Value = serde_json::from_str(v["detail"].as_str().unwrap_or_default())
+            .map_err(|e| format!("the result is not JSON ({e}): {v}"))?;
+        let h = (0..100_000u64).fold(0, |h, i| (h * 31 + i) % 1_000_003);
+        let want = json!({"sum": 42, "echoed": "through V8", "h": h,
+                          "engine": "Cannot read properties of null (reading 'x')"});
+        if got != want {
+            return Err(format!(
+                "the V8 execution returned {got}, expected {want} (QuickJS would word the error \
+                 \"cannot read property 'x' of null\")"
+            ));
+        }
+        println!("   {pod}: tools and computation through V8: {got}");
+
+        let v = run("agent-v8-loop", "while (true) {}")?;
+        let detail = v["detail"].as_str().unwrap_or_default();
+        if ok_outcome(&v)? != "limit_exceeded" || !detail.starts_with("cpu_time") {
+            return Err(format!("an endless loop under V8 should exceed cpu_time: {v}"));
+        }
+        println!("   endless loop: {detail}");
+
+        // The names are built at run time: the validator refuses `Deno` and `process` written out (and
+        // the global object as a value), before any engine runs.
+        let code = "const runtime = ['De' + 'no', 'fetch', 'WebSocket', 'Worker', 'navigator', 'pro' + 'cess', \
+                    'require', 'XMLHttpRequest', 'close'];\n\
+                    const language = ['JSON', 'Math', 'Promise', 'Intl'];\n\
+                    const seen = (names) => names.filter((n) => typeof globalThis[n] !== 'undefined');\n\
+                    return {runtime: seen(runtime), language: seen(language)};";
+        let v = run("agent-v8-globals", code)?;
+        let got: Value = serde_json::from_str(v["detail"].as_str().unwrap_or_default())
+            .map_err(|e| format!("the result is not JSON ({e}): {v}"))?;
+        // The control: the same probe sees the language's globals.
+        let want = json!({"runtime": [], "language": ["JSON", "Math", "Promise", "Intl"]});
+        if ok_outcome(&v)? != "completed" || got != want {
+            return Err(format!("the Deno runtime's globals under V8: expected {want}, got {v}"));
+        }
+        println!("   globals of the Deno runtime in reach: {}", got["runtime"]);
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            // Its executor and binding proxy are not needed by the later phases.
+            kubectl(&["-n", GUARD, "delete", "mcpguardpolicy", V8_POLICY, "--wait=false"])?;
+            Ok(())
+        }
+        Err(e) => {
+            let logs = kubectl(&["-n", GUARD, "logs", &format!("deployment/{child}"), "--tail=30"])
+                .unwrap_or_else(|e| e);
+            Err(format!("{e}\n   the V8 executor's log:\n{logs}"))
+        }
+    }
 }
 
 fn auth_refuses_bad_callers() -> R {
@@ -1846,6 +1964,11 @@ fn end_to_end() {
             server_status_lists_discovered_tools,
         ),
         ("allowed agent pod: gRPC Execute calls the tools", allowed_agent_calls_the_tool),
+        (
+            "V8 engine: a policy with limits.engine v8 gets its own executor; tools, the CPU limit, no Deno \
+             runtime globals",
+            v8_engine_runs_the_code,
+        ),
         (
             "auth: no token -> UNAUTHENTICATED, other service account -> PERMISSION_DENIED",
             auth_refuses_bad_callers,

@@ -52,11 +52,7 @@ pub fn engine() -> Arc<dyn Engine> {
     match std::env::var("MCP_GUARD_TEST_ENGINE").as_deref() {
         Ok("process") => {
             use mcp_guard_sandbox::engine::process::{HostCommand, ProcessEngine};
-            let command = HostCommand {
-                program: env!("CARGO_BIN_EXE_mcp-guard").into(),
-                args: vec!["isolate-host".into()],
-                kind: mcp_guard_sandbox::engine::process::HostKind::QuickJs,
-            };
+            let command = HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
             let concurrency = std::env::var("MCP_GUARD_TEST_HOST_CONCURRENCY")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -68,6 +64,12 @@ pub fn engine() -> Arc<dyn Engine> {
         Ok("v8") => Arc::new(v8_engine(fast_limits().memory.bytes(), 2)),
         _ => Arc::new(QuickJsEngine::default()),
     }
+}
+
+/// Whether the suites run on the V8 engine (`MCP_GUARD_TEST_ENGINE=v8`): the few cases where the
+/// engines differ by design check V8's behaviour instead (each is listed in the README's engine table).
+pub fn on_v8() -> bool {
+    std::env::var("MCP_GUARD_TEST_ENGINE").as_deref() == Ok("v8")
 }
 
 /// The Deno binary for the V8 suites: `MCP_GUARD_TEST_DENO`, else where `scripts/setup.sh` installs it.
@@ -82,12 +84,8 @@ pub fn deno() -> std::path::PathBuf {
 /// A V8 engine of the binary under test: one confined Deno process per execution, `warm` started
 /// ahead, with V8's heap limit `memory` (bytes).
 pub fn v8_engine(memory: u64, warm: usize) -> mcp_guard_sandbox::engine::process::ProcessEngine {
-    use mcp_guard_sandbox::engine::process::{HostCommand, HostKind, ProcessEngine};
-    let command = HostCommand {
-        program: env!("CARGO_BIN_EXE_mcp-guard").into(),
-        args: vec!["v8-host".into(), "--deno".into(), deno().into_os_string()],
-        kind: HostKind::V8,
-    };
+    use mcp_guard_sandbox::engine::process::{HostCommand, ProcessEngine};
+    let command = HostCommand::v8_host(env!("CARGO_BIN_EXE_mcp-guard").into(), &deno());
     ProcessEngine::new(command, memory, warm)
 }
 

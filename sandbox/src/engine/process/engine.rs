@@ -93,6 +93,20 @@ impl HostCommand {
         })
     }
 
+    /// `program` (an `mcp-guard` binary), `isolate-host`.
+    pub fn isolate_host(program: PathBuf) -> Self {
+        HostCommand { program, args: vec!["isolate-host".into()], kind: HostKind::QuickJs }
+    }
+
+    /// `program` (an `mcp-guard` binary), `v8-host` with the Deno binary at `deno`.
+    pub fn v8_host(program: PathBuf, deno: &std::path::Path) -> Self {
+        HostCommand {
+            program,
+            args: vec!["v8-host".into(), "--deno".into(), deno.as_os_str().to_owned()],
+            kind: HostKind::V8,
+        }
+    }
+
     /// This very binary, `v8-host` with the Deno binary at `deno`.
     pub fn v8(deno: &std::path::Path) -> std::io::Result<Self> {
         Ok(HostCommand {

@@ -214,10 +214,43 @@ const run = async (job) => {
       if (t[1]) nativeClearInterval(t[0]);
       else nativeClearTimeout(t[0]);
     },
-    // The web built-ins of web.js (the same as QuickJS's), with V8's own WHATWG URL.
+    // The web built-ins of web.js (the same as QuickJS's), with V8's own WHATWG URL, whose parse errors
+    // read as Node's (`TypeError: Invalid URL`, code ERR_INVALID_URL).
     web: () => (deps, consoleSupport) => {
       const api = WEB({ url: () => { throw new TypeError("URL is native here"); }, setTimer: deps.setTimer }, consoleSupport);
-      return { ...api, URL: NativeURL, URLSearchParams: NativeURLSearchParams };
+      const invalid = (input) => {
+        const error = new TypeError("Invalid URL");
+        error.code = "ERR_INVALID_URL";
+        error.input = StringOf(input);
+        return error;
+      };
+      const URL = class URL extends NativeURL {
+        constructor(...args) {
+          try {
+            super(...args);
+          } catch (e) {
+            if (!(e instanceof TypeError)) throw e;
+            throw invalid(args[0]);
+          }
+        }
+      };
+      const href = Object.getOwnPropertyDescriptor(NativeURL.prototype, "href");
+      Object.defineProperty(URL.prototype, "href", {
+        get() {
+          return apply(href.get, this, []);
+        },
+        set(value) {
+          try {
+            apply(href.set, this, [value]);
+          } catch (e) {
+            if (!(e instanceof TypeError)) throw e;
+            throw invalid(value);
+          }
+        },
+        enumerable: true,
+        configurable: true,
+      });
+      return { ...api, URL, URLSearchParams: NativeURLSearchParams };
     },
     url: undefined,
     // V8's own Intl (full ICU), under the prelude's frozen clock.

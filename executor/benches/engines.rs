@@ -1,0 +1,140 @@
+//! The two engines side by side, as `serve` runs them: QuickJS in isolate-host processes (serve's
+//! defaults: hosts shared by one caller's executions) and V8 (one confined Deno process per execution,
+//! warm processes started ahead). A trivial script, one tool call, and a compute-heavy script (sort
+//! 200,000 numbers, JSON round-trip 1 MB), at concurrency 1 and 16: p50, p99, executions/s.
+//!
+//!     cargo bench -p mcp-guard --bench engines
+//!
+//! The Deno binary: `MCP_GUARD_DENO`, else `~/.cache/mcp-guard/deno/deno` (scripts/setup.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+use support::{machine, ms, percentile};
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mcp_guard_crds::{DurationSpec, Limits};
+use mcp_guard_sandbox::{
+    engine::process::{HostCommand, ProcessEngine},
+    host::testing::ScriptedHost,
+    sandbox::Sandbox,
+};
+
+const COMPUTE: &str = "
+    const xs = [];
+    for (let i = 0; i < 200000; i++) xs.push(Math.random());
+    xs.sort((a, b) => a - b);
+    const rows = [];
+    for (let i = 0; i < 10000; i++) rows.push({ id: i, name: 'row-' + i, tags: ['a', 'b'], v: xs[i * 20] });
+    const text = JSON.stringify(rows);
+    const back = JSON.parse(text);
+    return [xs.length, text.length > 1000000, back.length];";
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+}
+
+async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, total: usize) -> Figures {
+    let limits = Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(120), ..Limits::default() };
+    for _ in 0..3 {
+        let o = sandbox.run(code, &limits).await;
+        assert_eq!(o.status.kind(), "completed", "{o:?}");
+    }
+    let started = Instant::now();
+    let per_task = (total / concurrency).max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let sb = sandbox.clone();
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                let o = sb.run(code, &limits).await;
+                lat.push(t.elapsed());
+                assert_eq!(o.status.kind(), "completed", "{o:?}");
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Figures {
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("machine: {}", machine());
+    let deno = std::env::var("MCP_GUARD_DENO").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cache/mcp-guard/deno/deno")
+    });
+    let bin: std::path::PathBuf = env!("CARGO_BIN_EXE_mcp-guard").into();
+    let memory = Limits::default().memory.bytes();
+    let engines: Vec<(&str, ProcessEngine)> = {
+        let _guard = runtime.enter();
+        vec![
+            (
+                "quickjs (isolate hosts, serve's defaults)",
+                ProcessEngine::new(HostCommand::isolate_host(bin.clone()), memory, 4)
+                    .with_reuse(256, 16)
+                    .with_concurrency(64),
+            ),
+            (
+                "v8 (a Deno process per execution, 16 warm)",
+                ProcessEngine::new(HostCommand::v8_host(bin.clone(), &deno), memory, 16),
+            ),
+        ]
+    };
+    let cases: [(&str, &'static str, usize); 3] = [
+        ("trivial", "return 1 + 1", 400),
+        ("one tool call", "const r = await mcp.demo.echo({ x: 1 }); return r.x;", 400),
+        ("sort 200k + JSON 1 MB", COMPUTE, 32),
+    ];
+    let mut table = Vec::new();
+    for (label, engine) in engines {
+        let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
+        let sandbox = Sandbox::with_engine(Arc::new(engine), host.catalog(), Arc::new(host));
+        // Let the warm pool fill.
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
+        for (name, code, total) in cases {
+            for conc in [1usize, 16] {
+                let f = runtime.block_on(measure(&sandbox, code, conc, total));
+                table.push((label, name, conc, f));
+            }
+        }
+    }
+    println!("\n{:<44} {:<22} {:>5} {:>12} {:>12} {:>13}", "engine", "script", "conc.", "p50", "p99", "executions/s");
+    for (label, name, conc, f) in &table {
+        println!("{label:<44} {name:<22} {conc:>5} {:>12} {:>12} {:>13.1}", ms(f.p50), ms(f.p99), f.per_sec);
+    }
+    println!("\ngoals (2 cores): V8 trivial p50 <= 3 ms with warm isolates; V8 faster than QuickJS on the compute-heavy script");
+    let find = |engine: &str, name: &str, conc: usize| {
+        table.iter().find(|(l, n, c, _)| l.starts_with(engine) && *n == name && *c == conc).map(|(_, _, _, f)| f)
+    };
+    if let Some(f) = find("v8", "trivial", 1) {
+        println!("  V8 trivial p50 at concurrency 1: {} -> {}", ms(f.p50), if f.p50 <= Duration::from_millis(3) { "met" } else { "NOT met" });
+    }
+    if let (Some(q), Some(v)) = (find("quickjs", "sort 200k + JSON 1 MB", 1), find("v8", "sort 200k + JSON 1 MB", 1)) {
+        println!(
+            "  compute-heavy p50 at concurrency 1: QuickJS {} vs V8 {} ({:.1}x) -> {}",
+            ms(q.p50),
+            ms(v.p50),
+            q.p50.as_secs_f64() / v.p50.as_secs_f64().max(1e-9),
+            if v.p50 < q.p50 { "met" } else { "NOT met" }
+        );
+    }
+}
