@@ -71,34 +71,74 @@ const KEEP = new Set([
   "Float16Array", "DataView", "Map", "BigInt", "Set", "WeakMap", "WeakSet", "Proxy", "Reflect",
   "FinalizationRegistry", "WeakRef", "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent",
   "escape", "unescape", "eval", "isFinite", "isNaN", "Iterator", "SharedArrayBuffer", "WebAssembly",
+  "DisposableStack", "AsyncDisposableStack", "SuppressedError",
   "queueMicrotask", "constructor", "__proto__", "toString", "hasOwnProperty", "isPrototypeOf",
   "propertyIsEnumerable", "toLocaleString", "valueOf", "__defineGetter__", "__defineSetter__",
   "__lookupGetter__", "__lookupSetter__",
 ]);
 const removed = [];
-const strip = (target) => {
-  for (const key of [...getOwnPropertyNames(target), ...getOwnPropertySymbols(target)]) {
-    if (typeof key === "string" && KEEP.has(key)) continue;
-    if (typeof key === "symbol") {
-      // Symbol.toStringTag and friends on the scope's prototypes: harmless, but removed alike.
-      if (target === G) continue;
+// Everything of Deno's goes from the scope (see KEEP); on any surprise the isolate reports a fault and
+// runs nothing.
+const harden = () => {
+  const strip = (target) => {
+    for (const key of [...getOwnPropertyNames(target), ...getOwnPropertySymbols(target)]) {
+      if (typeof key === "string" && KEEP.has(key)) continue;
+      // Symbol-keyed properties of the scope's prototypes go; the global object's two stay (checked
+      // below): Deno's WebIDL brand (its `postMessage`, which this bootstrap keeps, checks it) and the
+      // global object's event-target data (the listeners through which this bootstrap gets messages).
+      if (typeof key === "symbol" && target === G) continue;
+      if (!Reflect.deleteProperty(target, key)) {
+        throw new Error(`the V8 sandbox cannot remove ${StringOf(key)} from the global scope`);
+      }
+      removed.push(StringOf(key));
     }
-    if (!Reflect.deleteProperty(target, key)) {
-      throw new Error(`the V8 sandbox cannot remove ${StringOf(key)} from the global scope`);
-    }
-    removed.push(StringOf(key));
+  };
+  // The global object and every prototype on its chain up to (not including) Object.prototype.
+  let scope = G;
+  while (scope !== null && scope !== Object.prototype) {
+    const next = getPrototypeOf(scope);
+    strip(scope);
+    scope = next;
   }
+  // What remains must be only the language's own; checked, not assumed (before `dispatchEvent` below).
+  for (const key of getOwnPropertyNames(G)) {
+    if (!KEEP.has(key)) throw new Error(`the V8 sandbox left ${key} on the global object`);
+  }
+  // What the guest can reach through them: a symbol, and this bootstrap's own message listeners, which
+  // only settle the guest's own calls (a guest that calls or removes them deceives or stalls itself;
+  // the host script checks everything it sends).
+  for (const key of getOwnPropertySymbols(G)) {
+    const value = G[key];
+    const brand = key.description === "[[webidl.brand]]" && value === key;
+    const listeners = key.description === undefined && value !== null && typeof value === "object" &&
+      getOwnPropertyNames(value).includes("listeners");
+    if (!brand && !listeners) {
+      throw new Error(`the V8 sandbox left ${StringOf(key)} on the global object`);
+    }
+  }
+  // Deno reports a promise rejection nobody handled by dispatching an event on the global object, and
+  // ends the isolate when no listener prevents it. QuickJS lets such rejections go (the execution's own
+  // promise is what counts), and so does this: the one name on the global object the language does not
+  // define, a function that only marks the event handled.
+  Object.defineProperty(G, "dispatchEvent", {
+    value: function dispatchEvent(event) {
+      try {
+        event.preventDefault();
+      } catch (_) {
+        // not an event
+      }
+      return false;
+    },
+    writable: false,
+    enumerable: false,
+    configurable: false,
+  });
 };
-// The global object and every prototype on its chain up to (not including) Object.prototype.
-let scope = G;
-while (scope !== null && scope !== Object.prototype) {
-  const next = getPrototypeOf(scope);
-  strip(scope);
-  scope = next;
-}
-// What remains must be only the language's own; checked, not assumed.
-for (const key of getOwnPropertyNames(G)) {
-  if (!KEEP.has(key)) throw new Error(`the V8 sandbox left ${key} on the global object`);
+let fault = null;
+try {
+  harden();
+} catch (e) {
+  fault = StringOf(e && e.message);
 }
 
 // The seeded Math.random: xorshift64*, seeded through splitmix64, the same generator (and so the same
@@ -234,6 +274,10 @@ const run = async (job) => {
           }
         }
       };
+      // No object URLs: there is no Blob in the sandbox, and a blob: URL could be imported.
+      for (const name of ["createObjectURL", "revokeObjectURL"]) {
+        Object.defineProperty(URL, name, { value: undefined, writable: false, enumerable: false, configurable: false });
+      }
       const href = Object.getOwnPropertyDescriptor(NativeURL.prototype, "href");
       Object.defineProperty(URL.prototype, "href", {
         get() {
@@ -303,4 +347,4 @@ listen("message", (event) => {
   started = true;
   run(m.job).catch((e) => post({ t: "fault", message: StringOf(e && e.message) }));
 });
-post({ t: "ready", removed: removed.length });
+post(fault === null ? { t: "ready", removed: removed.length } : { t: "fault", message: fault });
