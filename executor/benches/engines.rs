@@ -1,6 +1,7 @@
 //! The two engines side by side, as `serve` runs them: QuickJS in isolate-host processes (serve's
-//! defaults: hosts shared by one caller's executions) and V8 (one confined Deno process per execution,
-//! warm processes started ahead). A trivial script, one tool call, and a compute-heavy script (sort
+//! defaults: hosts shared by one caller's executions) and V8 (confined Deno processes serving one
+//! caller's executions one at a time, each in a fresh isolate booted ahead), and V8 with a new process
+//! per execution (what a caller's first execution, or a host retired after a limit, costs). A trivial script, one tool call, and a compute-heavy script (sort
 //! 200,000 numbers, JSON round-trip 1 MB), at concurrency 1 and 16: p50, p99, executions/s.
 //!
 //!     cargo bench -p mcp-guard --bench engines
@@ -94,7 +95,11 @@ fn main() {
                     .with_concurrency(64),
             ),
             (
-                "v8 (a Deno process per execution, 16 warm)",
+                "v8 (Deno hosts as serve runs them)",
+                ProcessEngine::new(HostCommand::v8_host(bin.clone(), &deno), memory, 4).with_reuse(256, 16),
+            ),
+            (
+                "v8 (a new Deno host per execution, 16 warm)",
                 ProcessEngine::new(HostCommand::v8_host(bin.clone(), &deno), memory, 16),
             ),
         ]
@@ -105,7 +110,19 @@ fn main() {
         ("sort 200k + JSON 1 MB", COMPUTE, 32),
     ];
     let mut table = Vec::new();
+    let mut memory_lines = Vec::new();
     for (label, engine) in engines {
+        // What a warm host holds, before it served anyone.
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(3)).await });
+        let pids = engine.warm_pids();
+        let pss: Vec<u64> = pids.iter().map(|p| pss(*p)).collect();
+        if !pss.is_empty() {
+            memory_lines.push(format!(
+                "  {label}: a warm host holds {:.1} MiB PSS (mean of {})",
+                pss.iter().sum::<u64>() as f64 / pss.len() as f64 / 1048576.0,
+                pss.len()
+            ));
+        }
         let host = ScriptedHost::new().tool("demo", "echo", |args| async move { Ok(args) });
         let sandbox = Sandbox::with_engine(Arc::new(engine), host.catalog(), Arc::new(host));
         // Let the warm pool fill.
@@ -121,14 +138,18 @@ fn main() {
     for (label, name, conc, f) in &table {
         println!("{label:<44} {name:<22} {conc:>5} {:>12} {:>12} {:>13.1}", ms(f.p50), ms(f.p99), f.per_sec);
     }
+    println!("\nmemory (PSS, /proc/<pid>/smaps_rollup):");
+    for line in &memory_lines {
+        println!("{line}");
+    }
     println!("\ngoals (2 cores): V8 trivial p50 <= 3 ms with warm isolates; V8 faster than QuickJS on the compute-heavy script");
     let find = |engine: &str, name: &str, conc: usize| {
         table.iter().find(|(l, n, c, _)| l.starts_with(engine) && *n == name && *c == conc).map(|(_, _, _, f)| f)
     };
-    if let Some(f) = find("v8", "trivial", 1) {
+    if let Some(f) = find("v8 (Deno hosts", "trivial", 1) {
         println!("  V8 trivial p50 at concurrency 1: {} -> {}", ms(f.p50), if f.p50 <= Duration::from_millis(3) { "met" } else { "NOT met" });
     }
-    if let (Some(q), Some(v)) = (find("quickjs", "sort 200k + JSON 1 MB", 1), find("v8", "sort 200k + JSON 1 MB", 1)) {
+    if let (Some(q), Some(v)) = (find("quickjs", "sort 200k + JSON 1 MB", 1), find("v8 (Deno hosts", "sort 200k + JSON 1 MB", 1)) {
         println!(
             "  compute-heavy p50 at concurrency 1: QuickJS {} vs V8 {} ({:.1}x) -> {}",
             ms(q.p50),
@@ -137,4 +158,14 @@ fn main() {
             if v.p50 < q.p50 { "met" } else { "NOT met" }
         );
     }
+}
+
+/// Proportional set size of a process, from `/proc/<pid>/smaps_rollup`, in bytes.
+fn pss(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }

@@ -140,9 +140,10 @@ enum Command {
         /// The policy's stack limit in bytes (V8's stack limit).
         #[arg(long)]
         stack_limit: u64,
-        /// Accepted for the engine's common command line; a V8 host runs one execution.
+        /// Executions of one caller this host may serve, one at a time, each in a fresh isolate.
         #[arg(long, default_value_t = 1)]
         max_executions: u32,
+        /// Accepted for the engines' common command line; a V8 host runs one execution at a time.
         #[arg(long, default_value_t = 1)]
         concurrency: u32,
     },
@@ -253,9 +254,14 @@ fn main() -> ExitCode {
             ))
             .unwrap_or(1),
         ),
-        Command::V8Host { deno, memory_limit, stack_limit, .. } => ExitCode::from(
-            u8::try_from(mcp_guard_sandbox::engine::v8::launcher_main(&deno, memory_limit, stack_limit))
-                .unwrap_or(1),
+        Command::V8Host { deno, memory_limit, stack_limit, max_executions, .. } => ExitCode::from(
+            u8::try_from(mcp_guard_sandbox::engine::v8::launcher_main(
+                &deno,
+                memory_limit,
+                stack_limit,
+                max_executions,
+            ))
+            .unwrap_or(1),
         ),
     }
 }

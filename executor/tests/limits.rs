@@ -158,10 +158,8 @@ async fn code_size_is_a_rejection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_execution_does_not_stall_others() {
     let sb = sandbox();
-    // A V8 execution starts a process of its own (warm ones are few in tests): the fifty take longer.
-    let spin = if on_v8() { 15 } else { 4 };
     let spin_limits =
-        Limits { cpu_time: DurationSpec::secs(spin), wall_time: DurationSpec::secs(spin + 1), ..fast_limits() };
+        Limits { cpu_time: DurationSpec::secs(4), wall_time: DurationSpec::secs(5), ..fast_limits() };
     let spinner = {
         let sb = sb.clone();
         tokio::spawn(async move { sb.run("while (true) {}", &spin_limits).await })

@@ -110,6 +110,78 @@ async fn unhandled_rejections_do_not_end_the_execution() {
     assert_eq!(completed(&o), &json!("done"), "{o:?}");
 }
 
+/// A host serves its caller's next execution in a fresh isolate: nothing the first left behind (a
+/// global it wrote, a changed built-in, a timer) is there, and the same process served both.
+#[tokio::test]
+async fn a_reused_host_gives_each_execution_a_fresh_isolate() {
+    let engine = v8_engine(64 << 20, 0);
+    let first = "globalThis.left = 1; Array.prototype.extra = 2; setTimeout(() => { console.log('late'); }, 30); \
+                 return 'first'";
+    let o = run_on(&engine, "alice", first, &fast_limits()).await;
+    assert_eq!(completed(&o), &json!("first"));
+    let pid = engine.hosts()[0].pid;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let o = run_on(&engine, "alice", "return [typeof globalThis.left, typeof [].extra]", &fast_limits()).await;
+    assert_eq!(completed(&o), &json!(["undefined", "undefined"]));
+    assert!(o.console.is_empty(), "a timer of the first execution printed into the second: {:?}", o.console);
+    let hosts = engine.hosts();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!((hosts[0].pid, hosts[0].served), (pid, 2));
+    // Another caller never gets that host.
+    let o = run_on(&engine, "bob", "return 1", &fast_limits()).await;
+    assert_eq!(completed(&o), &json!(1));
+    assert!(engine.hosts().iter().any(|h| h.caller.as_deref() == Some("bob") && h.pid != pid));
+}
+
+/// Code that keeps its isolate busy after its result (a loop of promise jobs nothing awaits) cannot
+/// ride into the caller's next execution: the isolate does not confirm it stopped, so its host exits,
+/// and the next execution runs in a new host, unharmed.
+#[tokio::test]
+async fn an_isolate_still_busy_after_its_execution_ends_its_host() {
+    let engine = v8_engine(64 << 20, 0);
+    let busy = "(async () => { for (;;) await null; })(); return 'answered'";
+    let o = run_on(&engine, "alice", busy, &fast_limits()).await;
+    assert_eq!(completed(&o), &json!("answered"));
+    let pid = engine.hosts()[0].pid;
+    let o = run_on(&engine, "alice", "return 2", &fast_limits()).await;
+    assert_eq!(completed(&o), &json!(2));
+    assert!(engine.hosts().iter().all(|h| h.pid != pid || h.running == 0), "{:?}", engine.hosts());
+    // The busy host is gone.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the busy host {pid} still runs");
+}
+
+/// `Math.random` draws the same numbers for a seed on both engines (xorshift64* seeded through
+/// splitmix64): an execution paused for an approval resumes with the same draws whichever engine runs it.
+#[tokio::test]
+async fn the_seeded_random_is_the_same_on_both_engines() {
+    use mcp_guard_sandbox::{
+        engine::ExecutionRequest,
+        host::ExecutionInfo,
+        validator::{PositionMap, Prepared},
+    };
+    let draws = |engine: Arc<dyn Engine>, seed: u64| async move {
+        let script = "\"use strict\";\n(async function () {\nreturn Array.from({ length: 1000 }, () => Math.random());\n})".to_string();
+        let host = test_host();
+        let o = engine
+            .execute(ExecutionRequest {
+                code: Prepared { script, positions: PositionMap::default() }.into(),
+                limits: fast_limits(),
+                catalog: host.catalog(),
+                host: Arc::new(host),
+                execution: Arc::new(ExecutionInfo { seed, ..ExecutionInfo::new("test", "") }),
+                events: None,
+            })
+            .await;
+        completed(&o).clone()
+    };
+    for seed in [1u64, 42, u64::MAX, 0x9E37_79B9_7F4A_7C15] {
+        let v8 = draws(Arc::new(v8_engine(64 << 20, 0)), seed).await;
+        let quickjs = draws(Arc::new(QuickJsEngine::default()), seed).await;
+        assert_eq!(v8, quickjs, "seed {seed}");
+    }
+}
+
 /// eval and Function fail in V8 itself (`--disallow-code-generation-from-strings`), not only through
 /// the prelude's stubs: the constructor chains the stubs replace lead nowhere either.
 #[tokio::test]

@@ -81,12 +81,13 @@ pub fn deno() -> std::path::PathBuf {
     std::path::Path::new(&home).join(".cache/mcp-guard/deno/deno")
 }
 
-/// A V8 engine of the binary under test: one confined Deno process per execution, `warm` started
-/// ahead, with V8's heap limit `memory` (bytes).
+/// A V8 engine of the binary under test, as `serve` runs it: confined Deno processes, `warm` started
+/// ahead, each serving up to 256 executions of one caller one at a time, each in a fresh isolate, with
+/// V8's heap limit `memory` (bytes) for the warm ones.
 pub fn v8_engine(memory: u64, warm: usize) -> mcp_guard_sandbox::engine::process::ProcessEngine {
     use mcp_guard_sandbox::engine::process::{HostCommand, ProcessEngine};
     let command = HostCommand::v8_host(env!("CARGO_BIN_EXE_mcp-guard").into(), &deno());
-    ProcessEngine::new(command, memory, warm)
+    ProcessEngine::new(command, memory, warm).with_reuse(256, 16)
 }
 
 pub fn sandbox() -> Sandbox {

@@ -154,6 +154,8 @@ enum Inbound {
 /// One started, confined host process, shared by the executions of its caller that run in it.
 struct Host {
     pid: u32,
+    /// The limits it was started with (V8's heap and stack limits are the process's).
+    limits: HostLimits,
     /// A V8 host's standard error, as it came (the last few KiB): V8 reports an exhausted heap there.
     stderr: Option<Arc<Mutex<String>>>,
     stderr_done: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -284,9 +286,7 @@ impl ProcessEngine {
     /// one after another), keeping at most `max_idle` hosts with nothing running (the one idle longest
     /// is killed beyond that). `1` (the default): one execution per host.
     pub fn with_reuse(mut self, max_executions: u32, max_idle: usize) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner)
-            && inner.command.kind == HostKind::QuickJs
-        {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.max_executions = max_executions.max(1);
             inner.max_idle = max_idle;
         }
@@ -296,7 +296,8 @@ impl ProcessEngine {
     /// Let a host run up to `concurrency` executions of its caller at the same time (bounded by the
     /// reuse count too). `1` (the default): one at a time.
     pub fn with_concurrency(mut self, concurrency: u32) -> Self {
-        // A V8 host runs one execution, in its own isolate, and exits.
+        // A V8 host runs one execution at a time (each in an isolate of its own): its CPU clock and its
+        // fate are the process's.
         if let Some(inner) = Arc::get_mut(&mut self.inner)
             && inner.command.kind == HostKind::QuickJs
         {
@@ -356,25 +357,27 @@ impl ProcessEngine {
         inbox: &mpsc::Sender<Inbound>,
         limits: HostLimits,
     ) -> std::io::Result<Arc<Host>> {
-        if self.inner.command.kind == HostKind::V8 {
-            return self.acquire_v8(caller, id, inbox, limits).await;
-        }
-        if let Some(host) = self.reserve(caller, id, inbox) {
+        if let Some(host) = self.reserve(caller, id, inbox, limits) {
             return Ok(host);
         }
         let caller_lock = lock(&self.inner.callers).entry(caller.to_string()).or_default().clone();
         let result = async {
             let _one_at_a_time = caller_lock.lock().await;
-            if let Some(host) = self.reserve(caller, id, inbox) {
+            if let Some(host) = self.reserve(caller, id, inbox, limits) {
                 return Ok(host);
             }
+            // Warm hosts have the configured limits; an execution with other V8 heap or stack limits
+            // (fixed when a V8 host starts) gets a host of its own.
+            let standard = limits == self.inner.host_limits();
             loop {
-                let warm = lock(&self.inner.pool).warm.pop();
+                let warm = if standard { lock(&self.inner.pool).warm.pop() } else { None };
                 let host = match warm {
                     Some(h) => h,
-                    None => spawn(&self.inner, self.inner.host_limits()).await?,
+                    None => spawn(&self.inner, limits).await?,
                 };
-                self.refill();
+                if standard {
+                    self.refill();
+                }
                 let mut pool = lock(&self.inner.pool);
                 let mut s = lock(&host.state);
                 if s.dead || s.retired {
@@ -397,48 +400,21 @@ impl ProcessEngine {
         result
     }
 
-    /// A V8 host for execution `id`: a warm one (its isolate booted) when the execution's heap and stack
-    /// limits are those warm hosts have, else one started for it. A V8 host runs one execution, so there
-    /// is no host with room to share and no need to wait for another execution of the caller.
-    async fn acquire_v8(
+    /// Register execution `id` in the fullest host of `caller` that has room, if there is one.
+    fn reserve(
         &self,
         caller: &str,
         id: u64,
         inbox: &mpsc::Sender<Inbound>,
         limits: HostLimits,
-    ) -> std::io::Result<Arc<Host>> {
-        loop {
-            let standard = limits == self.inner.host_limits();
-            let warm = if standard { lock(&self.inner.pool).warm.pop() } else { None };
-            let host = match warm {
-                Some(h) => h,
-                None => spawn(&self.inner, limits).await?,
-            };
-            if standard {
-                self.refill();
-            }
-            let mut pool = lock(&self.inner.pool);
-            let mut s = lock(&host.state);
-            if s.dead || s.retired {
-                continue;
-            }
-            s.caller = Some(caller.to_string());
-            s.served = 1;
-            s.executions.insert(id, inbox.clone());
-            drop(s);
-            pool.assigned.push(host.clone());
-            return Ok(host);
-        }
-    }
-
-    /// Register execution `id` in the fullest host of `caller` that has room, if there is one.
-    fn reserve(&self, caller: &str, id: u64, inbox: &mpsc::Sender<Inbound>) -> Option<Arc<Host>> {
+    ) -> Option<Arc<Host>> {
         let per_host = self.per_host();
         let pool = lock(&self.inner.pool);
         let mut best: Option<(usize, &Arc<Host>)> = None;
         for host in &pool.assigned {
             let s = lock(&host.state);
             let fits = s.caller.as_deref() == Some(caller)
+                && host.limits == limits
                 && !s.dead
                 && !s.retired
                 && s.executions.len() < per_host
@@ -627,6 +603,7 @@ async fn spawn(inner: &Arc<Inner>, limits: HostLimits) -> std::io::Result<Arc<Ho
     let (to_host, mut outgoing) = mpsc::unbounded_channel::<ToHost>();
     let host = Arc::new(Host {
         pid,
+        limits,
         stderr,
         stderr_done: Mutex::new(stderr_done),
         to_host,
@@ -841,7 +818,11 @@ impl Engine for ProcessEngine {
         let mut console = Vec::new();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (inbox_tx, mut inbox) = mpsc::channel::<Inbound>(INBOX);
-        let wanted = HostLimits { memory: limits.memory.bytes(), stack: limits.stack.bytes() };
+        // V8's heap and stack limits are its process's; a QuickJS host enforces the execution's own.
+        let wanted = match self.inner.command.kind {
+            HostKind::V8 => HostLimits { memory: limits.memory.bytes(), stack: limits.stack.bytes() },
+            HostKind::QuickJs => self.inner.host_limits(),
+        };
         let host = match self.acquire(&request.execution.caller, id, &inbox_tx, wanted).await {
             Ok(h) => h,
             Err(e) => {

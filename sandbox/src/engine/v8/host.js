@@ -15,6 +15,8 @@ import process from "node:process";
 
 const WORKER_SOURCE = __WORKER__;
 const CONFINEMENT = __CONFINEMENT__;
+// Executions of one caller this host serves, one at a time, each in its own isolate.
+const MAX_EXECUTIONS = __MAX_EXECUTIONS__;
 const stdin = Deno.stdin;
 const stdout = Deno.stdout;
 const MAX_FRAME = 80 * 1024 * 1024;
@@ -75,33 +77,66 @@ const readFrame = async () => {
 };
 const exit = (code) => Deno.exit(code);
 
-// --- The isolate, started ahead of the job -----------------------------------------------------------
-const worker = new Worker(URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" })), {
-  type: "module",
-  name: "sandbox",
-});
-let workerReady;
-const ready = new Promise((resolve) => (workerReady = resolve));
+// --- The isolates: a fresh one per execution, each started ahead of its job -------------------------
+// One Worker is one V8 isolate. The next one boots while the host waits for its next job; one that ran
+// an execution is never given another: it is stopped (its timers cleared, then terminated) once its
+// execution ended, and when it does not confirm the stop (code still running in it: Deno's terminate
+// cannot interrupt a busy isolate) the host takes no more jobs and exits.
+const WORKER_URL = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
 let execution = null;
-worker.addEventListener("message", (event) => {
-  const m = event.data;
-  if (execution === null) {
-    if (m && m.t === "ready") workerReady(null);
-    else if (m && m.t === "fault") workerReady(m.message);
-    return;
+let isolate = null;
+
+class Isolate {
+  constructor() {
+    this.worker = new Worker(WORKER_URL, { type: "module", name: "sandbox" });
+    this.execution = null;
+    this.ready = new Promise((resolve) => (this.resolveReady = resolve));
+    this.stopped = null;
+    this.worker.addEventListener("message", (event) => {
+      const m = event.data;
+      if (this.execution === null) {
+        if (m && m.t === "ready") this.resolveReady(null);
+        else if (m && m.t === "fault") this.resolveReady(String(m.message));
+        else if (m && m.t === "stopped" && this.stopped !== null) this.stopped();
+        return;
+      }
+      this.execution.fromGuest(m);
+    });
+    this.worker.addEventListener("error", (event) => {
+      event.preventDefault();
+      const message = `the isolate failed: ${event.message}`;
+      if (this.execution === null) this.resolveReady(message);
+      else this.execution.end(thrown("InternalError", message));
+    });
+    this.worker.addEventListener("messageerror", (event) => {
+      event.preventDefault();
+      if (this.execution !== null) {
+        this.execution.end(thrown("InternalError", "the isolate sent a message that cannot be read"));
+      }
+    });
   }
-  execution.fromGuest(m);
-});
-worker.addEventListener("error", (event) => {
-  event.preventDefault();
-  const message = `the isolate failed: ${event.message}`;
-  if (execution === null) workerReady(message);
-  else execution.end(thrown("InternalError", message));
-});
-worker.addEventListener("messageerror", (event) => {
-  event.preventDefault();
-  if (execution !== null) execution.end(thrown("InternalError", "the isolate sent a message that cannot be read"));
-});
+
+  post(message) {
+    this.worker.postMessage(message);
+  }
+
+  // After its execution: clear what the guest left scheduled and confirm it is idle, then terminate.
+  // Resolves whether it stopped within `ms`.
+  stop(ms) {
+    this.execution = null;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.stopped = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.post({ t: "stop" });
+    }).then((idle) => {
+      if (idle) this.worker.terminate();
+      return idle;
+    });
+  }
+}
 
 const thrown = (name, message, stack = "") => ({ outcome: "threw", error: { name, message, stack } });
 const limit = (kind, message) => ({ outcome: "limit_exceeded", limit: kind, message });
@@ -157,9 +192,10 @@ const cpuMs = () => {
 };
 
 class Execution {
-  constructor(id, job) {
+  constructor(id, job, isolate) {
     this.id = id;
     this.job = job;
+    this.isolate = isolate;
     this.console = [];
     this.outputBytes = 0;
     this.toolCalls = 0;
@@ -227,7 +263,7 @@ class Execution {
   }
 
   answer(n, result) {
-    worker.postMessage({ t: "result", n, ...result });
+    this.isolate.post({ t: "result", n, ...result });
   }
 
   call(n, server, tool, json) {
@@ -333,17 +369,40 @@ class Execution {
         peakHeapBytes: Math.floor(this.peakHeap),
       },
     };
+    // After a limit, a pause or a failure the host goes (the executor retires it too); after an
+    // ordinary end it serves the caller's next execution in a new isolate, if the old one stops.
+    const reusable = status.outcome === "completed" || (status.outcome === "threw" && status.error.name !== "InternalError" && status.error.name !== "ReplayDiverged");
     try {
       send({ Done: { id: this.id, outcome } });
-    } finally {
+    } catch (_) {
       exit(0);
     }
+    finished(reusable);
   }
 }
 
+let served = 0;
+// The execution ended: the next isolate boots now, or the host exits.
+const finished = (reusable) => {
+  const old = isolate;
+  execution = null;
+  served++;
+  if (!reusable || served >= MAX_EXECUTIONS) return exit(0);
+  old.stop(100).then((idle) => {
+    if (!idle) exit(0);
+  });
+  isolate = new Isolate();
+};
+
 const main = async () => {
-  const fault = await ready;
-  await send({ Ready: { confinement: CONFINEMENT.summary, seccomp: CONFINEMENT.seccomp } });
+  isolate = new Isolate();
+  const first = await isolate.ready;
+  if (first !== null) {
+    // Nothing runs in a host whose sandbox cannot be set up: the executor sees it fail to start.
+    console.error(`mcp-guard v8-host: the V8 sandbox could not start: ${first}`);
+    return exit(70);
+  }
+  send({ Ready: { confinement: CONFINEMENT.summary, seccomp: CONFINEMENT.seccomp } });
   for (;;) {
     let frame;
     try {
@@ -353,14 +412,18 @@ const main = async () => {
     }
     if (frame === null) return exit(0);
     if (frame.Script !== undefined) {
-      if (execution !== null) return exit(3); // one execution per host
+      if (execution !== null) return exit(3); // one execution at a time
       const { id, job } = frame.Script;
-      execution = new Execution(id, job);
+      const current = isolate;
+      execution = new Execution(id, job, current);
+      const fault = await current.ready;
+      if (execution === null || execution.id !== id) continue; // ended meanwhile (a limit)
       if (fault !== null) {
         execution.end(thrown("InternalError", `the V8 sandbox could not start: ${fault}`));
         continue;
       }
-      worker.postMessage({ t: "job", job: { module: job.module, catalog: job.catalog, seed: job.seed, clockMs: job.clockMs } });
+      current.execution = execution;
+      current.post({ t: "job", job: { module: job.module, catalog: job.catalog, seed: job.seed, clockMs: job.clockMs } });
     } else if (frame.ToolResult !== undefined) {
       const { id, call, result } = frame.ToolResult;
       if (execution !== null && id === execution.id) execution.toolResult(call, result);

@@ -88,7 +88,7 @@ pub fn find_deno(configured: Option<&Path>) -> Result<PathBuf, String> {
 
 /// The host script with everything it embeds: the Worker's bootstrap, the prelude, the web built-ins
 /// and the confinement the launcher achieved (reported back in `Ready`).
-pub fn host_script(confinement: &str, seccomp: bool) -> String {
+pub fn host_script(confinement: &str, seccomp: bool, max_executions: u32) -> String {
     // Each file is a comment, a "use strict" directive, then one function expression: the expression.
     let expression = |source: &'static str| {
         let start = source.find("\n(function").map_or(0, |i| i + 1);
@@ -99,7 +99,10 @@ pub fn host_script(confinement: &str, seccomp: bool) -> String {
         .replacen("__WEB__", expression(WEB_JS), 1);
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let report = serde_json::json!({ "summary": confinement, "seccomp": seccomp });
-    HOST_JS.replacen("__WORKER__", &quote(&worker), 1).replacen("__CONFINEMENT__", &report.to_string(), 1)
+    HOST_JS
+        .replacen("__WORKER__", &quote(&worker), 1)
+        .replacen("__CONFINEMENT__", &report.to_string(), 1)
+        .replacen("__MAX_EXECUTIONS__", &max_executions.max(1).to_string(), 1)
 }
 
 /// The submitted code as the Worker imports it: the prepared script (`"use strict";\n(<function>)`)
@@ -186,7 +189,7 @@ fn readable_files(deno: &Path) -> Vec<PathBuf> {
 /// `mcp-guard v8-host`: confine this process, then execute Deno with the host script. Started by the
 /// executor with the channel on descriptor 3 (moved to standard input and output here, where a Deno
 /// script without permissions can reach it). Returns only on failure (the exit code).
-pub fn launcher_main(deno: &Path, memory_limit: u64, stack_limit: u64) -> i32 {
+pub fn launcher_main(deno: &Path, memory_limit: u64, stack_limit: u64, max_executions: u32) -> i32 {
     let fail = |m: &str| {
         eprintln!("mcp-guard v8-host: {m}");
         70
@@ -215,7 +218,7 @@ pub fn launcher_main(deno: &Path, memory_limit: u64, stack_limit: u64) -> i32 {
     };
     report.seccomp = seccomp;
     let summary = format!("V8 (Deno) host: {report}; process seccomp allow list {}", if seccomp { "on" } else { "off" });
-    let script = host_script(&summary, seccomp);
+    let script = host_script(&summary, seccomp, max_executions);
     let args = deno_args(memory_limit, stack_limit, &script);
     let to_c = |s: &[u8]| CString::new(s).map_err(|_| "a NUL byte in an argument");
     let program = match to_c(deno.as_os_str().as_bytes()) {

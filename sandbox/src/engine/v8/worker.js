@@ -145,6 +145,7 @@ try {
 // draws for a seed) as the QuickJS host's native one.
 const M64 = (1n << 64n) - 1n;
 const u64 = (x) => x & M64;
+const imul = Math.imul;
 const splitmix64 = (seed) => {
   let z = u64(seed + 0x9e3779b97f4a7c15n);
   z = u64((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
@@ -152,14 +153,39 @@ const splitmix64 = (seed) => {
   return z ^ (z >> 31n);
 };
 const TWO53 = 2 ** 53;
+// The high 32 bits of the product of two unsigned 32-bit integers (exact: 16-bit halves).
+const mulhi = (a, b) => {
+  const a0 = a & 0xffff;
+  const a1 = a >>> 16;
+  const b0 = b & 0xffff;
+  const b1 = b >>> 16;
+  const t0 = a0 * b0;
+  const t1 = a1 * b0 + (t0 >>> 16);
+  const t2 = a0 * b1 + (t1 % 65536);
+  return (a1 * b1 + floor(t1 / 65536) + floor(t2 / 65536)) >>> 0;
+};
 const seeded = (seed) => {
   let x = splitmix64(seed);
   if (x === 0n) x = 1n;
+  // The state as two 32-bit halves: the same arithmetic as the 64-bit version, without BigInts.
+  let hi = NumberOf(x >> 32n) >>> 0;
+  let lo = NumberOf(x & 0xffffffffn) >>> 0;
+  const MHI = 0x2545f491;
+  const MLO = 0x4f6cdd1d;
   const random = function random() {
-    x ^= x >> 12n;
-    x ^= u64(x << 25n);
-    x ^= x >> 27n;
-    return NumberOf(u64(x * 0x2545f4914f6cdd1dn) >> 11n) / TWO53;
+    // x ^= x >> 12
+    lo = (lo ^ ((lo >>> 12) | (hi << 20))) >>> 0;
+    hi = (hi ^ (hi >>> 12)) >>> 0;
+    // x ^= x << 25
+    hi = (hi ^ ((hi << 25) | (lo >>> 7))) >>> 0;
+    lo = (lo ^ (lo << 25)) >>> 0;
+    // x ^= x >> 27
+    lo = (lo ^ ((lo >>> 27) | (hi << 5))) >>> 0;
+    hi = (hi ^ (hi >>> 27)) >>> 0;
+    // (x * M) >> 11, as a 53-bit integer
+    const outLo = imul(lo, MLO) >>> 0;
+    const outHi = (mulhi(lo, MLO) + imul(lo, MHI) + imul(hi, MLO)) >>> 0;
+    return (outHi * 2097152 + (outLo >>> 11)) / TWO53;
   };
   return random;
 };
@@ -210,6 +236,14 @@ const run = async (job) => {
       inFlight++;
       post({ t: "call", n, server, tool, json });
     });
+  stop = () => {
+    finished = true;
+    for (const id of Reflect.ownKeys(live)) {
+      const t = live[id];
+      if (t[1]) nativeClearInterval(t[0]);
+      else nativeClearTimeout(t[0]);
+    }
+  };
   const MAX_TIMERS = 10000;
   const live = create(null);
   let liveCount = 0;
@@ -341,8 +375,16 @@ const run = async (job) => {
   ]);
 };
 
+// Stop: clear every timer the guest left, and say so from this isolate's event loop (an isolate whose
+// code still runs never answers, and its host exits).
+let stop = () => {};
 listen("message", (event) => {
   const m = event.data;
+  if (m !== null && typeof m === "object" && m.t === "stop") {
+    stop();
+    post({ t: "stopped" });
+    return;
+  }
   if (started || m === null || typeof m !== "object" || m.t !== "job") return;
   started = true;
   run(m.job).catch((e) => post({ t: "fault", message: StringOf(e && e.message) }));
