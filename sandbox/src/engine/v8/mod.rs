@@ -248,3 +248,33 @@ pub fn launcher_main(deno: &Path, memory_limit: u64, stack_limit: u64, max_execu
 }
 
 mod seccomp;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The host script travels as one `data:` URL argument: Linux refuses an argument over 128 KiB
+    /// (MAX_ARG_STRLEN), so the embedded scripts must stay under it.
+    #[test]
+    fn the_host_script_fits_in_one_argument() {
+        let script = host_script(&"x".repeat(300), true, 256);
+        let args = deno_args(64 << 20, 1 << 20, &script);
+        let longest = args.iter().map(|a| a.len()).max().unwrap();
+        assert!(longest < 128 * 1024, "the data: URL is {longest} bytes");
+        assert!(!script.contains("__WORKER__") && !script.contains("__PRELUDE__") && !script.contains("__WEB__"));
+        assert!(!script.contains("__CONFINEMENT__") && !script.contains("__MAX_EXECUTIONS__"));
+    }
+
+    #[test]
+    fn the_module_keeps_the_prepared_scripts_positions() {
+        let prepared = Prepared {
+            script: "\"use strict\";\n(async function () {\nreturn 1\n})".into(),
+            positions: Default::default(),
+        };
+        let module = module_source(&prepared).unwrap();
+        assert_eq!(module.lines().count(), prepared.script.lines().count() + 1);
+        assert_eq!(module.lines().nth(2), Some("return 1"));
+        assert!(module_source(&Prepared { script: "(1)".into(), positions: Default::default() }).is_none());
+    }
+}

@@ -221,3 +221,69 @@ fn build() -> Result<[BpfProgram; 3], seccompiler::BackendError> {
     )?;
     Ok([refusals.try_into()?, enosys.try_into()?, allow.try_into()?])
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// In a forked child: install the filters, make one syscall, exit with what happened (0: allowed,
+    /// the errno when refused). A syscall off the allow list kills the child with SIGSYS.
+    fn in_child(call: impl FnOnce() -> i64) -> Result<i32, i32> {
+        let programs = build().unwrap();
+        // SAFETY: the child only installs the filters (seccomp and prctl), makes raw syscalls and exits.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0);
+            if pid == 0 {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                for p in &programs {
+                    if seccompiler::apply_filter(p).is_err() {
+                        libc::_exit(100);
+                    }
+                }
+                let r = call();
+                let code = if r < 0 { *libc::__errno_location() } else { 0 };
+                libc::_exit(code);
+            }
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            if libc::WIFSIGNALED(status) { Err(libc::WTERMSIG(status)) } else { Ok(libc::WEXITSTATUS(status)) }
+        }
+    }
+
+    #[test]
+    fn the_allow_list_allows_refuses_and_kills() {
+        // SAFETY (each closure): raw syscalls with harmless arguments, in the forked child.
+        assert_eq!(in_child(|| unsafe { libc::syscall(libc::SYS_getpid) }), Ok(0));
+        // Sockets: refused with EACCES (Deno copes), not allowed.
+        assert_eq!(
+            in_child(|| unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) }),
+            Ok(libc::EACCES)
+        );
+        // clone3: ENOSYS, so that the C library falls back to clone, whose flags the filter can see.
+        assert_eq!(in_child(|| unsafe { libc::syscall(libc::SYS_clone3, 0, 0) }), Ok(libc::ENOSYS));
+        // A new process (clone without CLONE_THREAD), tracing, BPF, io_uring, mounts: the process dies.
+        for (name, nr) in [
+            ("fork", libc::SYS_fork),
+            ("ptrace", libc::SYS_ptrace),
+            ("bpf", libc::SYS_bpf),
+            ("io_uring_setup", libc::SYS_io_uring_setup),
+            ("mount", libc::SYS_mount),
+            ("unshare", libc::SYS_unshare),
+            ("process_vm_readv", libc::SYS_process_vm_readv),
+        ] {
+            assert_eq!(in_child(|| unsafe { libc::syscall(nr, 0, 0, 0, 0) }), Err(libc::SIGSYS), "{name}");
+        }
+        assert_eq!(
+            in_child(|| unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) }),
+            Err(libc::SIGSYS),
+            "clone without CLONE_THREAD"
+        );
+        assert_eq!(
+            in_child(|| unsafe { libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI, 0) }),
+            Err(libc::SIGSYS),
+            "ioctl TIOCSTI"
+        );
+    }
+}
