@@ -66,8 +66,7 @@ fn engine(mode: &str, max_concurrent: usize) -> Arc<dyn Engine> {
     if mode == "thread" {
         return Arc::new(QuickJsEngine::new(max_concurrent));
     }
-    let command =
-        HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
+    let command = HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
     let limits = Limits::default();
     Arc::new(ProcessEngine::new(command, limits.memory.bytes(), 4).with_reuse(256, 16).with_concurrency(64))
 }

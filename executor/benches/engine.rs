@@ -97,8 +97,7 @@ fn main() {
         }
     }
     // The same executions in isolate-host processes (what `serve` runs by default), beside the threads.
-    let command =
-        HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
+    let command = HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
     let hosts = {
         let _guard = runtime.enter();
         ProcessEngine::new(command.clone(), 64 << 20, 8)

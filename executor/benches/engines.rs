@@ -42,7 +42,8 @@ struct Figures {
 }
 
 async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, total: usize) -> Figures {
-    let limits = Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(120), ..Limits::default() };
+    let limits =
+        Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(120), ..Limits::default() };
     for _ in 0..3 {
         let o = sandbox.run(code, &limits).await;
         assert_eq!(o.status.kind(), "completed", "{o:?}");
@@ -134,7 +135,10 @@ fn main() {
             }
         }
     }
-    println!("\n{:<44} {:<22} {:>5} {:>12} {:>12} {:>13}", "engine", "script", "conc.", "p50", "p99", "executions/s");
+    println!(
+        "\n{:<44} {:<22} {:>5} {:>12} {:>12} {:>13}",
+        "engine", "script", "conc.", "p50", "p99", "executions/s"
+    );
     for (label, name, conc, f) in &table {
         println!("{label:<44} {name:<22} {conc:>5} {:>12} {:>12} {:>13.1}", ms(f.p50), ms(f.p99), f.per_sec);
     }
@@ -142,14 +146,25 @@ fn main() {
     for line in &memory_lines {
         println!("{line}");
     }
-    println!("\ngoals (2 cores): V8 trivial p50 <= 3 ms with warm isolates; V8 faster than QuickJS on the compute-heavy script");
+    println!(
+        "\ngoals (2 cores): V8 trivial p50 <= 3 ms with warm isolates; V8 faster than QuickJS on the compute-heavy script"
+    );
     let find = |engine: &str, name: &str, conc: usize| {
-        table.iter().find(|(l, n, c, _)| l.starts_with(engine) && *n == name && *c == conc).map(|(_, _, _, f)| f)
+        table
+            .iter()
+            .find(|(l, n, c, _)| l.starts_with(engine) && *n == name && *c == conc)
+            .map(|(_, _, _, f)| f)
     };
     if let Some(f) = find("v8 (Deno hosts", "trivial", 1) {
-        println!("  V8 trivial p50 at concurrency 1: {} -> {}", ms(f.p50), if f.p50 <= Duration::from_millis(3) { "met" } else { "NOT met" });
+        println!(
+            "  V8 trivial p50 at concurrency 1: {} -> {}",
+            ms(f.p50),
+            if f.p50 <= Duration::from_millis(3) { "met" } else { "NOT met" }
+        );
     }
-    if let (Some(q), Some(v)) = (find("quickjs", "sort 200k + JSON 1 MB", 1), find("v8 (Deno hosts", "sort 200k + JSON 1 MB", 1)) {
+    if let (Some(q), Some(v)) =
+        (find("quickjs", "sort 200k + JSON 1 MB", 1), find("v8 (Deno hosts", "sort 200k + JSON 1 MB", 1))
+    {
         println!(
             "  compute-heavy p50 at concurrency 1: QuickJS {} vs V8 {} ({:.1}x) -> {}",
             ms(q.p50),

@@ -362,7 +362,8 @@ fn exec(
         let sandbox = match config.limits.engine {
             mcp_guard_crds::EngineKind::Quickjs => Sandbox::new(catalog, host),
             mcp_guard_crds::EngineKind::V8 => {
-                let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (false, e))?;
+                let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref())
+                    .map_err(|e| (false, e))?;
                 let command = HostCommand::v8(&deno)
                     .map_err(|e| (false, format!("cannot find my own executable: {e}")))?;
                 let engine = ProcessEngine::new(command, config.limits.memory.bytes(), 0)

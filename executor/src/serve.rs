@@ -247,13 +247,15 @@ async fn isolate_engine(
         if v8 {
             return Err((
                 EXIT_USAGE,
-                "limits.engine v8 runs in isolate-host processes only; --isolation thread is QuickJS's".into(),
+                "limits.engine v8 runs in isolate-host processes only; --isolation thread is QuickJS's"
+                    .into(),
             ));
         }
         return Ok((Arc::new(QuickJsEngine::new(max_concurrent)), None, None));
     }
     let command = if v8 {
-        let deno = mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
+        let deno =
+            mcp_guard_sandbox::engine::v8::find_deno(config.deno.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
         HostCommand::v8(&deno)
     } else {
         HostCommand::current_exe()

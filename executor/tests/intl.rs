@@ -17,9 +17,15 @@ const EXPECTED: &str = include_str!("intl/expected.json");
 /// Where V8 in Deno differs from Node (20): a newer V8 and ICU than Node's, both engines' own.
 const KNOWN_V8: &[(&str, &str)] = &[
     ("dtf-format-to-parts", "Deno's newer ICU/CLDR splits the formatted parts differently from Node 20's"),
-    ("dtf-invalid-locale", "V8 15 says `Invalid language tag: en_US` where Node 20's V8 11 says `Incorrect locale information provided`"),
+    (
+        "dtf-invalid-locale",
+        "V8 15 says `Invalid language tag: en_US` where Node 20's V8 11 says `Incorrect locale information provided`",
+    ),
     ("canonical-locales-invalid", "the same V8 message change as dtf-invalid-locale"),
-    ("dtf-style-with-components", "V8 15 says `Invalid option : option` where Node 20's V8 says `Can't set option year when dateStyle is used`"),
+    (
+        "dtf-style-with-components",
+        "V8 15 says `Invalid option : option` where Node 20's V8 says `Can't set option year when dateStyle is used`",
+    ),
 ];
 
 const KNOWN: &[(&str, &str)] = &[

@@ -26,8 +26,7 @@ use serde_json::json;
 
 /// Hosts as `serve` runs them: reused by one caller, several of its executions at once.
 fn engine() -> ProcessEngine {
-    let command =
-        HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
+    let command = HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
     ProcessEngine::new(command, 64 << 20, 1).with_reuse(64, 4).with_concurrency(4)
 }
 

@@ -21,8 +21,7 @@ use mcp_guard_sandbox::{
 use serde_json::json;
 
 fn engine(warm: usize) -> ProcessEngine {
-    let command =
-        HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
+    let command = HostCommand::isolate_host(env!("CARGO_BIN_EXE_mcp-guard").into());
     ProcessEngine::new(command, 64 << 20, warm)
 }
 
@@ -525,12 +524,11 @@ fn python() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_for_an_execution_the_host_does_not_run_kills_it() {
     for mode in ["unknown", "after-done"] {
-        let command =
-            HostCommand {
-                program: python(),
-                args: vec!["-c".into(), FAKE_HOST.into(), mode.into()],
-                kind: mcp_guard_sandbox::engine::process::HostKind::QuickJs,
-            };
+        let command = HostCommand {
+            program: python(),
+            args: vec!["-c".into(), FAKE_HOST.into(), mode.into()],
+            kind: mcp_guard_sandbox::engine::process::HostKind::QuickJs,
+        };
         // With reuse, a host that ended an execution cleanly stays, waiting for the caller's next one:
         // only the late frame can get it killed.
         let engine = ProcessEngine::new(command, 64 << 20, 0).with_reuse(8, 4);

@@ -35,8 +35,11 @@ async fn a_v8_host_is_confined_before_deno_runs() {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe, std::fs::canonicalize(deno()).unwrap());
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let mut vars: Vec<String> =
-        environ.split(|b| *b == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).into()).collect();
+    let mut vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into())
+        .collect();
     vars.sort();
     assert_eq!(vars, ["DENO_DIR=/nonexistent/mcp-guard-deno", "DENO_NO_UPDATE_CHECK=1", "NO_COLOR=1"]);
     // No file is open: its descriptors are the channel, standard error, and Deno's own pipes, sockets,
@@ -121,7 +124,8 @@ async fn a_reused_host_gives_each_execution_a_fresh_isolate() {
     assert_eq!(completed(&o), &json!("first"));
     let pid = engine.hosts()[0].pid;
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-    let o = run_on(&engine, "alice", "return [typeof globalThis.left, typeof [].extra]", &fast_limits()).await;
+    let o =
+        run_on(&engine, "alice", "return [typeof globalThis.left, typeof [].extra]", &fast_limits()).await;
     assert_eq!(completed(&o), &json!(["undefined", "undefined"]));
     assert!(o.console.is_empty(), "a timer of the first execution printed into the second: {:?}", o.console);
     let hosts = engine.hosts();

@@ -525,8 +525,7 @@ async fn spawn(inner: &Arc<Inner>, limits: HostLimits) -> std::io::Result<Arc<Ho
     if inner.command.kind == HostKind::V8 {
         cmd.arg("--stack-limit").arg(limits.stack.to_string());
     }
-    cmd
-        .arg("--memory-limit")
+    cmd.arg("--memory-limit")
         .arg(limits.memory.to_string())
         .arg("--max-executions")
         .arg(inner.max_executions.to_string())

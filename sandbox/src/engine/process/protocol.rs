@@ -59,10 +59,20 @@ pub struct ScriptJob {
 /// Executor to host. `id` names the execution (chosen by the executor, unique for the host's life).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToHost {
-    Run { id: u64, job: Box<Job> },
+    Run {
+        id: u64,
+        job: Box<Job>,
+    },
     /// An execution for a V8 host.
-    Script { id: u64, job: Box<ScriptJob> },
-    ToolResult { id: u64, call: u64, result: Result<serde_json::Value, ToolError> },
+    Script {
+        id: u64,
+        job: Box<ScriptJob>,
+    },
+    ToolResult {
+        id: u64,
+        call: u64,
+        result: Result<serde_json::Value, ToolError>,
+    },
 }
 
 /// Host to executor.

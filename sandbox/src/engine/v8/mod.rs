@@ -94,9 +94,11 @@ pub fn host_script(confinement: &str, seccomp: bool, max_executions: u32) -> Str
         let start = source.find("\n(function").map_or(0, |i| i + 1);
         source[start..].trim().trim_end_matches(';')
     };
-    let worker = WORKER_JS
-        .replacen("__PRELUDE__", expression(PRELUDE_JS), 1)
-        .replacen("__WEB__", expression(WEB_JS), 1);
+    let worker = WORKER_JS.replacen("__PRELUDE__", expression(PRELUDE_JS), 1).replacen(
+        "__WEB__",
+        expression(WEB_JS),
+        1,
+    );
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let report = serde_json::json!({ "summary": confinement, "seccomp": seccomp });
     HOST_JS
@@ -217,7 +219,10 @@ pub fn launcher_main(deno: &Path, memory_limit: u64, stack_limit: u64, max_execu
         Err(e) => return fail(&format!("seccomp: {e}")),
     };
     report.seccomp = seccomp;
-    let summary = format!("V8 (Deno) host: {report}; process seccomp allow list {}", if seccomp { "on" } else { "off" });
+    let summary = format!(
+        "V8 (Deno) host: {report}; process seccomp allow list {}",
+        if seccomp { "on" } else { "off" }
+    );
     let script = host_script(&summary, seccomp, max_executions);
     let args = deno_args(memory_limit, stack_limit, &script);
     let to_c = |s: &[u8]| CString::new(s).map_err(|_| "a NUL byte in an argument");
@@ -262,7 +267,9 @@ mod tests {
         let args = deno_args(64 << 20, 1 << 20, &script);
         let longest = args.iter().map(|a| a.len()).max().unwrap();
         assert!(longest < 128 * 1024, "the data: URL is {longest} bytes");
-        assert!(!script.contains("__WORKER__") && !script.contains("__PRELUDE__") && !script.contains("__WEB__"));
+        assert!(
+            !script.contains("__WORKER__") && !script.contains("__PRELUDE__") && !script.contains("__WEB__")
+        );
         assert!(!script.contains("__CONFINEMENT__") && !script.contains("__MAX_EXECUTIONS__"));
     }
 

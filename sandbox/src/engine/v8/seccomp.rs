@@ -248,7 +248,11 @@ mod tests {
             }
             let mut status = 0;
             libc::waitpid(pid, &mut status, 0);
-            if libc::WIFSIGNALED(status) { Err(libc::WTERMSIG(status)) } else { Ok(libc::WEXITSTATUS(status)) }
+            if libc::WIFSIGNALED(status) {
+                Err(libc::WTERMSIG(status))
+            } else {
+                Ok(libc::WEXITSTATUS(status))
+            }
         }
     }
 
