@@ -113,6 +113,30 @@ async fn unhandled_rejections_do_not_end_the_execution() {
     assert_eq!(completed(&o), &json!("done"), "{o:?}");
 }
 
+/// A stack limit above what a Worker thread has is capped: deep recursion, in JavaScript or in V8's
+/// own native recursion (JSON of a deeply nested value), is the stack limit, never a crashed process.
+#[tokio::test]
+async fn deep_recursion_under_the_largest_stack_limit_is_the_stack_limit() {
+    let limits = Limits { stack: ByteSize::mib(16), memory: ByteSize::mib(256), ..fast_limits() };
+    let engine = v8_engine(64 << 20, 0);
+    let o = run_on(&engine, "test", "function r(n) { return r(n + 1) + 1; } return r(0);", &limits).await;
+    assert_eq!(limit(&o), LimitKind::Stack, "{o:?}");
+    // V8's own recursion over deep values: done without recursing, or stopped at the stack limit.
+    for body in [
+        "let o = {}; for (let i = 0; i < 300000; i++) o = { o }; return JSON.stringify(o).length;",
+        "const a = []; let x = a; for (let i = 0; i < 300000; i++) { const y = []; x.push(y); x = y; } return String(a).length;",
+        "let o = {}; for (let i = 0; i < 300000; i++) o = { o }; return structuredClone(o) !== o;",
+    ] {
+        let o = run_on(&engine, "test", body, &limits).await;
+        let fine = matches!(&o.status, mcp_guard_sandbox::outcome::Status::Completed { .. })
+            || matches!(
+                &o.status,
+                mcp_guard_sandbox::outcome::Status::LimitExceeded { limit: LimitKind::Stack, .. }
+            );
+        assert!(fine, "{body}: {o:?}");
+    }
+}
+
 /// A host serves its caller's next execution in a fresh isolate: nothing the first left behind (a
 /// global it wrote, a changed built-in, a timer) is there, and the same process served both.
 #[tokio::test]

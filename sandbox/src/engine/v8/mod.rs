@@ -61,9 +61,10 @@ const LIBRARIES: [&str; 7] = [
 ];
 const LIBRARY_DIRS: [&str; 4] = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/lib"];
 
-/// V8's stack limit must stay inside the Worker thread's real stack (Deno starts Worker threads with
-/// 8 MiB): a larger `limits.stack` is capped here.
-pub const MAX_STACK_BYTES: u64 = 4 << 20;
+/// V8's stack limit must stay inside the Worker thread's real stack (about 4 MiB in Deno 2.9: a V8
+/// limit of 4 MiB overflows it and aborts the process), with room for native frames: a larger
+/// `limits.stack` is capped here.
+pub const MAX_STACK_BYTES: u64 = 3 << 20;
 
 /// Where the Deno binary is: `configured` (the config's `deno`), else `deno` next to the running
 /// `mcp-guard` binary, else `/usr/local/lib/mcp-guard/deno` (the executor image's).
