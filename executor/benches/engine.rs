@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{machine, ms, percentile};
+use support::{machine, measure, ms};
 
 use std::{
     sync::Arc,
@@ -20,49 +20,6 @@ use mcp_guard_sandbox::{
     sandbox::Sandbox,
     validator::{ValidateOptions, validate},
 };
-
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, total: usize) -> Figures {
-    let limits = Limits::default();
-    // Warm up threads and per-thread compilers (and, for isolate hosts, the warm pool).
-    for _ in 0..(total / 10).min(200) {
-        let o = sandbox.run(code, &limits).await;
-        assert_eq!(o.status.kind(), "completed", "{o:?}");
-    }
-    let started = Instant::now();
-    let per_task = total / concurrency;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let sb = sandbox.clone();
-        let limits = limits.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_task);
-            for _ in 0..per_task {
-                let t = Instant::now();
-                let o = sb.run(code, &limits).await;
-                lat.push(t.elapsed());
-                assert_eq!(o.status.kind(), "completed");
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::with_capacity(total);
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Figures {
-        p50: percentile(&all, 0.5),
-        p99: percentile(&all, 0.99),
-        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-    }
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -91,7 +48,14 @@ fn main() {
     let mut results = Vec::new();
     for (name, code) in cases {
         for (conc, total) in [(1usize, 3000usize), (16, 8000)] {
-            let f = runtime.block_on(measure(&sandbox, code, conc, total));
+            let f = runtime.block_on(measure(
+                &sandbox,
+                code,
+                &Limits::default(),
+                (total / 10).min(200),
+                conc,
+                total,
+            ));
             println!("{name:<24} {conc:>5} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
             results.push((name, conc, f));
         }
@@ -135,7 +99,14 @@ fn main() {
         println!("{:<24} {:>5} {:>12} {:>12} {:>14}", "script", "conc.", "p50", "p99", "executions/s");
         for (name, code) in cases {
             for (conc, total) in [(1usize, 300usize), (16, 800)] {
-                let f = runtime.block_on(measure(&in_hosts, code, conc, total));
+                let f = runtime.block_on(measure(
+                    &in_hosts,
+                    code,
+                    &Limits::default(),
+                    (total / 10).min(200),
+                    conc,
+                    total,
+                ));
                 println!("{name:<24} {conc:>5} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
             }
         }

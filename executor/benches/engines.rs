@@ -13,7 +13,7 @@
 
 mod support;
 
-use support::{machine, ms, percentile};
+use support::{machine, measure, ms, percentile};
 
 use std::{
     sync::Arc,
@@ -41,47 +41,9 @@ const COMPUTE: &str = "
     const back = JSON.parse(text);
     return [xs.length, text.length > 1000000, back.length];";
 
-struct Figures {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-async fn measure(sandbox: &Sandbox, code: &'static str, concurrency: usize, total: usize) -> Figures {
-    let limits =
-        Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(120), ..Limits::default() };
-    for _ in 0..3 {
-        let o = sandbox.run(code, &limits).await;
-        assert_eq!(o.status.kind(), "completed", "{o:?}");
-    }
-    let started = Instant::now();
-    let per_task = (total / concurrency).max(1);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let sb = sandbox.clone();
-        let limits = limits.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_task);
-            for _ in 0..per_task {
-                let t = Instant::now();
-                let o = sb.run(code, &limits).await;
-                lat.push(t.elapsed());
-                assert_eq!(o.status.kind(), "completed", "{o:?}");
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Figures {
-        p50: percentile(&all, 0.5),
-        p99: percentile(&all, 0.99),
-        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-    }
+/// Limits that the compute-heavy scripts stay well inside, even at concurrency 16.
+fn long_limits() -> Limits {
+    Limits { cpu_time: DurationSpec::secs(60), wall_time: DurationSpec::secs(120), ..Limits::default() }
 }
 
 fn main() {
@@ -139,7 +101,7 @@ fn main() {
         runtime.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
         for (name, code, total) in cases {
             for conc in [1usize, 16] {
-                let f = runtime.block_on(measure(&sandbox, code, conc, total));
+                let f = runtime.block_on(measure(&sandbox, code, &long_limits(), 3, conc, total));
                 table.push((label, name, conc, f));
             }
         }

@@ -39,3 +39,54 @@ pub fn p50_p99(mut latencies: Vec<Duration>) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// Latency percentiles and throughput of a batch of executions.
+pub struct Figures {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub per_sec: f64,
+}
+
+/// Run `code` `total` times on `sandbox` from `concurrency` tasks (after `warm_up` runs), each
+/// execution expected to complete: p50, p99 and executions per second.
+pub async fn measure(
+    sandbox: &mcp_guard_sandbox::sandbox::Sandbox,
+    code: &'static str,
+    limits: &mcp_guard_crds::Limits,
+    warm_up: usize,
+    concurrency: usize,
+    total: usize,
+) -> Figures {
+    for _ in 0..warm_up {
+        let o = sandbox.run(code, limits).await;
+        assert_eq!(o.status.kind(), "completed", "{o:?}");
+    }
+    let started = std::time::Instant::now();
+    let per_task = (total / concurrency).max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let sb = sandbox.clone();
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = std::time::Instant::now();
+                let o = sb.run(code, &limits).await;
+                lat.push(t.elapsed());
+                assert_eq!(o.status.kind(), "completed", "{o:?}");
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.expect("a measuring task panicked"));
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Figures {
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+    }
+}

@@ -60,6 +60,20 @@ pub struct ConfineReport {
 }
 
 impl ConfineReport {
+    /// Nothing in force yet.
+    fn none() -> Self {
+        ConfineReport {
+            no_new_privs: false,
+            landlock_abi: 0,
+            landlock: false,
+            landlock_fs: false,
+            landlock_net: false,
+            landlock_scope: false,
+            seccomp: false,
+            notes: Vec::new(),
+        }
+    }
+
     /// Every layer this module asks for is in force.
     pub fn complete(&self) -> bool {
         self.missing().is_empty()
@@ -143,16 +157,7 @@ pub fn confine_current_thread() -> Result<ConfineReport, ConfineError> {
 #[doc(hidden)]
 pub fn confine_current_thread_with(layers: Layers) -> Result<ConfineReport, ConfineError> {
     warm_process_state();
-    let mut report = ConfineReport {
-        no_new_privs: false,
-        landlock_abi: 0,
-        landlock: false,
-        landlock_fs: false,
-        landlock_net: false,
-        landlock_scope: false,
-        seccomp: false,
-        notes: Vec::new(),
-    };
+    let mut report = ConfineReport::none();
     // Required for unprivileged seccomp and Landlock; per thread, and inherited by threads it creates.
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -188,22 +193,27 @@ fn abi_number(abi: ABI) -> u8 {
     ALL.iter().filter(|v| **v <= abi).count() as u8
 }
 
-fn landlock(report: &mut ConfineReport) -> Result<(), ConfineError> {
-    let err = |e: landlock::RulesetError| ConfineError::Landlock(e.to_string());
-    // No path rules and no port rules: everything handled is denied. Best-effort (the crate's default)
-    // drops what the running kernel cannot restrict instead of failing.
-    let status = Ruleset::default()
+fn landlock_error(e: landlock::RulesetError) -> ConfineError {
+    ConfineError::Landlock(e.to_string())
+}
+
+/// A Landlock ruleset that handles every filesystem and TCP right and every scope of the newest ABI:
+/// with no rule added, everything handled is denied. Best-effort (the crate's default) drops what the
+/// running kernel cannot restrict instead of failing.
+fn landlock_ruleset() -> Result<landlock::RulesetCreated, ConfineError> {
+    Ruleset::default()
         .handle_access(AccessFs::from_all(NEWEST_ABI))
-        .map_err(err)?
+        .map_err(landlock_error)?
         .handle_access(AccessNet::from_all(NEWEST_ABI))
-        .map_err(err)?
+        .map_err(landlock_error)?
         .scope(Scope::from_all(NEWEST_ABI))
-        .map_err(err)?
+        .map_err(landlock_error)?
         .create()
-        .map_err(err)?
-        .restrict_self()
-        .map_err(err)?;
-    debug_assert!(!status.all_threads, "Landlock must restrict the calling thread only");
+        .map_err(landlock_error)
+}
+
+/// What a restricted ruleset achieved, in `report`.
+fn record_landlock(report: &mut ConfineReport, status: &landlock::RestrictionStatus) {
     let abi = match status.landlock {
         LandlockStatus::Available { effective_abi, .. } => effective_abi,
         LandlockStatus::NotEnabled => {
@@ -225,6 +235,13 @@ fn landlock(report: &mut ConfineReport) -> Result<(), ConfineError> {
     report.landlock_fs = report.landlock && abi >= ABI::V1;
     report.landlock_net = report.landlock && abi >= ABI::V4;
     report.landlock_scope = report.landlock && abi >= ABI::V6;
+}
+
+fn landlock(report: &mut ConfineReport) -> Result<(), ConfineError> {
+    // No path rules and no port rules: everything handled is denied.
+    let status = landlock_ruleset()?.restrict_self().map_err(landlock_error)?;
+    debug_assert!(!status.all_threads, "Landlock must restrict the calling thread only");
+    record_landlock(report, &status);
     Ok(())
 }
 
@@ -449,16 +466,7 @@ pub(crate) fn confine_for_exec(
     readable: &[std::path::PathBuf],
 ) -> Result<ConfineReport, ConfineError> {
     use landlock::{PathBeneath, PathFd, RulesetCreatedAttr};
-    let mut report = ConfineReport {
-        no_new_privs: false,
-        landlock_abi: 0,
-        landlock: false,
-        landlock_fs: false,
-        landlock_net: false,
-        landlock_scope: false,
-        seccomp: false,
-        notes: Vec::new(),
-    };
+    let mut report = ConfineReport::none();
     let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: setrlimit and prctl with valid arguments.
     unsafe {
@@ -468,38 +476,20 @@ pub(crate) fn confine_for_exec(
         }
     }
     report.no_new_privs = true;
-    let err = |e: landlock::RulesetError| ConfineError::Landlock(e.to_string());
-    let read = AccessFs::ReadFile;
-    let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(NEWEST_ABI))
-        .map_err(err)?
-        .handle_access(AccessNet::from_all(NEWEST_ABI))
-        .map_err(err)?
-        .scope(Scope::from_all(NEWEST_ABI))
-        .map_err(err)?
-        .create()
-        .map_err(err)?;
+    let mut ruleset = landlock_ruleset()?;
     for path in readable {
         // The dynamic loader is executed by the kernel as the program's interpreter.
         let is_loader = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ld-linux"));
-        let access = if path == program || is_loader { read | AccessFs::Execute } else { read.into() };
+        let access = if path == program || is_loader {
+            AccessFs::ReadFile | AccessFs::Execute
+        } else {
+            AccessFs::ReadFile.into()
+        };
         let fd = PathFd::new(path).map_err(|e| ConfineError::Landlock(format!("{}: {e}", path.display())))?;
-        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(err)?;
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(landlock_error)?;
     }
-    let status = ruleset.restrict_self().map_err(err)?;
-    let abi = match status.landlock {
-        LandlockStatus::Available { effective_abi, .. } => effective_abi,
-        _ => {
-            report.notes.push("landlock is unavailable".into());
-            ABI::Unsupported
-        }
-    };
-    report.landlock_abi = abi_number(abi);
-    report.landlock =
-        matches!(status.ruleset, RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced);
-    report.landlock_fs = report.landlock && abi >= ABI::V1;
-    report.landlock_net = report.landlock && abi >= ABI::V4;
-    report.landlock_scope = report.landlock && abi >= ABI::V6;
+    let status = ruleset.restrict_self().map_err(landlock_error)?;
+    record_landlock(&mut report, &status);
     Ok(report)
 }
 
